@@ -1,0 +1,2 @@
+namespace DTSKD.Core.Tests;
+public class ProbeTests { [Fact] public void Runs() => Probe.Run().Should().Be(3f); }
