@@ -1,0 +1,130 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace DTSKD.Core;
+
+/// <summary>
+/// The DTSKD objective, composing the historical and structural teachers:
+/// <c>L = w_ce · (w_0 · SKL(z_0, q_0) + Σ_k w_k · SKL(z_k, q_k)) + w_kd · Σ_k KL_T(z_k, z_0)</c>,
+/// or, with the historical teacher off, <c>L = w_ce · CE(z_0, y) + w_kd · Σ_k KL_T(z_k, z_0)</c>.
+/// </summary>
+/// <remarks>
+/// With the historical teacher on, <see cref="Compute"/> reads each head's soft targets for the batch and
+/// then writes the heads' detached softmax back into the memory, so the next epoch reads this one. The
+/// written values do not depend on the optimiser step, so writing them here equals writing them after it.
+/// </remarks>
+public sealed class DualTeacherLoss
+{
+    private readonly DualTeacherLossOptions _options;
+    private readonly double[] _branchWeights;
+
+    /// <summary>Creates the loss and validates its options.</summary>
+    /// <param name="options">Weights and switches; the defaults are the paper's recipe.</param>
+    /// <param name="historicalTeacher">The per-sample memory; required when <see cref="DualTeacherLossOptions.UseHistoricalTeacher"/> is on, ignored otherwise.</param>
+    public DualTeacherLoss(DualTeacherLossOptions options, HistoricalTeacher? historicalTeacher)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        if (options.UseHistoricalTeacher)
+        {
+            ArgumentNullException.ThrowIfNull(historicalTeacher);
+            if (historicalTeacher.HeadCount != options.BranchWeights.Count + 1)
+            {
+                throw new ArgumentException(
+                    $"The historical teacher has {historicalTeacher.HeadCount} heads but the options weigh {options.BranchWeights.Count} branches plus the backbone.",
+                    nameof(historicalTeacher));
+            }
+        }
+
+        _options = options;
+        _branchWeights = [.. options.BranchWeights];
+        HistoricalTeacher = options.UseHistoricalTeacher ? historicalTeacher : null;
+        StructuralTeacher = new StructuralTeacher(options.Temperature, options.DetachBackbone);
+        Schedule = options.Schedule;
+    }
+
+    /// <summary>The historical teacher in use, or null when it is switched off.</summary>
+    public HistoricalTeacher? HistoricalTeacher { get; }
+
+    /// <summary>The structural teacher.</summary>
+    public StructuralTeacher StructuralTeacher { get; }
+
+    /// <summary>The alpha_t schedule.</summary>
+    public CoefficientSchedule Schedule { get; }
+
+    /// <summary>The number of branches the weights are for.</summary>
+    public int BranchCount => _branchWeights.Length;
+
+    /// <summary>Computes the loss of one batch (and, with the historical teacher on, updates its memory).</summary>
+    /// <param name="output">The model's output for the batch: backbone plus <see cref="BranchCount"/> branches.</param>
+    /// <param name="labels">Class labels, [batch].</param>
+    /// <param name="indices">Dataset indices of the batch's samples, [batch] (used by the historical teacher).</param>
+    /// <param name="epoch">The 0-based epoch.</param>
+    /// <param name="totalEpochs">The run's number of epochs.</param>
+    /// <returns>The total and its components; the caller disposes it.</returns>
+    public DualTeacherLossResult Compute(MultiBranchOutput output, Tensor labels, Tensor indices, int epoch, int totalEpochs)
+    {
+        ArgumentNullException.ThrowIfNull(output);
+        if (output.BranchCount != BranchCount)
+        {
+            throw new ArgumentException(
+                $"output has {output.BranchCount} branches but the loss weighs {BranchCount}.", nameof(output));
+        }
+
+        var batch = output.Backbone.shape[0];
+        var classes = output.Backbone.shape[1];
+        TensorChecks.IndexVector(labels, nameof(labels), batch, classes, "class labels");
+        if (_options.CheckFiniteLogits)
+        {
+            for (var h = 0; h < output.Heads.Count; h++)
+            {
+                TensorChecks.Finite(output.Heads[h], h == 0 ? "output.Backbone" : $"output.Branches[{h - 1}]");
+            }
+        }
+
+        var alpha = _options.UseHistoricalTeacher ? Schedule.At(epoch, totalEpochs) : 1.0;
+        var components = new Dictionary<string, Tensor>();
+        using var scope = NewDisposeScope();
+        Tensor supervised;
+        if (HistoricalTeacher is { } history)
+        {
+            if (history.ClassCount != classes)
+            {
+                throw new ArgumentException(
+                    $"output has {classes} classes but the historical teacher has {history.ClassCount}.", nameof(output));
+            }
+
+            var targets = history.SoftTargets(indices, labels, alpha);
+            var weights = new[] { _options.BackboneWeight }.Concat(_branchWeights).ToArray();
+            supervised = zeros([], ScalarType.Float32, output.Backbone.device);
+            for (var h = 0; h < output.Heads.Count; h++)
+            {
+                var term = Losses.SoftTargetKlDivergence(output.Heads[h], targets[h]);
+                components.Add(h == 0 ? "history/backbone" : $"history/branch{h}", term);
+                supervised = supervised.add(term.mul(weights[h]));
+            }
+
+            history.Update(indices, output);
+        }
+        else
+        {
+            supervised = Losses.CrossEntropy(output.Backbone, labels);
+            components.Add("ce/backbone", supervised);
+        }
+
+        var total = supervised.mul(_options.CeWeight);
+        for (var k = 0; k < BranchCount; k++)
+        {
+            var kd = StructuralTeacher.Loss(output.Branches[k], output.Backbone);
+            components.Add($"structural/branch{k + 1}", kd);
+            total = total.add(kd.mul(_options.KdWeight));
+        }
+
+        foreach (var component in components.Values)
+        {
+            component.MoveToOuterDisposeScope();
+        }
+
+        return new DualTeacherLossResult(total.MoveToOuterDisposeScope(), components, alpha);
+    }
+}

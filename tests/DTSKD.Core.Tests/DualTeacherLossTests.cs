@@ -1,0 +1,174 @@
+namespace DTSKD.Core.Tests;
+
+public class DualTeacherLossTests
+{
+    private const int Classes = 5;
+
+    [Fact]
+    public void Recipe_loss_over_two_epochs_matches_the_reference_formula()
+    {
+        var rng = new Random(41);
+        using var history = new HistoricalTeacher(sampleCount: 6, Classes, headCount: 4);
+        var loss = new DualTeacherLoss(new DualTeacherLossOptions(), history);
+        long[] idx = [4, 0, 2];
+        long[] y = [1, 4, 0];
+        using var indices = tensor(idx);
+        using var labels = tensor(y);
+        var oneHot = Reference.OneHot(y, Classes);
+        double[][][]? previous = null;
+        const int epochs = 10;
+
+        for (var epoch = 0; epoch < 2; epoch++)
+        {
+            var heads = Enumerable.Range(0, 4).Select(_ => TestTensors.RandomLogits(rng, 3, Classes)).ToArray();
+            using var output = new MultiBranchOutput(TestTensors.ToTensor(heads[0]), heads.Skip(1).Select(h => TestTensors.ToTensor(h)).ToArray());
+
+            using var result = loss.Compute(output, labels, indices, epoch, epochs);
+
+            var alpha = Reference.CosineAlpha(0.9, 0.0, epoch, epochs);
+            result.Alpha.Should().BeApproximately(alpha, 1e-15);
+            double[] w = [3.0, 1.0, 1.0, 1.0];
+            double supervised = 0;
+            for (var h = 0; h < 4; h++)
+            {
+                var target = previous == null ? oneHot : Reference.Mix(alpha, oneHot, Reference.Softmax(previous[h]));
+                var term = Reference.SoftTargetKl(heads[h], target, 1.0);
+                var name = h == 0 ? "history/backbone" : $"history/branch{h}";
+                result.Components[name].item<float>().Should().BeApproximately((float)term, (float)(1e-5 * Math.Max(term, 1)), name);
+                supervised += w[h] * term;
+            }
+
+            double kd = 0;
+            for (var k = 1; k < 4; k++)
+            {
+                var term = Reference.Kl(heads[k], heads[0], 4.0);
+                result.Components[$"structural/branch{k}"].item<float>().Should().BeApproximately((float)term, (float)(1e-5 * Math.Max(term, 1)));
+                kd += term;
+            }
+
+            var expected = (0.2 * supervised) + (0.8 * kd);
+            result.Total.item<float>().Should().BeApproximately((float)expected, (float)(1e-5 * expected));
+            result.Components.Keys.Should().Equal("history/backbone", "history/branch1", "history/branch2", "history/branch3",
+                "structural/branch1", "structural/branch2", "structural/branch3");
+            previous = heads;
+        }
+    }
+
+    [Fact]
+    public void With_history_off_the_loss_is_backbone_CE_plus_KD()
+    {
+        var rng = new Random(43);
+        var heads = Enumerable.Range(0, 3).Select(_ => TestTensors.RandomLogits(rng, 4, Classes)).ToArray();
+        long[] y = [0, 1, 2, 3];
+        using var labels = tensor(y);
+        using var indices = tensor(new long[] { 0, 1, 2, 3 });
+        using var output = new MultiBranchOutput(TestTensors.ToTensor(heads[0]), heads.Skip(1).Select(h => TestTensors.ToTensor(h)).ToArray());
+        var options = new DualTeacherLossOptions { UseHistoricalTeacher = false, BranchWeights = [1.0, 1.0], CeWeight = 0.3, KdWeight = 0.7 };
+
+        var loss = new DualTeacherLoss(options, historicalTeacher: null);
+        using var result = loss.Compute(output, labels, indices, epoch: 5, totalEpochs: 10);
+
+        var expected = (0.3 * Reference.CrossEntropy(heads[0], y)) + (0.7 * (Reference.Kl(heads[1], heads[0], 4) + Reference.Kl(heads[2], heads[0], 4)));
+        result.Total.item<float>().Should().BeApproximately((float)expected, (float)(1e-5 * expected));
+        result.Components.Keys.Should().Equal("ce/backbone", "structural/branch1", "structural/branch2");
+        result.Alpha.Should().Be(1.0);
+    }
+
+    [Fact]
+    public void Gradients_flow_into_every_head()
+    {
+        using var history = new HistoricalTeacher(8, Classes, 4);
+        var loss = new DualTeacherLoss(new DualTeacherLossOptions(), history);
+        var heads = Enumerable.Range(0, 4).Select(_ => randn(2, Classes, requires_grad: true)).ToArray();
+        using var output = new MultiBranchOutput(heads[0].alias(), heads.Skip(1).Select(h => h.alias()).ToArray());
+        using var labels = tensor(new long[] { 1, 2 });
+        using var indices = tensor(new long[] { 6, 7 });
+
+        using var result = loss.Compute(output, labels, indices, 0, 1);
+        result.Total.backward();
+
+        heads.Should().OnlyContain(h => h.grad!.abs().sum().item<float>() > 0);
+        foreach (var h in heads)
+        {
+            h.Dispose();
+        }
+    }
+
+    [Fact]
+    public void Options_are_validated_up_front()
+    {
+        using var history = new HistoricalTeacher(8, Classes, 4);
+        ((Action)(() => new DualTeacherLoss(new DualTeacherLossOptions { CeWeight = -0.1 }, history)))
+            .Should().Throw<ArgumentOutOfRangeException>().Where(e => e.ParamName == "CeWeight");
+        ((Action)(() => new DualTeacherLoss(new DualTeacherLossOptions { Temperature = 0 }, history)))
+            .Should().Throw<ArgumentOutOfRangeException>().Where(e => e.ParamName == "Temperature");
+        ((Action)(() => new DualTeacherLoss(new DualTeacherLossOptions { BranchWeights = [1, double.NaN, 1] }, history)))
+            .Should().Throw<ArgumentOutOfRangeException>().Where(e => e.ParamName == "BranchWeights[1]");
+        ((Action)(() => new DualTeacherLoss(new DualTeacherLossOptions { BranchWeights = [1, 1] }, history)))
+            .Should().Throw<ArgumentException>().WithMessage("*4 heads*2 branches*");
+        ((Action)(() => new DualTeacherLoss(new DualTeacherLossOptions(), null)))
+            .Should().Throw<ArgumentNullException>().Where(e => e.ParamName == "historicalTeacher");
+        ((Action)(() => new DualTeacherLossOptions { BranchWeights = [1, 1] }.Validate(branchCount: 3)))
+            .Should().Throw<ArgumentException>().WithMessage("*2 weights*3 branches*");
+    }
+
+    [Fact]
+    public void Mismatched_outputs_labels_and_non_finite_logits_are_rejected()
+    {
+        using var history = new HistoricalTeacher(8, Classes, 4);
+        var loss = new DualTeacherLoss(new DualTeacherLossOptions(), history);
+        using var labels = tensor(new long[] { 1, 2 });
+        using var indices = tensor(new long[] { 0, 1 });
+
+        using (var twoBranches = new MultiBranchOutput(randn(2, Classes), [randn(2, Classes), randn(2, Classes)]))
+        {
+            ((Action)(() => loss.Compute(twoBranches, labels, indices, 0, 10))).Should().Throw<ArgumentException>()
+                .Where(e => e.ParamName == "output" && e.Message.Contains("2 branches") && e.Message.Contains('3'));
+        }
+
+        using var good = new MultiBranchOutput(randn(2, Classes), [randn(2, Classes), randn(2, Classes), randn(2, Classes)]);
+        using var badLabels = tensor(new long[] { 1, Classes });
+        ((Action)(() => loss.Compute(good, badLabels, indices, 0, 10))).Should().Throw<ArgumentException>().Where(e => e.ParamName == "labels");
+        using var shortLabels = tensor(new long[] { 1 });
+        ((Action)(() => loss.Compute(good, shortLabels, indices, 0, 10))).Should().Throw<ArgumentException>()
+            .Where(e => e.ParamName == "labels" && e.Message.Contains("length 2"));
+
+        var nan = randn(2, Classes);
+        nan[1, 3] = tensor(float.NaN);
+        using var withNaN = new MultiBranchOutput(randn(2, Classes), [randn(2, Classes), nan, randn(2, Classes)]);
+        ((Action)(() => loss.Compute(withNaN, labels, indices, 0, 10))).Should().Throw<ArgumentException>()
+            .Where(e => e.ParamName == "output.Branches[1]" && e.Message.Contains("NaN"));
+
+        ((Action)(() => new MultiBranchOutput(randn(2, Classes), [randn(3, Classes)]))).Should().Throw<ArgumentException>()
+            .Where(e => e.ParamName == "branches[0]");
+        history.SeenCount().Should().Be(0, "rejected calls do not touch the memory");
+    }
+
+    [Fact]
+    public void Repeated_steps_with_backward_do_not_leak_tensors()
+    {
+        using var history = new HistoricalTeacher(32, Classes, 4);
+        var loss = new DualTeacherLoss(new DualTeacherLossOptions(), history);
+        using var w = randn(Classes, Classes, requires_grad: true);
+        void Step(int i)
+        {
+            using var scope = NewDisposeScope();
+            var x = randn(8, Classes);
+            using var output = new MultiBranchOutput(x.matmul(w), [x.matmul(w).mul(0.5), x.matmul(w).mul(2), x.sin()]);
+            var idx = arange(i % 4 * 8, (i % 4 * 8) + 8, dtype: ScalarType.Int64);
+            var labels = randint(0, Classes, [8], dtype: ScalarType.Int64);
+            using var result = loss.Compute(output, labels, idx, i / 4, 10);
+            result.Total.backward();
+            w.grad!.zero_();
+        }
+
+        Step(0);
+        var before = TestTensors.LiveTensors;
+        for (var i = 1; i < 40; i++)
+        {
+            Step(i);
+        }
+
+        TestTensors.LiveTensors.Should().Be(before);
+    }
+}

@@ -1,2 +1,0 @@
-namespace DTSKD.Core.Tests;
-public class ProbeTests { [Fact] public void Runs() => Probe.Run().Should().Be(3f); }
