@@ -1,0 +1,132 @@
+using static TorchSharp.torch;
+using TorchSharp.Modules;
+using static TorchSharp.torch.nn;
+
+namespace DTSKD.Core.Models;
+
+/// <summary>
+/// The DTSKD branch neck: a top-down pathway over a backbone's intermediate stages that ends in one
+/// classifier per stage (the branch heads).
+/// </summary>
+/// <remarks>
+/// <para>
+/// For stages s_1..s_K with channels c_1..c_K and a final pooled feature f (B × F × 1 × 1), with neck width W:
+/// <c>laterals[i]</c> = [AdaptiveAvgPool2d(1), 1×1 conv c_i→W, BN, ReLU];
+/// <c>upsample[i]</c> = [1×1 conv →W, BN, ReLU] (no spatial upsampling happens: everything is 1 × 1);
+/// <c>fuse_{i+1}</c> = [1×1 conv 2W→W, BN, ReLU]; <c>fc_b{i+1}</c> = Linear W→C.
+/// Starting from t = f and going from the deepest stage down:
+/// <c>u = upsample[i](t); t = fuse_{i+1}(cat([u + laterals[i](s_i), u])); z_{b(i+1)} = fc_b{i+1}(flatten(t))</c>.
+/// </para>
+/// <para>
+/// With K = 3, F = W = 512 this is exactly the reference's neck, with its parameter names. Branch logits come
+/// back in the order b1..bK (shallowest stage first).
+/// </para>
+/// </remarks>
+public sealed class BranchNeck : Module<IReadOnlyList<Tensor>, Tensor, IReadOnlyList<Tensor>>
+{
+    private readonly ModuleList<Sequential> laterals;
+    private readonly ModuleList<Sequential> upsample;
+    private readonly Sequential[] _fuses;
+    private readonly Linear[] _heads;
+
+    /// <summary>Builds the neck.</summary>
+    /// <param name="stageChannels">Channels of the intermediate stages that get a branch, shallowest first (K entries).</param>
+    /// <param name="featureChannels">F, the channels of the backbone's final pooled feature.</param>
+    /// <param name="classCount">C, the number of classes of every branch head.</param>
+    /// <param name="neckWidth">W, the neck's channel width (512 in the reference).</param>
+    public BranchNeck(IReadOnlyList<int> stageChannels, int featureChannels, int classCount, int neckWidth = 512)
+        : base(nameof(BranchNeck))
+    {
+        ArgumentNullException.ThrowIfNull(stageChannels);
+        if (stageChannels.Count == 0 || stageChannels.Any(c => c <= 0))
+        {
+            throw new ArgumentException("stageChannels must list at least one stage, each with a positive channel count.", nameof(stageChannels));
+        }
+
+        ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(featureChannels, 0);
+        ArgumentOutOfRangeException.ThrowIfLessThan(classCount, 2);
+        ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(neckWidth, 0);
+        TorchSharpRuntime.EnsureLoaded();
+
+        var k = stageChannels.Count;
+        StageChannels = [.. stageChannels];
+        FeatureChannels = featureChannels;
+        NeckWidth = neckWidth;
+        ClassCount = classCount;
+
+        laterals = new ModuleList<Sequential>(stageChannels
+            .Select(c => Sequential(AdaptiveAvgPool2d(1), Conv2d(c, neckWidth, kernel_size: 1, bias: false), BatchNorm2d(neckWidth), ReLU()))
+            .ToArray());
+        upsample = new ModuleList<Sequential>(Enumerable.Range(0, k)
+            .Select(i => ConvBnRelu(i == k - 1 ? featureChannels : neckWidth, neckWidth)).ToArray());
+        _fuses = Enumerable.Range(0, k).Select(_ => ConvBnRelu(2 * neckWidth, neckWidth)).ToArray();
+        _heads = Enumerable.Range(0, k).Select(_ => Linear(neckWidth, classCount)).ToArray();
+
+        register_module(nameof(laterals), laterals);
+        register_module(nameof(upsample), upsample);
+        for (var i = 0; i < k; i++)
+        {
+            register_module($"fuse_{i + 1}", _fuses[i]);
+        }
+
+        for (var i = 0; i < k; i++)
+        {
+            register_module($"fc_b{i + 1}", _heads[i]);
+        }
+    }
+
+    /// <summary>The channels of the stages that get a branch, shallowest first.</summary>
+    public IReadOnlyList<int> StageChannels { get; }
+
+    /// <summary>F, the channels of the final pooled feature.</summary>
+    public int FeatureChannels { get; }
+
+    /// <summary>W, the neck width.</summary>
+    public int NeckWidth { get; }
+
+    /// <summary>C, the number of classes.</summary>
+    public int ClassCount { get; }
+
+    /// <summary>K, the number of branches.</summary>
+    public int BranchCount => _heads.Length;
+
+    /// <summary>Runs the top-down pathway.</summary>
+    /// <param name="stages">The K intermediate stage outputs, shallowest first, each [B, c_i, H_i, W_i].</param>
+    /// <param name="feature">The final pooled feature, [B, F, 1, 1] or [B, F].</param>
+    /// <returns>The K branch logits [B, C], in order b1..bK.</returns>
+    public override IReadOnlyList<Tensor> forward(IReadOnlyList<Tensor> stages, Tensor feature)
+    {
+        ArgumentNullException.ThrowIfNull(stages);
+        ArgumentNullException.ThrowIfNull(feature);
+        if (stages.Count != BranchCount)
+        {
+            throw new ArgumentException($"stages must hold {BranchCount} stage outputs; got {stages.Count}.", nameof(stages));
+        }
+
+        using var scope = NewDisposeScope();
+        var t = feature.dim() == 2 ? feature.view(feature.shape[0], feature.shape[1], 1, 1) : feature;
+        var logits = new Tensor[BranchCount];
+        for (var i = BranchCount - 1; i >= 0; i--)
+        {
+            var u = upsample[i].call(t);
+            t = _fuses[i].call(cat([u.add(laterals[i].call(stages[i])), u], 1));
+            logits[i] = _heads[i].call(t.flatten(1));
+        }
+
+        foreach (var l in logits)
+        {
+            l.MoveToOuterDisposeScope();
+        }
+
+        return logits;
+    }
+
+    // The registered children are what count; fields here are for fast typed access in forward.
+    /// <inheritdoc />
+    protected override void RegisterComponents()
+    {
+    }
+
+    private static Sequential ConvBnRelu(long inChannels, long outChannels) =>
+        Sequential(Conv2d(inChannels, outChannels, kernel_size: 1, bias: false), BatchNorm2d(outChannels), ReLU());
+}

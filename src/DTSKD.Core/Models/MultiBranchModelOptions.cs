@@ -1,0 +1,38 @@
+namespace DTSKD.Core.Models;
+
+/// <summary>
+/// Size options of the built-in multi-branch models. The defaults build the reference architecture
+/// exactly (CIFAR-100: 100 classes, RGB input, base width 64, neck width 512); smaller widths make
+/// quick CPU versions.
+/// </summary>
+public sealed class MultiBranchModelOptions
+{
+    /// <summary>The number of classes C.</summary>
+    public int ClassCount { get; set; } = 100;
+
+    /// <summary>Input image channels (3 for RGB, 1 for grayscale).</summary>
+    public int InputChannels { get; set; } = 3;
+
+    /// <summary>Channels of the first stage; stages have 1, 2, 4 and 8 times this (64 is the reference).</summary>
+    public int BaseWidth { get; set; } = 64;
+
+    /// <summary>Channels of the branch neck (512 is the reference).</summary>
+    public int NeckWidth { get; set; } = 512;
+
+    /// <summary>Throws <see cref="ArgumentOutOfRangeException"/> naming the first option out of range.</summary>
+    public void Validate()
+    {
+        Check(ClassCount, 2, nameof(ClassCount));
+        Check(InputChannels, 1, nameof(InputChannels));
+        Check(BaseWidth, 1, nameof(BaseWidth));
+        Check(NeckWidth, 1, nameof(NeckWidth));
+    }
+
+    private static void Check(int value, int min, string name)
+    {
+        if (value < min)
+        {
+            throw new ArgumentOutOfRangeException(name, value, $"{name} must be at least {min}.");
+        }
+    }
+}

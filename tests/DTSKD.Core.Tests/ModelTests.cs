@@ -1,0 +1,227 @@
+using DTSKD.Core.Models;
+using TorchSharp.Modules;
+using static TorchSharp.torch.nn;
+
+namespace DTSKD.Core.Tests;
+
+public class ModelTests
+{
+    private static readonly MultiBranchModelOptions Tiny = new() { ClassCount = 10, InputChannels = 1, BaseWidth = 8, NeckWidth = 16 };
+
+    public static TheoryData<string> ReferenceModels => new() { "resnet18_dtskd", "resnet34_dtskd" };
+
+    [Theory]
+    [MemberData(nameof(ReferenceModels))]
+    public void State_dict_names_and_shapes_equal_the_reference(string name)
+    {
+        var expected = File.ReadAllLines(Path.Combine(AppContext.BaseDirectory, "TestData", $"ref_{name}_c100_state_dict.tsv"))
+            .Where(l => l.Length > 0)
+            .Select(l => l.Split('\t'))
+            .ToDictionary(p => p[0], p => p.Length > 1 ? p[1] : string.Empty);
+
+        using var model = MultiBranchModels.Create(name);
+        var actual = model.state_dict().ToDictionary(kv => kv.Key, kv => string.Join("x", kv.Value.shape));
+
+        actual.Keys.Except(expected.Keys).Should().BeEmpty("no state beyond the reference's");
+        expected.Keys.Except(actual.Keys).Should().BeEmpty("no reference state is missing");
+        actual.Should().Equal(expected);
+    }
+
+    [Theory]
+    [InlineData("resnet18_dtskd", 13_971_920)]
+    [InlineData("resnet34_dtskd", 24_080_080)]
+    public void Parameter_counts_match_the_reference(string name, long count)
+    {
+        using var model = MultiBranchModels.Create(name);
+        model.parameters().Sum(p => p.numel()).Should().Be(count);
+        model.BranchCount.Should().Be(3);
+        model.ClassCount.Should().Be(100);
+    }
+
+    [Fact]
+    public void Reference_model_maps_a_cifar_batch_to_four_heads_of_100_logits()
+    {
+        using var model = ResNetDtskd.ResNet18();
+        model.eval();
+        using var scope = NewDisposeScope();
+        using var output = model.call(randn(2, 3, 32, 32));
+        output.Heads.Should().HaveCount(4).And.OnlyContain(h => h.shape.SequenceEqual(new long[] { 2, 100 }));
+    }
+
+    [Fact]
+    public void Small_grayscale_model_maps_28x28_input_and_counts_its_branches()
+    {
+        using var model = ResNetDtskd.ResNet18(Tiny);
+        using var scope = NewDisposeScope();
+        using var output = model.call(randn(3, 1, 28, 28));
+        output.BranchCount.Should().Be(3);
+        output.Heads.Should().OnlyContain(h => h.shape.SequenceEqual(new long[] { 3, 10 }));
+        ((Action)(() => model.call(randn(3, 3, 28, 28)))).Should().Throw<ArgumentException>().WithMessage("*[batch, 1, height, width]*[3, 3, 28, 28]*");
+    }
+
+    [Fact]
+    public void Eval_mode_is_deterministic()
+    {
+        manual_seed(1);
+        using var model = ResNetDtskd.ResNet18(Tiny);
+        model.eval();
+        using var scope = NewDisposeScope();
+        var x = randn(4, 1, 28, 28);
+        using var a = model.call(x);
+        using var b = model.call(x);
+        for (var h = 0; h < 4; h++)
+        {
+            a.Heads[h].allclose(b.Heads[h], rtol: 0, atol: 0).Should().BeTrue();
+        }
+    }
+
+    [Fact]
+    public void Forward_follows_the_reference_wiring()
+    {
+        // The spec's wiring (dtskd.md §8), written out with the model's own named parts, in eval mode.
+        manual_seed(7);
+        using var model = ResNetDtskd.ResNet18(new MultiBranchModelOptions { ClassCount = 5, BaseWidth = 4, NeckWidth = 8 });
+        model.eval();
+        var parts = model.named_children().ToDictionary(c => c.name, c => c.module);
+        Tensor Run(string name, Tensor x) => ((Module<Tensor, Tensor>)parts[name]).call(x);
+        Tensor Seq(string name, int i, Tensor x) => ((ModuleList<Sequential>)parts[name])[i].call(x);
+
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var input = randn(2, 3, 16, 16);
+        var s0 = functional.relu(Run("bn1", Run("conv1", input)));
+        var s1 = Run("layer1", s0);
+        var s2 = Run("layer2", s1);
+        var s3 = Run("layer3", s2);
+        var s4 = Run("layer4", s3);
+        var f = functional.adaptive_avg_pool2d(s4, 1);
+        var z0 = Run("fc", f.flatten(1));
+        var u3 = Seq("upsample", 2, f);
+        var t3 = Run("fuse_3", cat([u3 + Seq("laterals", 2, s3), u3], 1));
+        var u2 = Seq("upsample", 1, t3);
+        var t2 = Run("fuse_2", cat([u2 + Seq("laterals", 1, s2), u2], 1));
+        var u1 = Seq("upsample", 0, t2);
+        var t1 = Run("fuse_1", cat([u1 + Seq("laterals", 0, s1), u1], 1));
+        var expected = new[] { z0, Run("fc_b1", t1.flatten(1)), Run("fc_b2", t2.flatten(1)), Run("fc_b3", t3.flatten(1)) };
+
+        using var output = model.call(input);
+        for (var h = 0; h < 4; h++)
+        {
+            output.Heads[h].allclose(expected[h], rtol: 0, atol: 1e-6).Should().BeTrue($"head {h}");
+        }
+
+        s4.shape.Should().Equal(2, 32, 2, 2);
+        ((Sequential)parts["laterals"].named_children().First().module).children().Count().Should().Be(4, "[pool, conv, bn, relu]");
+    }
+
+    [Fact]
+    public void A_small_model_trains_with_the_dual_teacher_loss_and_does_not_leak_tensors()
+    {
+        manual_seed(3);
+        using var model = ResNetDtskd.ResNet18(Tiny);
+        model.train();
+        using var history = new HistoricalTeacher(32, 10, model.BranchCount + 1);
+        var loss = new DualTeacherLoss(new DualTeacherLossOptions(), history);
+        using var optimizer = optim.SGD(model.parameters(), 0.05, momentum: 0.9);
+        using var images = randn(32, 1, 28, 28);
+        using var labels = randint(0, 10, [32], dtype: ScalarType.Int64);
+        var first = double.NaN;
+        var last = double.NaN;
+
+        void Step(int i)
+        {
+            using var scope = NewDisposeScope();
+            var idx = arange(i % 4 * 8, (i % 4 * 8) + 8, dtype: ScalarType.Int64);
+            using var output = model.call(images.index_select(0, idx));
+            using var result = loss.Compute(output, labels.index_select(0, idx), idx, i / 4, 5);
+            optimizer.zero_grad();
+            result.Total.backward();
+            optimizer.step();
+            last = result.Total.item<float>();
+            if (i == 0)
+            {
+                first = last;
+            }
+        }
+
+        Step(0);
+        var live = TestTensors.LiveTensors;
+        for (var i = 1; i < 20; i++)
+        {
+            Step(i);
+        }
+
+        TestTensors.LiveTensors.Should().Be(live);
+        double.IsFinite(last).Should().BeTrue();
+        last.Should().BeLessThan(first, "a few steps on the same 32 images lower the loss");
+    }
+
+    [Fact]
+    public void Registry_is_case_insensitive_and_lists_the_known_names_for_an_unknown_one()
+    {
+        MultiBranchModels.Names.Should().Equal("resnet18_dtskd", "resnet34_dtskd");
+        using var model = MultiBranchModels.Create("ResNet18_DTSKD", Tiny);
+        model.ClassCount.Should().Be(10);
+        ((Action)(() => MultiBranchModels.Create("resnet18_dtkd"))).Should().Throw<ArgumentException>()
+            .WithMessage("Unknown model 'resnet18_dtkd'. Known models: resnet18_dtskd, resnet34_dtskd.*");
+        ((Action)(() => ResNetDtskd.ResNet18(new MultiBranchModelOptions { NeckWidth = 0 }))).Should().Throw<ArgumentOutOfRangeException>()
+            .Where(e => e.ParamName == "NeckWidth");
+    }
+
+    [Fact]
+    public void Neck_names_follow_the_number_of_stages()
+    {
+        using var neck = new BranchNeck([8, 16], featureChannels: 32, classCount: 4, neckWidth: 12);
+        neck.BranchCount.Should().Be(2);
+        neck.state_dict().Keys.Where(k => k.EndsWith(".weight", StringComparison.Ordinal) && !k.Contains("laterals") && !k.Contains("upsample"))
+            .Should().BeEquivalentTo("fuse_1.0.weight", "fuse_1.1.weight", "fuse_2.0.weight", "fuse_2.1.weight", "fc_b1.weight", "fc_b2.weight");
+        neck.state_dict()["upsample.1.0.weight"].shape.Should().Equal(12, 32, 1, 1);
+        neck.state_dict()["upsample.0.0.weight"].shape.Should().Equal(12, 12, 1, 1);
+    }
+
+    [Fact]
+    public void A_user_backbone_becomes_multi_branch_and_trains_one_step()
+    {
+        manual_seed(5);
+        using var model = new MultiBranchNetwork(new TwoStageBackbone(), stageChannels: [6, 12], featureChannels: 12, classCount: 3, neckWidth: 8);
+        model.BranchCount.Should().Be(2);
+        model.state_dict().Keys.Should().Contain(["backbone.stage1.weight", "fc.weight", "neck.fuse_2.0.weight", "neck.fc_b2.bias"]);
+        using var history = new HistoricalTeacher(4, 3, 3);
+        var loss = new DualTeacherLoss(new DualTeacherLossOptions { BranchWeights = [1.0, 1.0] }, history);
+        using var optimizer = optim.SGD(model.parameters(), 0.1);
+        var before = model.parameters().Select(p => p.detach().clone()).ToList();
+
+        using (var scope = NewDisposeScope())
+        {
+            using var output = model.call(randn(4, 1, 8, 8));
+            using var result = loss.Compute(output, tensor(new long[] { 0, 1, 2, 0 }), arange(4, dtype: ScalarType.Int64), 0, 1);
+            result.Total.backward();
+            optimizer.step();
+        }
+
+        model.parameters().Zip(before).Should().OnlyContain(pair => !pair.First.allclose(pair.Second, rtol: 0, atol: 0), "every parameter receives gradient");
+        before.ForEach(t => t.Dispose());
+    }
+
+    [Fact]
+    public void A_user_backbone_with_the_wrong_stage_count_fails_clearly()
+    {
+        using var model = new MultiBranchNetwork(new TwoStageBackbone(), stageChannels: [6, 12, 12], featureChannels: 12, classCount: 3);
+        ((Action)(() => model.call(randn(1, 1, 8, 8)))).Should().Throw<InvalidOperationException>().WithMessage("*returned 2 stage maps*built for 3*");
+    }
+
+    private sealed class TwoStageBackbone : Module<Tensor, BackboneFeatures>
+    {
+        private readonly Conv2d stage1 = Conv2d(1, 6, 3, padding: 1);
+        private readonly Conv2d stage2 = Conv2d(6, 12, 3, stride: 2, padding: 1);
+
+        public TwoStageBackbone() : base(nameof(TwoStageBackbone)) => RegisterComponents();
+
+        public override BackboneFeatures forward(Tensor input)
+        {
+            var s1 = functional.relu(stage1.call(input));
+            var s2 = functional.relu(stage2.call(s1));
+            return new BackboneFeatures([s1, s2], functional.adaptive_avg_pool2d(s2, 1));
+        }
+    }
+}
