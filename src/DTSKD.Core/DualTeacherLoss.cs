@@ -13,7 +13,7 @@ namespace DTSKD.Core;
 /// then writes the heads' detached softmax back into the memory, so the next epoch reads this one. The
 /// written values do not depend on the optimiser step, so writing them here equals writing them after it.
 /// </remarks>
-public sealed class DualTeacherLoss
+public sealed class DualTeacherLoss : IMultiBranchObjective
 {
     private readonly DualTeacherLossOptions _options;
     private readonly double[] _branchWeights;
@@ -52,6 +52,9 @@ public sealed class DualTeacherLoss
     /// <summary>The alpha_t schedule.</summary>
     public CoefficientSchedule Schedule { get; }
 
+    /// <inheritdoc />
+    public string Name => _options.UseHistoricalTeacher ? "dtskd" : "dtskd-hard-labels";
+
     /// <summary>The number of branches the weights are for.</summary>
     public int BranchCount => _branchWeights.Length;
 
@@ -62,7 +65,7 @@ public sealed class DualTeacherLoss
     /// <param name="epoch">The 0-based epoch.</param>
     /// <param name="totalEpochs">The run's number of epochs.</param>
     /// <returns>The total and its components; the caller disposes it.</returns>
-    public DualTeacherLossResult Compute(MultiBranchOutput output, Tensor labels, Tensor indices, int epoch, int totalEpochs)
+    public MultiBranchLossResult Compute(MultiBranchOutput output, Tensor labels, Tensor indices, int epoch, int totalEpochs)
     {
         ArgumentNullException.ThrowIfNull(output);
         if (output.BranchCount != BranchCount)
@@ -82,7 +85,7 @@ public sealed class DualTeacherLoss
             }
         }
 
-        var alpha = _options.UseHistoricalTeacher ? Schedule.At(epoch, totalEpochs) : 1.0;
+        double? alpha = _options.UseHistoricalTeacher ? Schedule.At(epoch, totalEpochs) : null;
         var components = new Dictionary<string, Tensor>();
         using var scope = NewDisposeScope();
         Tensor supervised;
@@ -94,7 +97,7 @@ public sealed class DualTeacherLoss
                     $"output has {classes} classes but the historical teacher has {history.ClassCount}.", nameof(output));
             }
 
-            var targets = history.SoftTargets(indices, labels, alpha);
+            var targets = history.SoftTargets(indices, labels, alpha!.Value);
             var weights = new[] { _options.BackboneWeight }.Concat(_branchWeights).ToArray();
             supervised = zeros([], ScalarType.Float32, output.Backbone.device);
             for (var h = 0; h < output.Heads.Count; h++)
@@ -125,6 +128,35 @@ public sealed class DualTeacherLoss
             component.MoveToOuterDisposeScope();
         }
 
-        return new DualTeacherLossResult(total.MoveToOuterDisposeScope(), components, alpha);
+        return new MultiBranchLossResult(total.MoveToOuterDisposeScope(), components, alpha);
+    }
+
+    /// <summary>Writes the historical teacher's memory (nothing else of the loss changes during training).</summary>
+    /// <param name="stream">A writable stream; it is left open.</param>
+    public void SaveState(Stream stream)
+    {
+        ArgumentNullException.ThrowIfNull(stream);
+        stream.WriteByte(HistoricalTeacher is null ? (byte)0 : (byte)1);
+        HistoricalTeacher?.Save(stream);
+    }
+
+    /// <summary>Restores what <see cref="SaveState"/> wrote, from a loss with the same configuration.</summary>
+    /// <param name="stream">A readable stream; it is left open.</param>
+    /// <exception cref="InvalidDataException">The state is of a loss with or without a historical teacher unlike this one, or does not match it.</exception>
+    public void LoadState(Stream stream)
+    {
+        ArgumentNullException.ThrowIfNull(stream);
+        var hasHistory = stream.ReadByte();
+        if (hasHistory != (HistoricalTeacher is null ? 0 : 1))
+        {
+            throw new InvalidDataException(hasHistory switch
+            {
+                0 => "The saved loss state has no historical teacher, but this loss uses one.",
+                1 => "The saved loss state has a historical teacher, but this loss does not use one.",
+                _ => "The saved loss state is truncated.",
+            });
+        }
+
+        HistoricalTeacher?.Load(stream);
     }
 }

@@ -45,8 +45,9 @@ public sealed class HistoricalTeacher : IDisposable
         ClassCount = classCount;
         HeadCount = headCount;
         device ??= CPU;
-        _memory = zeros([headCount, sampleCount, classCount], dtype, device);
-        _seen = zeros([sampleCount], ScalarType.Bool, device);
+        // Owned for the teacher's whole life, so kept out of any dispose scope the caller is in.
+        _memory = zeros([headCount, sampleCount, classCount], dtype, device).DetachFromDisposeScope();
+        _seen = zeros([sampleCount], ScalarType.Bool, device).DetachFromDisposeScope();
     }
 
     /// <summary>N, the number of samples the memory has rows for.</summary>

@@ -1,0 +1,291 @@
+using DTSKD.Core.Data;
+using DTSKD.Core.Models;
+using DTSKD.Core.Training;
+using static TorchSharp.torch.nn;
+
+namespace DTSKD.Core.Tests;
+
+public sealed class TrainerTests : IDisposable
+{
+    private static readonly MultiBranchModelOptions TinyModel = new() { ClassCount = 2, InputChannels = 1, BaseWidth = 4, NeckWidth = 8 };
+    private readonly DirectoryInfo _dir = Directory.CreateTempSubdirectory("dtskd-trainer-");
+
+    public void Dispose() => _dir.Delete(recursive: true);
+
+    /// <summary>Two separable classes of 8x8 images: a bright top half or a bright bottom half, with noise.</summary>
+    internal static ImageDataset Halves(int count, int seed)
+    {
+        var generator = new Generator((ulong)seed);
+        using var scope = NewDisposeScope();
+        var labels = arange(count, dtype: ScalarType.Int64).remainder(2);
+        var rows = arange(8, dtype: ScalarType.Int64).view(1, 1, 8, 1);
+        var top = rows.lt(4).expand(count, 1, 8, 8);
+        var bright = where(labels.view(-1, 1, 1, 1).eq(0), top, top.logical_not());
+        var noise = randint(0, 60, [count, 1, 8, 8], dtype: ScalarType.Int64, generator: generator);
+        var images = bright.to(ScalarType.Int64).mul(150).add(noise).to(ScalarType.Byte);
+        return ImageDataset.FromTensors(images, labels, 2, $"halves{seed}");
+    }
+
+    private static BatchAugmentation Gray => new([0.4], [0.3], padding: 1);
+
+    private static (ResNetDtskd Model, DualTeacherLoss Loss, HistoricalTeacher History) Build(int trainCount, int modelSeed = 1)
+    {
+        manual_seed(modelSeed);
+        var model = ResNetDtskd.ResNet18(TinyModel);
+        var history = new HistoricalTeacher(trainCount, 2, model.BranchCount + 1);
+        return (model, new DualTeacherLoss(new DualTeacherLossOptions(), history), history);
+    }
+
+    private static TrainerOptions Options(int epochs, string? checkpoints = null) => new()
+    {
+        Epochs = epochs,
+        BatchSize = 16,
+        EvalBatchSize = 64,
+        LearningRate = 0.05,
+        Milestones = [2],
+        BestAfterEpoch = 1,
+        LogInterval = 2,
+        Seed = 3,
+        CheckpointDirectory = checkpoints,
+    };
+
+    [Fact]
+    public void A_tiny_model_learns_a_separable_problem()
+    {
+        using var train = Halves(96, 1);
+        using var test = Halves(64, 2);
+        var (model, loss, history) = Build(train.Count);
+        using var _ = model;
+        using var __ = history;
+        var reports = new List<TrainingProgress>();
+        using var trainer = new Trainer(model, loss, train, test, Gray, Options(3));
+
+        var result = trainer.Run(new SynchronousProgress<TrainingProgress>(reports.Add));
+
+        result.Metrics.Should().HaveCount(3);
+        result.Metrics[^1].BackboneTop1.Should().BeGreaterThan(90);
+        result.Metrics[^1].BackboneTop1.Should().BeGreaterThan(result.Metrics[0].BackboneTop1 - 1e-9);
+        result.FinalTop1.Should().Be(result.Metrics[^1].BackboneTop1);
+        result.BestEpoch.Should().BeOneOf(1, 2);
+        result.Metrics.Select(m => m.LearningRate).Should().Equal(0.05, 0.05, 0.05 * 0.1);
+        result.Metrics.Select(m => m.Alpha!.Value).Should().Equal(Enumerable.Range(0, 3).Select(e => CoefficientSchedule.Cosine(0.9, 0).At(e, 3)));
+        result.Metrics[0].TestTop1.Should().HaveCount(4);
+        result.Metrics[0].TrainComponents.Keys.Should().Contain(["history/backbone", "structural/branch3"]);
+        reports.Where(r => r.Completed is null).Select(r => r.Step).Should().Contain([2, 4]);
+        reports.Count(r => r.Completed is not null).Should().Be(3);
+        history.SeenCount().Should().Be(96, "every training sample's history is written");
+    }
+
+    [Fact]
+    public void Resuming_from_an_epoch_checkpoint_gives_the_same_metrics_as_an_uninterrupted_run()
+    {
+        using var train = Halves(48, 3);
+        using var test = Halves(32, 4);
+        var uninterrupted = RunFully(train, test, epochs: 3);
+
+        // Stop after the first epoch: the token fires when epoch 0 completes, so the run stops at epoch 1, step 0.
+        var dir = Path.Combine(_dir.FullName, "a");
+        using var cts = new CancellationTokenSource();
+        var (model, loss, history) = Build(train.Count);
+        using (model)
+        using (history)
+        using (var trainer = new Trainer(model, loss, train, test, Gray, Options(3, dir)))
+        {
+            var first = trainer.Run(new SynchronousProgress<TrainingProgress>(p => { if (p.Completed is not null) { cts.Cancel(); } }), cts.Token);
+            first.Cancelled.Should().BeTrue();
+            first.Metrics.Should().HaveCount(1);
+        }
+
+        var resumed = Resume(train, test, Path.Combine(dir, "last.ckpt"), epochs: 3);
+
+        resumed.Metrics.Should().HaveCount(3);
+        resumed.Metrics.Should().BeEquivalentTo(uninterrupted.Metrics, o => o.WithStrictOrdering().Excluding(m => m.ImagesPerSecond).Excluding(m => m.TrainSeconds));
+        resumed.BestTop1.Should().Be(uninterrupted.BestTop1);
+    }
+
+    [Fact]
+    public void Cancelling_inside_an_epoch_writes_a_checkpoint_that_resumes_exactly()
+    {
+        using var train = Halves(64, 5);
+        using var test = Halves(32, 6);
+        var uninterrupted = RunFully(train, test, epochs: 2);
+
+        var dir = Path.Combine(_dir.FullName, "b");
+        using var cts = new CancellationTokenSource();
+        var (model, loss, history) = Build(train.Count);
+        using (model)
+        using (history)
+        using (var trainer = new Trainer(model, loss, train, test, Gray, Options(2, dir)))
+        {
+            // Reports come at steps 2 and 4 of each epoch; cancel at epoch 1, step 2.
+            var result = trainer.Run(new SynchronousProgress<TrainingProgress>(p => { if (p.Epoch == 1 && p.Step == 2) { cts.Cancel(); } }), cts.Token);
+            result.Cancelled.Should().BeTrue();
+            trainer.NextEpoch.Should().Be(1);
+            trainer.NextStep.Should().Be(2);
+        }
+
+        var resumed = Resume(train, test, Path.Combine(dir, "last.ckpt"), epochs: 2);
+
+        resumed.Metrics.Should().BeEquivalentTo(uninterrupted.Metrics, o => o.WithStrictOrdering().Excluding(m => m.ImagesPerSecond).Excluding(m => m.TrainSeconds));
+    }
+
+    [Fact]
+    public void A_nan_loss_stops_training_naming_epoch_and_step_and_keeps_the_last_checkpoint()
+    {
+        using var train = Halves(64, 7);
+        using var test = Halves(16, 8);
+        var dir = Path.Combine(_dir.FullName, "c");
+        manual_seed(1);
+        using var model = ResNetDtskd.ResNet18(TinyModel);
+        var objective = new PoisonedObjective(CrossEntropyObjective.AllHeads(3), epoch: 1, step: 3);
+        using var trainer = new Trainer(model, objective, train, test, Gray, Options(3, dir));
+
+        var act = () => trainer.Run();
+
+        act.Should().Throw<TrainingDivergedException>().Where(e => e.Epoch == 1 && e.Step == 3).WithMessage("*epoch 1*step 3*");
+        manual_seed(1);
+        using var other = ResNetDtskd.ResNet18(TinyModel);
+        using var reader = new Trainer(other, objective, train, test, Gray, Options(3));
+        reader.LoadCheckpoint(Path.Combine(dir, "last.ckpt"));
+        reader.NextEpoch.Should().Be(1, "the checkpoint of the last good epoch is intact");
+        reader.Metrics.Should().HaveCount(1);
+    }
+
+    [Fact]
+    public void Bad_checkpoints_are_clear_errors_and_change_nothing()
+    {
+        using var train = Halves(32, 9);
+        using var test = Halves(16, 10);
+        var dir = Path.Combine(_dir.FullName, "d");
+        var (model, loss, history) = Build(train.Count);
+        using (model)
+        using (history)
+        using (var trainer = new Trainer(model, loss, train, test, Gray, Options(1, dir)))
+        {
+            trainer.Run();
+        }
+
+        var good = Path.Combine(dir, "last.ckpt");
+        var truncated = Path.Combine(dir, "truncated.ckpt");
+        File.WriteAllBytes(truncated, File.ReadAllBytes(good)[..^1000]);
+        var garbage = Path.Combine(dir, "garbage.ckpt");
+        File.WriteAllText(garbage, "not a checkpoint");
+
+        var (model2, loss2, history2) = Build(train.Count, modelSeed: 2);
+        using var m2 = model2;
+        using var h2 = history2;
+        using var fresh = new Trainer(model2, loss2, train, test, Gray, Options(1));
+        var before = model2.parameters().Select(p => p.detach().clone()).ToList();
+
+        ((Action)(() => fresh.LoadCheckpoint(Path.Combine(dir, "missing.ckpt")))).Should().Throw<FileNotFoundException>().WithMessage("*missing.ckpt*");
+        ((Action)(() => fresh.LoadCheckpoint(truncated))).Should().Throw<InvalidDataException>().WithMessage("*truncated or corrupted*");
+        ((Action)(() => fresh.LoadCheckpoint(garbage))).Should().Throw<InvalidDataException>().WithMessage("*not a DTSKD.Core checkpoint*");
+
+        manual_seed(3);
+        using var wider = ResNetDtskd.ResNet18(new MultiBranchModelOptions { ClassCount = 2, InputChannels = 1, BaseWidth = 8, NeckWidth = 8 });
+        using var h3 = new HistoricalTeacher(train.Count, 2, 4);
+        using var mismatched = new Trainer(wider, new DualTeacherLoss(new DualTeacherLossOptions(), h3), train, test, Gray, Options(1));
+        ((Action)(() => mismatched.LoadCheckpoint(good))).Should().Throw<InvalidDataException>().WithMessage("*does not match this model*conv1.weight: checkpoint Float32[4,1,3,3], model Float32[8,1,3,3]*");
+
+        using var ceTrainer = new Trainer(model2, CrossEntropyObjective.AllHeads(3), train, test, Gray, Options(1));
+        ((Action)(() => ceTrainer.LoadCheckpoint(good))).Should().Throw<InvalidDataException>().WithMessage("*objective 'dtskd'*'ce-all-heads'*");
+
+        model2.parameters().Zip(before).Should().OnlyContain(p => p.First.allclose(p.Second, 0, 0, false), "failed loads change nothing");
+        history2.SeenCount().Should().Be(0);
+        fresh.NextEpoch.Should().Be(0);
+        Directory.GetFiles(dir).Should().NotContain(f => f.EndsWith(".tmp", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Live_tensors_stay_flat_across_steps_and_epochs()
+    {
+        using var train = Halves(64, 11);
+        using var test = Halves(16, 12);
+        var (model, loss, history) = Build(train.Count);
+        using var _ = model;
+        using var __ = history;
+        var options = Options(4);
+        options.LogInterval = 1;
+        var counts = new List<(int Epoch, int Step, long Live)>();
+        using var trainer = new Trainer(model, loss, train, test, Gray, options);
+
+        trainer.Run(new SynchronousProgress<TrainingProgress>(p => counts.Add((p.Epoch, p.Step, TestTensors.LiveTensors))));
+
+        // Once the first epoch has created the momentum buffers and the sums, the count at a given point of an
+        // epoch is the same in every later epoch (mid-epoch reports also hold the epoch's order and batch).
+        counts.Should().HaveCount(16);
+        counts.Where(c => c.Epoch > 0).GroupBy(c => c.Step)
+            .Should().OnlyContain(g => g.Select(c => c.Live).Distinct().Count() == 1, $"live tensor counts were {string.Join(",", counts)}");
+        counts.Where(c => c.Epoch > 0).Select(c => c.Live).Max().Should().BeLessThanOrEqualTo(counts.Where(c => c.Epoch > 0).Select(c => c.Live).Min() + 3);
+    }
+
+    [Fact]
+    public void Options_and_inputs_are_validated_up_front()
+    {
+        using var train = Halves(8, 13);
+        using var rgb = ImageDataset.FromTensors(zeros([4, 3, 8, 8], ScalarType.Byte), tensor(new long[] { 0, 1, 0, 1 }), 2);
+        manual_seed(1);
+        using var model = ResNetDtskd.ResNet18(TinyModel);
+        var ce = CrossEntropyObjective.AllHeads(3);
+        ((Action)(() => new Trainer(model, ce, train, train, Gray, new TrainerOptions { LearningRate = 0 }))).Should().Throw<ArgumentOutOfRangeException>().Where(e => e.ParamName == "LearningRate");
+        ((Action)(() => new Trainer(model, ce, train, train, Gray, new TrainerOptions { Epochs = -1 }))).Should().Throw<ArgumentOutOfRangeException>().Where(e => e.ParamName == "Epochs");
+        ((Action)(() => new Trainer(model, ce, train, rgb, Gray, new TrainerOptions()))).Should().Throw<ArgumentException>().WithMessage("*normalises 1 channels*test set 3*");
+        new TrainerOptions().LearningRateAt(149).Should().Be(0.1);
+        new TrainerOptions().LearningRateAt(150).Should().BeApproximately(0.01, 1e-15);
+        new TrainerOptions().LearningRateAt(299).Should().BeApproximately(0.001, 1e-15);
+    }
+
+    private static TrainingResult RunFully(ImageDataset train, ImageDataset test, int epochs)
+    {
+        var (model, loss, history) = Build(train.Count);
+        using (model)
+        using (history)
+        using (var trainer = new Trainer(model, loss, train, test, Gray, Options(epochs)))
+        {
+            return trainer.Run();
+        }
+    }
+
+    private static TrainingResult Resume(ImageDataset train, ImageDataset test, string checkpoint, int epochs)
+    {
+        // A different initialisation: everything must come from the checkpoint.
+        var (model, loss, history) = Build(train.Count, modelSeed: 99);
+        using (model)
+        using (history)
+        using (var trainer = new Trainer(model, loss, train, test, Gray, Options(epochs)))
+        {
+            trainer.LoadCheckpoint(checkpoint);
+            return trainer.Run();
+        }
+    }
+
+    /// <summary>Reports on the calling thread (Progress&lt;T&gt; would post to the thread pool).</summary>
+    internal sealed class SynchronousProgress<T>(Action<T> report) : IProgress<T>
+    {
+        public void Report(T value) => report(value);
+    }
+
+    private sealed class PoisonedObjective(IMultiBranchObjective inner, int epoch, int step) : IMultiBranchObjective
+    {
+        private int _calls;
+
+        public string Name => "poisoned";
+
+        public MultiBranchLossResult Compute(MultiBranchOutput output, Tensor labels, Tensor indices, int e, int totalEpochs)
+        {
+            var result = inner.Compute(output, labels, indices, e, totalEpochs);
+            var s = e == 0 ? _calls : _calls - 4;
+            _calls++;
+            if (e == epoch && s >= step)
+            {
+                result.Total.mul_(float.NaN);
+            }
+
+            return result;
+        }
+
+        public void SaveState(Stream stream) => inner.SaveState(stream);
+
+        public void LoadState(Stream stream) => inner.LoadState(stream);
+    }
+}
