@@ -72,7 +72,8 @@ public sealed class TrainerTests : IDisposable
         result.Metrics[0].TestTop1.Should().HaveCount(4);
         result.Metrics[0].TrainComponents.Keys.Should().Contain(["history/backbone", "structural/branch3"]);
         reports.Where(r => r.Completed is null).Select(r => r.Step).Should().Contain([2, 4]);
-        reports.Count(r => r.Completed is not null).Should().Be(3);
+        reports.Where(r => r.Completed is not null).Should().HaveCount(3)
+            .And.OnlyContain(r => r.Step == r.StepsPerEpoch && r.RunningLoss == r.Completed!.TrainLoss && r.RunningTop1 == r.Completed.TrainTop1);
         history.SeenCount().Should().Be(96, "every training sample's history is written");
     }
 

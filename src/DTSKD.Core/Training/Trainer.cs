@@ -175,8 +175,9 @@ public sealed class Trainer : IDisposable
 
             CheckFinite(epoch);
             var seconds = _sums.Seconds + clock.Elapsed.TotalSeconds;
+            var running = Running(epoch, _sampler.StepsPerEpoch, seconds);
             var metrics = CompleteEpoch(epoch, lr, seconds);
-            progress?.Report(Running(epoch, _sampler.StepsPerEpoch, seconds) with { Completed = metrics });
+            progress?.Report(running with { Completed = metrics });
             LogEpoch(_logger, epoch + 1, metrics.TrainLoss, metrics.TrainTop1, metrics.BackboneTop1, metrics.TestTop5, metrics.ImagesPerSecond, null);
         }
 
