@@ -109,7 +109,8 @@ public sealed class BranchNeck : Module<IReadOnlyList<Tensor>, Tensor, IReadOnly
         for (var i = BranchCount - 1; i >= 0; i--)
         {
             var u = upsample[i].call(t);
-            t = _fuses[i].call(cat([u.add(laterals[i].call(stages[i])), u], 1));
+            // IList overload: the array and span overloads only exist from TorchSharp 0.106 on.
+            t = _fuses[i].call(cat(new List<Tensor> { u.add(laterals[i].call(stages[i])), u }, 1));
             logits[i] = _heads[i].call(t.flatten(1));
         }
 

@@ -12,7 +12,7 @@ public static class Evaluator
     /// <param name="labels">int64 labels [N], on the model's device.</param>
     /// <param name="preprocessing">Supplies the test-time normalisation.</param>
     /// <param name="batchSize">Evaluation batch size.</param>
-    public static EvaluationResult Evaluate(nn.Module<Tensor, MultiBranchOutput> model, Tensor images, Tensor labels, BatchAugmentation preprocessing, int batchSize)
+    internal static EvaluationResult Evaluate(nn.Module<Tensor, MultiBranchOutput> model, Tensor images, Tensor labels, BatchAugmentation preprocessing, int batchSize)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(images);

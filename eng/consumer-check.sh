@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# Packs DTSKD.Core into a local feed, then builds and runs a fresh console app outside the solution that
+# consumes it the way a user does (dotnet add package), with TorchSharp-cpu: it builds a small
+# resnet18_dtskd, trains a few steps with DualTeacherLoss and prints the losses. Fails if anything the
+# package needs is missing (the buildTransitive TorchSharp load fix included: on Debian 12 the app only
+# runs if the fix was applied to its output).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+torchsharp=$(sed -n 's:.*<TorchSharpVersion>\(.*\)</TorchSharpVersion>.*:\1:p' "$root/Directory.Packages.props")
+# A unique version, so the global NuGet cache never hands back an older build of the package.
+version="0.1.0-consumer.$(date +%Y%m%d%H%M%S).$$"
+scratch=$(mktemp -d)
+trap 'rm -rf "$scratch"' EXIT
+feed="$scratch/feed"
+app="$scratch/ConsumerCheck"
+
+echo "== packing DTSKD.Core $version"
+dotnet pack "$root/src/DTSKD.Core/DTSKD.Core.csproj" -c Release -p:Version="$version" -o "$feed" -nologo -v q
+
+echo "== creating a console app outside the solution"
+mkdir -p "$app"
+cat > "$app/nuget.config" <<XML
+<?xml version="1.0" encoding="utf-8"?>
+<configuration>
+  <packageSources>
+    <clear />
+    <add key="local" value="$feed" />
+    <add key="nuget.org" value="https://api.nuget.org/v3/index.json" />
+  </packageSources>
+</configuration>
+XML
+cat > "$app/ConsumerCheck.csproj" <<'XML'
+<Project Sdk="Microsoft.NET.Sdk">
+  <PropertyGroup>
+    <OutputType>Exe</OutputType>
+    <TargetFramework>net10.0</TargetFramework>
+    <Nullable>enable</Nullable>
+    <ImplicitUsings>enable</ImplicitUsings>
+    <TreatWarningsAsErrors>true</TreatWarningsAsErrors>
+  </PropertyGroup>
+</Project>
+XML
+cat > "$app/Program.cs" <<'CS'
+using DTSKD.Core;
+using DTSKD.Core.Models;
+using static TorchSharp.torch;
+
+manual_seed(1);
+using var model = ResNetDtskd.ResNet18(new MultiBranchModelOptions { ClassCount = 10, BaseWidth = 8, NeckWidth = 32 });
+using var history = new HistoricalTeacher(sampleCount: 64, classCount: 10, headCount: model.BranchCount + 1);
+var loss = new DualTeacherLoss(new DualTeacherLossOptions(), history);
+using var optimizer = optim.SGD(model.parameters(), 0.05, momentum: 0.9, nesterov: true);
+using var images = randn(64, 3, 32, 32);
+using var labels = randint(0, 10, [64], dtype: ScalarType.Int64);
+var losses = new List<float>();
+for (var step = 0; step < 8; step++)
+{
+    using var scope = NewDisposeScope();
+    var idx = arange(step % 2 * 32, (step % 2 * 32) + 32, dtype: ScalarType.Int64);
+    using var output = model.call(images.index_select(0, idx));
+    using var result = loss.Compute(output, labels.index_select(0, idx), idx, epoch: step / 2, totalEpochs: 4);
+    optimizer.zero_grad();
+    result.Total.backward();
+    optimizer.step();
+    losses.Add(result.Total.item<float>());
+    Console.WriteLine($"step {step}: loss {losses[^1]:F4}  " + string.Join("  ", result.Components.Select(c => $"{c.Key} {c.Value.item<float>():F4}")));
+}
+
+if (losses.Any(l => !float.IsFinite(l)) || losses[^1] >= losses[0])
+{
+    Console.Error.WriteLine("consumer check: the loss did not go down");
+    return 1;
+}
+
+Console.WriteLine("consumer check: OK");
+return 0;
+CS
+
+cd "$app"
+dotnet add package DTSKD.Core --version "$version" >/dev/null
+dotnet add package TorchSharp-cpu --version "$torchsharp" >/dev/null
+echo "== building and running it"
+dotnet build -c Release -nologo -v q
+dotnet run -c Release --no-build
+
+libstdcxx=$(ls /lib/x86_64-linux-gnu/libstdc++.so.6 /usr/lib/x86_64-linux-gnu/libstdc++.so.6 /lib64/libstdc++.so.6 2>/dev/null | head -n 1 || true)
+if command -v readelf >/dev/null && [ -n "$libstdcxx" ] && ! grep -q GLIBCXX_3.4.32 "$libstdcxx"; then
+  echo "== checking the package's TorchSharp load fix (this host's libstdc++ lacks GLIBCXX_3.4.32)"
+  native=runtimes/linux-x64/native/libLibTorchSharp.so
+  readelf -V "bin/Release/net10.0/$native" | grep -q 'GLIBCXX_3.4.32 *Flags: WEAK' \
+    || { echo "consumer check: the app's libLibTorchSharp.so was not patched" >&2; exit 1; }
+  dotnet build -c Release -nologo -v q -p:DtskdFixTorchSharpLoad=false -o "$scratch/optout" >/dev/null
+  if readelf -V "$scratch/optout/$native" | grep -q 'GLIBCXX_3.4.32 *Flags: WEAK'; then
+    echo "consumer check: DtskdFixTorchSharpLoad=false did not turn the fix off" >&2
+    exit 1
+  fi
+  echo "patched by default, left alone with DtskdFixTorchSharpLoad=false: OK"
+fi

@@ -1,0 +1,140 @@
+using System.IO.Compression;
+using DTSKD.Core.Interop;
+using DTSKD.Core.Models;
+using TorchSharp.PyBridge;
+
+namespace DTSKD.Core.Tests;
+
+public sealed class InteropTests : IDisposable
+{
+    private static readonly MultiBranchModelOptions Small = new() { ClassCount = 10, BaseWidth = 4, NeckWidth = 8 };
+    private readonly DirectoryInfo _dir = Directory.CreateTempSubdirectory("dtskd-interop-");
+
+    public void Dispose() => _dir.Delete(recursive: true);
+
+    private static ResNetDtskd Model(int seed)
+    {
+        manual_seed(seed);
+        var model = ResNetDtskd.ResNet18(Small);
+        return model;
+    }
+
+    private static bool Same(Tensor a, Tensor b)
+    {
+        using var eq = a.eq(b);
+        using var all = eq.all();
+        return a.shape.SequenceEqual(b.shape) && all.item<bool>();
+    }
+
+    private static void TrainABit(ResNetDtskd model)
+    {
+        // Moves BatchNorm statistics and num_batches_tracked away from their initial values.
+        using var scope = NewDisposeScope();
+        model.train();
+        using var _ = model.call(randn(4, 3, 16, 16));
+        model.eval();
+    }
+
+    [Theory]
+    [InlineData("weights.pt")]
+    [InlineData("weights.pth")]
+    [InlineData("weights.safetensors")]
+    public void Round_trip_gives_the_same_state_and_the_same_logits(string file)
+    {
+        using var source = Model(1);
+        TrainABit(source);
+        using var target = Model(2);
+        var path = Path.Combine(_dir.FullName, file);
+
+        PyTorchWeights.Save(source, path);
+        PyTorchWeights.Load(target, path);
+
+        var a = source.state_dict();
+        var b = target.state_dict();
+        b.Keys.Should().BeEquivalentTo(a.Keys);
+        a.Should().OnlyContain(kv => kv.Value.dtype == b[kv.Key].dtype && Same(kv.Value, b[kv.Key]), "every tensor travels exactly");
+        target.eval();
+        using var scope = NewDisposeScope();
+        var x = randn(2, 3, 16, 16);
+        using var oa = source.call(x);
+        using var ob = target.call(x);
+        for (var h = 0; h < 4; h++)
+        {
+            oa.Heads[h].allclose(ob.Heads[h], rtol: 0, atol: 0).Should().BeTrue();
+        }
+
+        Directory.GetFiles(_dir.FullName).Should().ContainSingle("no temporary file is left");
+    }
+
+    [Fact]
+    public void The_torch_save_file_has_pytorchs_zip_and_pickle_layout()
+    {
+        using var model = Model(3);
+        var path = Path.Combine(_dir.FullName, "model.pth");
+        PyTorchWeights.Save(model, path);
+
+        using var zip = ZipFile.OpenRead(path);
+        var names = zip.Entries.Select(e => e.FullName).ToList();
+        names.Should().Contain(n => n.EndsWith("/data.pkl", StringComparison.Ordinal));
+        names.Should().Contain(n => n.EndsWith("/version", StringComparison.Ordinal));
+        names.Count(n => n.Contains("/data/", StringComparison.Ordinal)).Should().Be(model.state_dict().Count, "one storage per tensor");
+        PyTorchWeights.Describe(path)["layer2.0.downsample.0.weight"].Shape.Should().Equal(8, 4, 1, 1);
+        PyTorchWeights.Describe(path)["bn1.num_batches_tracked"].DType.Should().Be(ScalarType.Int64);
+    }
+
+    [Fact]
+    public void A_state_dict_pickled_in_pytorchs_layout_loads_into_the_reference_model()
+    {
+        // What the PyTorch release's torch.save(model.state_dict()) produces, built here with the pickler.
+        using var reference = ResNetDtskd.ResNet18();
+        var state = reference.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.dtype == ScalarType.Int64 ? full([], 7L, ScalarType.Int64) : full(kv.Value.shape, 0.25f));
+        var path = Path.Combine(_dir.FullName, "release.pth");
+        PyTorchPickler.PickleStateDict(path, state);
+
+        using var model = ResNetDtskd.ResNet18();
+        PyTorchWeights.Load(model, path);
+
+        model.state_dict()["fuse_3.1.running_var"].data<float>().ToArray().Should().AllBeEquivalentTo(0.25f);
+        model.state_dict()["layer4.1.bn2.num_batches_tracked"].item<long>().Should().Be(7);
+        foreach (var t in state.Values)
+        {
+            t.Dispose();
+        }
+    }
+
+    [Fact]
+    public void Missing_extra_and_misshaped_entries_are_listed_and_nothing_is_loaded()
+    {
+        using var model = Model(4);
+        using var other = Model(5);
+        var state = model.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone());
+        state["fc.bias"].Dispose();
+        state.Remove("fc.bias");
+        state["extra.weight"] = zeros(3);
+        state["conv1.weight"].Dispose();
+        state["conv1.weight"] = zeros(4, 3, 5, 5);
+        var path = Path.Combine(_dir.FullName, "bad.safetensors");
+        Safetensors.SaveStateDict(path, state);
+        var before = other.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.clone());
+
+        var act = () => PyTorchWeights.Load(other, path);
+
+        act.Should().Throw<InvalidDataException>()
+            .WithMessage("*3 differences*missing fc.bias [10]*unexpected extra.weight [3]*conv1.weight: file [4, 3, 5, 5], module [4, 3, 3, 3]*");
+        other.state_dict().Should().OnlyContain(kv => Same(kv.Value, before[kv.Key]), "a failed load changes nothing");
+        foreach (var t in state.Values.Concat(before.Values))
+        {
+            t.Dispose();
+        }
+    }
+
+    [Fact]
+    public void Unreadable_files_are_clear_errors()
+    {
+        using var model = Model(6);
+        var garbage = Path.Combine(_dir.FullName, "garbage.pt");
+        File.WriteAllText(garbage, "not a pickle");
+        ((Action)(() => PyTorchWeights.Load(model, garbage))).Should().Throw<InvalidDataException>().WithMessage($"*'{garbage}' could not be read as a torch.save state-dict file*");
+        ((Action)(() => PyTorchWeights.Load(model, Path.Combine(_dir.FullName, "none.pt")))).Should().Throw<FileNotFoundException>();
+    }
+}
