@@ -1,0 +1,283 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using DTSKD.Core;
+using DTSKD.Core.Data;
+using DTSKD.Core.Models;
+using DTSKD.Core.Training;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace DTSKD.Benchmarks;
+
+/// <summary>
+/// Speed and memory of DTSKD.Core on the machine it runs on: training step time with DualTeacherLoss versus
+/// plain cross-entropy on all heads, evaluation throughput, augmentation throughput, the history memory, and a
+/// long run that must keep live tensors and resident memory flat.
+/// </summary>
+public static class BenchmarkSuite
+{
+    private const int Batch = 128;
+
+    public static int Run(Device device, bool quick, string? output, string command)
+    {
+        var invariant = CultureInfo.InvariantCulture;
+        var report = new StringBuilder();
+        var failures = new List<string>();
+        var (warmup, runs) = quick ? (1, 3) : (2, 7);
+        Console.WriteLine($"Machine: {MachineInfo.Describe(device)}");
+
+        // 1-2. Step time, DTSKD versus CE on all heads, at the reference width and at a small width.
+        var stepRows = new List<string>();
+        foreach (var (label, options) in new[]
+                 {
+                     ("resnet18_dtskd, reference width (64/512)", new MultiBranchModelOptions()),
+                     ("resnet18_dtskd, small width (16/128)", new MultiBranchModelOptions { BaseWidth = 16, NeckWidth = 128 }),
+                 })
+        {
+            var (ce, dtskd, eval) = StepTimes(options, device, warmup, runs);
+            var overhead = 100.0 * (dtskd.MedianMs - ce.MedianMs) / ce.MedianMs;
+            stepRows.Add(string.Create(invariant,
+                $"| {label} | {ce.MedianMs:F1} ({ce.MinMs:F1}-{ce.MaxMs:F1}) | {dtskd.MedianMs:F1} ({dtskd.MinMs:F1}-{dtskd.MaxMs:F1}) | {overhead:+0.0;-0.0}% | {Batch * 1000 / dtskd.MedianMs:F0} | {Batch * 1000 / eval.MedianMs:F0} |"));
+            Console.WriteLine(stepRows[^1]);
+            if (overhead > 3)
+            {
+                failures.Add(string.Create(invariant, $"DTSKD overhead {overhead:F1}% > 3% ({label})"));
+            }
+        }
+
+        // 3. Augmentation and batching: sample, gather, crop, flip, normalise.
+        var augmentation = AugmentationThroughput(device, quick ? 50 : 200);
+        Console.WriteLine(string.Create(invariant, $"augmentation + batching: {augmentation:F0} images/s"));
+        if (augmentation < 50_000)
+        {
+            failures.Add(string.Create(invariant, $"augmentation {augmentation:F0} images/s < 50,000"));
+        }
+
+        // 4. The history memory: size per dtype and the cost of a step's read and update.
+        var historyRows = new List<string>();
+        foreach (var dtype in new[] { ScalarType.Float32, ScalarType.BFloat16, ScalarType.Float16 })
+        {
+            var (bytes, timing) = HistoryCost(device, dtype, warmup * 5, runs * 5);
+            historyRows.Add(string.Create(invariant, $"| {dtype} | {bytes / 1e6:F1} MB | {timing.MedianMs:F3} ({timing.MinMs:F3}-{timing.MaxMs:F3}) |"));
+            Console.WriteLine(historyRows[^1]);
+        }
+
+        // 5. A long run through the Trainer: live tensors and resident memory must stay flat.
+        var (steps, liveFlat, liveCounts, rssStart, rssEnd, peak) = LongRun(device, quick ? 200 : 500);
+        var rssGrowth = (rssEnd - rssStart) / 1e6;
+        Console.WriteLine(string.Create(invariant, $"long run: {steps} steps, live tensors {string.Join("/", liveCounts.Distinct())}, RSS {rssStart / 1e6:F0} -> {rssEnd / 1e6:F0} MB, peak {peak / 1e6:F0} MB"));
+        if (!liveFlat)
+        {
+            failures.Add($"live tensors grew over the long run: {string.Join(",", liveCounts)}");
+        }
+
+        if (rssGrowth > 10)
+        {
+            failures.Add(string.Create(invariant, $"resident memory grew {rssGrowth:F1} MB over the long run"));
+        }
+
+        report.AppendLine("# Benchmarks");
+        report.AppendLine();
+        report.AppendLine(CultureInfo.InvariantCulture, $"Measured on: {MachineInfo.Describe(device)}.");
+        report.AppendLine();
+        report.AppendLine(CultureInfo.InvariantCulture, $"Command: `{command}` ({DateTime.UtcNow:yyyy-MM-dd}). Times are the median (fastest-slowest) of {runs} runs after {warmup} warm-up runs.");
+        report.AppendLine();
+        report.AppendLine("## Training step (batch 128, 3 x 32 x 32, forward + loss + backward + SGD step)");
+        report.AppendLine();
+        report.AppendLine("The same model and batch with the DTSKD loss (historical teacher read and update, 4 soft-target terms, 3 KD terms, finite checks) and with plain cross-entropy on all four heads. Target: DTSKD overhead <= 3%.");
+        report.AppendLine();
+        report.AppendLine("| model | CE on all heads, ms | DTSKD, ms | DTSKD overhead | train images/s (DTSKD) | eval images/s |");
+        report.AppendLine("| --- | --- | --- | --- | --- | --- |");
+        stepRows.ForEach(r => report.AppendLine(r));
+        report.AppendLine();
+        report.AppendLine("## Augmentation and batching");
+        report.AppendLine();
+        report.AppendLine(CultureInfo.InvariantCulture, $"Shuffled sampling from 50,000 uint8 3 x 32 x 32 images, gather, random crop (padding 4), flip, normalise, batches of 128: **{augmentation:F0} images/s** (target >= 50,000).");
+        report.AppendLine();
+        report.AppendLine("## History memory (CIFAR-100: N = 50,000, C = 100, 4 heads)");
+        report.AppendLine();
+        report.AppendLine("| dtype | memory | read + update per step of 128 samples, ms |");
+        report.AppendLine("| --- | --- | --- |");
+        historyRows.ForEach(r => report.AppendLine(r));
+        report.AppendLine();
+        report.AppendLine("## Long run");
+        report.AppendLine();
+        report.AppendLine(CultureInfo.InvariantCulture,
+            $"{steps} training steps through `Trainer` (small resnet18_dtskd 8/32, batch 128, DTSKD loss, evaluation every 100 steps): live tensors at each report {(liveFlat ? "constant" : "NOT constant")} ({string.Join(", ", liveCounts.Distinct())}); resident memory {rssStart / 1e6:F0} MB after the first 100 steps, {rssEnd / 1e6:F0} MB at the end ({rssGrowth:+0.0;-0.0} MB); peak {peak / 1e6:F0} MB.");
+        report.AppendLine();
+        report.AppendLine(failures.Count == 0 ? "All targets met." : "Targets missed: " + string.Join("; ", failures) + ".");
+
+        if (output is not null)
+        {
+            File.WriteAllText(output + ".tmp", report.ToString());
+            File.Move(output + ".tmp", output, overwrite: true);
+            Console.WriteLine($"Wrote {output}");
+        }
+
+        foreach (var failure in failures)
+        {
+            Console.Error.WriteLine("FAILED: " + failure);
+        }
+
+        return failures.Count == 0 ? 0 : 1;
+    }
+
+    private static (Timing Ce, Timing Dtskd, Timing Eval) StepTimes(MultiBranchModelOptions options, Device device, int warmup, int runs)
+    {
+        const int samples = 50_000;
+        manual_seed(1);
+        using var model = ResNetDtskd.ResNet18(options);
+        model.to(device);
+        using var x = randn([Batch, 3, 32, 32], device: device).DetachFromDisposeScope();
+        using var y = randint(0, options.ClassCount, [Batch], ScalarType.Int64, device).DetachFromDisposeScope();
+        using var history = new HistoricalTeacher(samples, options.ClassCount, model.BranchCount + 1, device);
+        var dtskd = new DualTeacherLoss(new DualTeacherLossOptions(), history);
+        var ce = CrossEntropyObjective.AllHeads(model.BranchCount);
+        using var optimizer = optim.SGD(model.parameters(), 0.01, 0.9, 0, 5e-4, true);
+        var call = 0;
+
+        void Step(IMultiBranchObjective objective)
+        {
+            using var scope = NewDisposeScope();
+            var start = (call++ * Batch) % (samples - Batch);
+            var idx = arange(start, start + Batch, ScalarType.Int64);
+            model.train();
+            using var output = model.call(x);
+            using var result = objective.Compute(output, y, idx, 1, 300);
+            optimizer.zero_grad();
+            result.Total.backward();
+            optimizer.step();
+            if (device.type == DeviceType.CUDA)
+            {
+                cuda.synchronize();
+            }
+        }
+
+        // Interleave the two so that drift (thermal, other load) hits both alike.
+        var ceTimes = new List<Timing>();
+        var dtskdTimes = new List<Timing>();
+        for (var round = 0; round < 2; round++)
+        {
+            ceTimes.Add(Timing.Measure("ce", warmup, runs, () => Step(ce)));
+            dtskdTimes.Add(Timing.Measure("dtskd", warmup, runs, () => Step(dtskd)));
+        }
+
+        var eval = Timing.Measure("eval", warmup, runs, () =>
+        {
+            using var scope = NewDisposeScope();
+            using var noGrad = no_grad();
+            model.eval();
+            using var output = model.call(x);
+            _ = output.Backbone.argmax(1);
+            if (device.type == DeviceType.CUDA)
+            {
+                cuda.synchronize();
+            }
+        });
+        return (Best(ceTimes), Best(dtskdTimes), eval);
+    }
+
+    private static Timing Best(List<Timing> rounds) => rounds.OrderBy(t => t.MedianMs).First();
+
+    private static double AugmentationThroughput(Device device, int batches)
+    {
+        manual_seed(2);
+        using var images = randint(0, 256, [50_000, 3, 32, 32], ScalarType.Byte, device).DetachFromDisposeScope();
+        var sampler = new BatchSampler(50_000, Batch, seed: 1);
+        var augmentation = BatchAugmentation.Cifar;
+        void Epoch(int count)
+        {
+            var step = 0;
+            foreach (var indices in sampler.Batches(0))
+            {
+                using var scope = NewDisposeScope();
+                using var idx = indices;
+                var batch = augmentation.Augment(images.index_select(0, idx.to(device)), 1, 0, step);
+                if (++step == count)
+                {
+                    break;
+                }
+            }
+
+            if (device.type == DeviceType.CUDA)
+            {
+                cuda.synchronize();
+            }
+        }
+
+        Epoch(10);
+        var clock = Stopwatch.StartNew();
+        Epoch(batches);
+        return batches * Batch / clock.Elapsed.TotalSeconds;
+    }
+
+    private static (long Bytes, Timing Timing) HistoryCost(Device device, ScalarType dtype, int warmup, int runs)
+    {
+        using var history = new HistoricalTeacher(50_000, 100, 4, device, dtype);
+        using var logits = randn([Batch, 100], device: device).DetachFromDisposeScope();
+        using var labels = randint(0, 100, [Batch], ScalarType.Int64, device).DetachFromDisposeScope();
+        var call = 0;
+        var timing = Timing.Measure(dtype.ToString(), warmup, runs, () =>
+        {
+            using var scope = NewDisposeScope();
+            var start = (call++ * Batch) % (50_000 - Batch);
+            var idx = arange(start, start + Batch, ScalarType.Int64);
+            _ = history.SoftTargets(idx, labels, 0.5);
+            using var output = new MultiBranchOutput(logits.alias(), [logits.alias(), logits.alias(), logits.alias()]);
+            history.Update(idx, output);
+            if (device.type == DeviceType.CUDA)
+            {
+                cuda.synchronize();
+            }
+        });
+        return (history.MemoryBytes, timing);
+    }
+
+    private static (int Steps, bool Flat, List<long> Live, long RssStart, long RssEnd, long Peak) LongRun(Device device, int steps)
+    {
+        const int perEpoch = 100;
+        manual_seed(3);
+        using var trainImages = randint(0, 256, [perEpoch * Batch, 3, 32, 32], ScalarType.Byte).DetachFromDisposeScope();
+        using var trainLabels = randint(0, 10, [perEpoch * Batch], ScalarType.Int64).DetachFromDisposeScope();
+        using var train = ImageDataset.FromTensors(trainImages, trainLabels, 10, "random-train");
+        using var test = train.Take(512);
+        using var model = ResNetDtskd.ResNet18(new MultiBranchModelOptions { ClassCount = 10, BaseWidth = 8, NeckWidth = 32 });
+        using var history = new HistoricalTeacher(train.Count, 10, 4, device);
+        var loss = new DualTeacherLoss(new DualTeacherLossOptions(), history);
+        using var trainer = new Trainer(model, loss, train, test, BatchAugmentation.Cifar, new TrainerOptions
+        {
+            Epochs = steps / perEpoch, BatchSize = Batch, LogInterval = 25, Device = device, Milestones = [],
+        });
+        var process = Process.GetCurrentProcess();
+        var live = new List<(int Epoch, int Step, long Count)>();
+        long rssStart = 0, rssEnd = 0;
+        trainer.Run(new Reporter(p =>
+        {
+            live.Add((p.Epoch, p.Step, DisposeScopeManager.Statistics.ThreadTotalLiveCount));
+            if (p.Completed is not null)
+            {
+                GC.Collect();
+                GC.WaitForPendingFinalizers();
+                process.Refresh();
+                if (p.Epoch == 0)
+                {
+                    rssStart = process.WorkingSet64;
+                }
+
+                rssEnd = process.WorkingSet64;
+            }
+        }));
+        process.Refresh();
+
+        // The same point of every epoch after the first must see the same number of live tensors.
+        var later = live.Where(l => l.Epoch > 0).ToList();
+        var flat = later.GroupBy(l => l.Step).All(g => g.Select(l => l.Count).Distinct().Count() == 1);
+        return (steps, flat, later.Select(l => l.Count).ToList(), rssStart, rssEnd, process.PeakWorkingSet64);
+    }
+
+    private sealed class Reporter(Action<TrainingProgress> report) : IProgress<TrainingProgress>
+    {
+        public void Report(TrainingProgress value) => report(value);
+    }
+}
