@@ -38,7 +38,7 @@ public static class BenchmarkSuite
             var (ce, dtskd, eval) = StepTimes(options, device, warmup, runs);
             var overhead = 100.0 * (dtskd.MedianMs - ce.MedianMs) / ce.MedianMs;
             stepRows.Add(string.Create(invariant,
-                $"| {label} | {ce.MedianMs:F1} ({ce.MinMs:F1}-{ce.MaxMs:F1}) | {dtskd.MedianMs:F1} ({dtskd.MinMs:F1}-{dtskd.MaxMs:F1}) | {overhead:+0.0;-0.0}% | {Batch * 1000 / dtskd.MedianMs:F0} | {Batch * 1000 / eval.MedianMs:F0} |"));
+                $"| {label} | {ce.MedianMs:F1} ({ce.MinMs:F1}-{ce.MaxMs:F1}) | {dtskd.MedianMs:F1} ({dtskd.MinMs:F1}-{dtskd.MaxMs:F1}) | {(overhead >= 0 ? "+" : "")}{overhead:F1}% | {Batch * 1000 / dtskd.MedianMs:F0} | {Batch * 1000 / eval.MedianMs:F0} |"));
             Console.WriteLine(stepRows[^1]);
             if (overhead > 3)
             {
@@ -104,7 +104,7 @@ public static class BenchmarkSuite
         report.AppendLine("## Long run");
         report.AppendLine();
         report.AppendLine(CultureInfo.InvariantCulture,
-            $"{steps} training steps through `Trainer` (small resnet18_dtskd 8/32, batch 128, DTSKD loss, evaluation every 100 steps): live tensors at each report {(liveFlat ? "constant" : "NOT constant")} ({string.Join(", ", liveCounts.Distinct())}); resident memory {rssStart / 1e6:F0} MB after the first 100 steps, {rssEnd / 1e6:F0} MB at the end ({rssGrowth:+0.0;-0.0} MB); peak {peak / 1e6:F0} MB.");
+            $"{steps} training steps through `Trainer` (small resnet18_dtskd 8/32, batch 128, DTSKD loss, evaluation every 100 steps): live tensors at each report {(liveFlat ? "constant" : "NOT constant")} ({string.Join(", ", liveCounts.Distinct())}); resident memory {rssStart / 1e6:F0} MB after the first 100 steps, {rssEnd / 1e6:F0} MB at the end ({(rssGrowth >= 0 ? "+" : "")}{rssGrowth:F1} MB); peak {peak / 1e6:F0} MB.");
         report.AppendLine();
         report.AppendLine(failures.Count == 0 ? "All targets met." : "Targets missed: " + string.Join("; ", failures) + ".");
 

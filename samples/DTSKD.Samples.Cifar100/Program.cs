@@ -120,6 +120,10 @@ namespace DTSKD.Samples.Cifar100
                     KdWeight = config.KdWeight,
                     Temperature = config.Temperature,
                     UseHistoricalTeacher = config.Hskd,
+
+                    // Labels and indices come from validated readers and the trainer's sampler: on a GPU, skip the
+                    // per-step checks that would wait for the device.
+                    ValidateInputs = device.type == DeviceType.CPU,
                     Schedule = config.CoeffDecay == "cos"
                         ? CoefficientSchedule.Cosine(config.CosMax, config.CosMin)
                         : CoefficientSchedule.Linear(config.AlphaT),

@@ -48,8 +48,17 @@ public sealed class CrossEntropyObjective : IMultiBranchObjective
             throw new ArgumentException($"output has {output.Heads.Count} heads but the objective weighs {_weights.Length}.", nameof(output));
         }
 
+        ArgumentNullException.ThrowIfNull(labels);
+        var batch = output.Backbone.shape[0];
+        TensorChecks.IndexVector(labels, nameof(labels), batch, output.Backbone.shape[1], "class labels");
         var components = new Dictionary<string, Tensor>();
         using var scope = NewDisposeScope();
+
+        // Cross-entropy of every head at once: -log_softmax at the label, averaged over the batch.
+        var heads = stack(output.Heads, 0);
+        var z = heads.to(heads.dtype == ScalarType.Float64 ? ScalarType.Float64 : ScalarType.Float32);
+        var target = labels.to(ScalarType.Int64, z.device).view(1, -1, 1).expand(_weights.Length, batch, 1);
+        var perHead = z.log_softmax(2).gather(2, target).squeeze(2).mean([1]).neg();
         Tensor? total = null;
         for (var h = 0; h < _weights.Length; h++)
         {
@@ -58,9 +67,8 @@ public sealed class CrossEntropyObjective : IMultiBranchObjective
                 continue;
             }
 
-            var ce = Losses.CrossEntropy(output.Heads[h], labels);
-            components.Add(h == 0 ? "ce/backbone" : $"ce/branch{h}", ce);
-            var weighted = ce.mul(_weights[h]);
+            components.Add(h == 0 ? "ce/backbone" : $"ce/branch{h}", perHead[h]);
+            var weighted = perHead[h].mul(_weights[h]);
             total = total is null ? weighted : total.add(weighted);
         }
 

@@ -68,6 +68,8 @@ public sealed class DualTeacherLoss : IMultiBranchObjective
     public MultiBranchLossResult Compute(MultiBranchOutput output, Tensor labels, Tensor indices, int epoch, int totalEpochs)
     {
         ArgumentNullException.ThrowIfNull(output);
+        ArgumentNullException.ThrowIfNull(labels);
+        ArgumentNullException.ThrowIfNull(indices);
         if (output.BranchCount != BranchCount)
         {
             throw new ArgumentException(
@@ -76,9 +78,20 @@ public sealed class DualTeacherLoss : IMultiBranchObjective
 
         var batch = output.Backbone.shape[0];
         var classes = output.Backbone.shape[1];
-        TensorChecks.IndexVector(labels, nameof(labels), batch, classes, "class labels");
-        if (_options.CheckFiniteLogits)
+        if (HistoricalTeacher is { } teacher && teacher.ClassCount != classes)
         {
+            throw new ArgumentException(
+                $"output has {classes} classes but the historical teacher has {teacher.ClassCount}.", nameof(output));
+        }
+
+        if (_options.ValidateInputs)
+        {
+            TensorChecks.IndexVector(labels, nameof(labels), batch, classes, "class labels");
+            if (HistoricalTeacher is { } history)
+            {
+                TensorChecks.IndexVector(indices, nameof(indices), batch, history.SampleCount, "sample indices");
+            }
+
             for (var h = 0; h < output.Heads.Count; h++)
             {
                 TensorChecks.Finite(output.Heads[h], h == 0 ? "output.Backbone" : $"output.Branches[{h - 1}]");
@@ -88,41 +101,43 @@ public sealed class DualTeacherLoss : IMultiBranchObjective
         double? alpha = _options.UseHistoricalTeacher ? Schedule.At(epoch, totalEpochs) : null;
         var components = new Dictionary<string, Tensor>();
         using var scope = NewDisposeScope();
+
+        // All heads at once, [heads, batch, C] in float32 (float64 when the logits are), so the loss is a few
+        // kernels whatever the number of branches. Same formulas as Losses, term for term.
+        var heads = stack(output.Heads, 0);
+        var z = heads.to(heads.dtype == ScalarType.Float64 ? ScalarType.Float64 : ScalarType.Float32);
         Tensor supervised;
-        if (HistoricalTeacher is { } history)
+        if (HistoricalTeacher is { } memory)
         {
-            if (history.ClassCount != classes)
+            var q = memory.SoftTargetsUnchecked(indices, labels, alpha!.Value).to(z.dtype).add(Losses.Epsilon);
+            var perHead = q.mul(q.log().sub(z.log_softmax(2))).sum([1, 2]).div(batch);
+            supervised = perHead[0].mul(_options.BackboneWeight);
+            components.Add("history/backbone", perHead[0]);
+            for (var k = 1; k <= BranchCount; k++)
             {
-                throw new ArgumentException(
-                    $"output has {classes} classes but the historical teacher has {history.ClassCount}.", nameof(output));
+                components.Add($"history/branch{k}", perHead[k]);
+                supervised = supervised.add(perHead[k].mul(_branchWeights[k - 1]));
             }
 
-            var targets = history.SoftTargets(indices, labels, alpha!.Value);
-            var weights = new[] { _options.BackboneWeight }.Concat(_branchWeights).ToArray();
-            supervised = zeros([], ScalarType.Float32, output.Backbone.device);
-            for (var h = 0; h < output.Heads.Count; h++)
-            {
-                var term = Losses.SoftTargetKlDivergence(output.Heads[h], targets[h]);
-                components.Add(h == 0 ? "history/backbone" : $"history/branch{h}", term);
-                supervised = supervised.add(term.mul(weights[h]));
-            }
-
-            history.Update(indices, output);
+            memory.UpdateUnchecked(indices, heads);
         }
         else
         {
-            supervised = Losses.CrossEntropy(output.Backbone, labels);
+            supervised = nn.functional.cross_entropy(z[0], labels.to(ScalarType.Int64));
             components.Add("ce/backbone", supervised);
         }
 
-        var total = supervised.mul(_options.CeWeight);
+        // Structural teacher: KL_T(branch_k, backbone) for every branch.
+        var temperature = StructuralTeacher.Temperature;
+        var backbone = StructuralTeacher.DetachBackbone ? z[0].detach() : z[0];
+        var t = backbone.div(temperature).softmax(1).add(Losses.Epsilon);
+        var kd = t.mul(t.log().sub(z.narrow(0, 1, BranchCount).div(temperature).log_softmax(2))).sum([1, 2]).mul(temperature * temperature / batch);
         for (var k = 0; k < BranchCount; k++)
         {
-            var kd = StructuralTeacher.Loss(output.Branches[k], output.Backbone);
-            components.Add($"structural/branch{k + 1}", kd);
-            total = total.add(kd.mul(_options.KdWeight));
+            components.Add($"structural/branch{k + 1}", kd[k]);
         }
 
+        var total = supervised.mul(_options.CeWeight).add(kd.sum().mul(_options.KdWeight));
         foreach (var component in components.Values)
         {
             component.MoveToOuterDisposeScope();

@@ -35,10 +35,11 @@ public sealed class DualTeacherLossOptions
     public CoefficientSchedule Schedule { get; set; } = CoefficientSchedule.Cosine(0.9, 0.0);
 
     /// <summary>
-    /// Whether every call checks that the logits are finite (one value read back from the device per call).
-    /// Turn off on a GPU hot path once a run is known to be sound; the trainer's NaN guard still applies.
+    /// Whether every call checks its inputs: labels in 0..C-1, sample indices in 0..N-1, logits finite. The
+    /// checks read a few values back from the device; turn them off on a GPU hot path whose labels and indices
+    /// come from a validated dataset (the trainer's NaN guard still applies).
     /// </summary>
-    public bool CheckFiniteLogits { get; set; } = true;
+    public bool ValidateInputs { get; set; } = true;
 
     /// <summary>Throws when an option is out of range; called by <see cref="DualTeacherLoss"/>'s constructor.</summary>
     /// <param name="branchCount">When given, the number of branches the model has, which the branch weights must match.</param>

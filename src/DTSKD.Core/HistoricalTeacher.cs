@@ -87,6 +87,13 @@ public sealed class HistoricalTeacher : IDisposable
             throw new ArgumentOutOfRangeException(nameof(alpha), alpha, "alpha must be in [0, 1].");
         }
 
+        return SoftTargetsUnchecked(indices, labels, alpha);
+    }
+
+    /// <summary><see cref="SoftTargets"/> for arguments the caller has already checked (no device round trip).</summary>
+    internal Tensor SoftTargetsUnchecked(Tensor indices, Tensor labels, double alpha)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         var idx = indices.to(ScalarType.Int64, _memory.device);
@@ -116,11 +123,18 @@ public sealed class HistoricalTeacher : IDisposable
         }
 
         TensorChecks.IndexVector(indices, nameof(indices), output.Backbone.shape[0], SampleCount, "sample indices");
+        using var heads = stack(output.Heads, 0);
+        UpdateUnchecked(indices, heads);
+    }
 
+    /// <summary>Stores the softmax of stacked head logits [heads, batch, C] for checked indices.</summary>
+    internal void UpdateUnchecked(Tensor indices, Tensor stackedLogits)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         var idx = indices.to(ScalarType.Int64, _memory.device);
-        var probabilities = stack(output.Heads.Select(h => h.detach().to(ScalarType.Float32).softmax(1)), 0);
+        var probabilities = stackedLogits.detach().to(ScalarType.Float32).softmax(2);
         _memory.index_copy_(1, idx, probabilities.to(_memory.dtype, _memory.device));
         _seen.index_fill_(0, idx, true);
     }

@@ -52,7 +52,8 @@ public sealed class TrainerTests : IDisposable
     [Fact]
     public void A_tiny_model_learns_a_separable_problem()
     {
-        using var train = Halves(96, 1);
+        // 256 samples: 16 steps an epoch, enough for BatchNorm's running statistics to settle for evaluation.
+        using var train = Halves(256, 1);
         using var test = Halves(64, 2);
         var (model, loss, history) = Build(train.Count);
         using var _ = model;
@@ -74,7 +75,7 @@ public sealed class TrainerTests : IDisposable
         reports.Where(r => r.Completed is null).Select(r => r.Step).Should().Contain([2, 4]);
         reports.Where(r => r.Completed is not null).Should().HaveCount(3)
             .And.OnlyContain(r => r.Step == r.StepsPerEpoch && r.RunningLoss == r.Completed!.TrainLoss && r.RunningTop1 == r.Completed.TrainTop1);
-        history.SeenCount().Should().Be(96, "every training sample's history is written");
+        history.SeenCount().Should().Be(256, "every training sample's history is written");
     }
 
     [Fact]

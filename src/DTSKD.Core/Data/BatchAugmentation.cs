@@ -71,19 +71,22 @@ public sealed class BatchAugmentation
         CheckImages(images);
         var (b, c, h, w) = (images.shape[0], images.shape[1], images.shape[2], images.shape[3]);
         using var scope = NewDisposeScope();
-        using var generator = new Generator(SeedSequence.Derive(seed, epoch, step, Stream));
+        // Drawn where the images are, so a GPU step copies nothing from the host (CPU and CUDA generators
+        // give different, equally seeded streams).
+        var device = images.device;
+        using var generator = new Generator(SeedSequence.Derive(seed, epoch, step, Stream), device);
         var p = Padding;
-        var offsets = randint(0, (2 * p) + 1, [b, 2], ScalarType.Int64, generator: generator);
+        var offsets = randint(0, (2 * p) + 1, [b, 2], ScalarType.Int64, device, generator: generator);
         var flip = HorizontalFlip
-            ? rand([b], ScalarType.Float32, generator: generator).lt(0.5)
-            : zeros([b], ScalarType.Bool);
+            ? rand([b], ScalarType.Float32, device, generator: generator).lt(0.5)
+            : zeros([b], ScalarType.Bool, device);
 
         // Row and column of the padded image that each output pixel reads; a flipped sample reads its columns backwards.
-        var rows = offsets.select(1, 0).unsqueeze(1).add(arange(h, ScalarType.Int64));
-        var forward = arange(w, ScalarType.Int64);
+        var rows = offsets.select(1, 0).unsqueeze(1).add(arange(h, ScalarType.Int64, device));
+        var forward = arange(w, ScalarType.Int64, device);
         var cols = offsets.select(1, 1).unsqueeze(1).add(where(flip.unsqueeze(1), forward.flip(0), forward));
         var wp = w + (2 * p);
-        var linear = rows.unsqueeze(2).mul(wp).add(cols.unsqueeze(1)).view(b, 1, h * w).to(images.device);
+        var linear = rows.unsqueeze(2).mul(wp).add(cols.unsqueeze(1)).view(b, 1, h * w);
 
         var padded = p > 0 ? nn.functional.pad(images, [p, p, p, p]) : images;
         var cropped = padded.reshape(b, c, -1).gather(2, linear.expand(b, c, h * w)).view(b, c, h, w);

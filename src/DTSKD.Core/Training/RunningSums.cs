@@ -9,7 +9,8 @@ namespace DTSKD.Core.Training;
 internal sealed class RunningSums : IDisposable
 {
     private readonly Device _device;
-    private readonly Dictionary<string, Tensor> _components = new(StringComparer.Ordinal);
+    private string[] _componentNames = [];
+    private Tensor? _componentSums;
     private readonly Tensor _loss;
     private readonly Tensor _correct;
     private readonly Tensor _firstBad;
@@ -34,17 +35,19 @@ internal sealed class RunningSums : IDisposable
         var batch = labels.shape[0];
         var total = result.Total.detach();
         _loss.add_(total.to(ScalarType.Float64).mul(batch));
-        foreach (var (name, value) in result.Components)
+        if (_componentSums is null || !result.Components.Keys.SequenceEqual(_componentNames))
         {
-            if (!_components.TryGetValue(name, out var sum))
+            if (_componentSums is not null)
             {
-                sum = zeros([], ScalarType.Float64, _device).DetachFromDisposeScope();
-                _components[name] = sum;
+                throw new InvalidOperationException(
+                    $"The objective's components changed from [{string.Join(", ", _componentNames)}] to [{string.Join(", ", result.Components.Keys)}] within a run.");
             }
 
-            sum.add_(value.detach().to(ScalarType.Float64).mul(batch));
+            _componentNames = [.. result.Components.Keys];
+            _componentSums = zeros([_componentNames.Length], ScalarType.Float64, _device).DetachFromDisposeScope();
         }
 
+        _componentSums.add_(stack(result.Components.Values, 0).detach().to(ScalarType.Float64).mul(batch));
         _correct.add_(backboneLogits.argmax(1).eq(labels).sum());
         _firstBad.copy_(where(total.isfinite(), _firstBad, _firstBad.clamp_max(step)));
         _samples += batch;
@@ -68,10 +71,22 @@ internal sealed class RunningSums : IDisposable
     }
 
     public Dictionary<string, double> ComponentMeans() =>
-        _components.ToDictionary(kv => kv.Key, kv => _samples == 0 ? 0 : kv.Value.item<double>() / _samples);
+        ComponentSums().ToDictionary(kv => kv.Key, kv => _samples == 0 ? 0 : kv.Value / _samples);
 
     public PartialEpoch Snapshot() =>
-        new(_samples, _loss.item<double>(), _correct.item<long>(), _components.ToDictionary(kv => kv.Key, kv => kv.Value.item<double>()), Alpha, Seconds);
+        new(_samples, _loss.item<double>(), _correct.item<long>(), ComponentSums(), Alpha, Seconds);
+
+    private Dictionary<string, double> ComponentSums()
+    {
+        if (_componentSums is null)
+        {
+            return [];
+        }
+
+        using var host = _componentSums.cpu();
+        var values = host.data<double>().ToArray();
+        return _componentNames.Select((name, i) => (name, values[i])).ToDictionary(p => p.name, p => p.Item2);
+    }
 
     public void Restore(PartialEpoch? partial)
     {
@@ -85,15 +100,12 @@ internal sealed class RunningSums : IDisposable
         _samples = partial.Samples;
         _loss.fill_(partial.LossSum);
         _correct.fill_(partial.Correct);
-        foreach (var (name, value) in partial.ComponentSums)
+        if (partial.ComponentSums.Count > 0)
         {
-            if (!_components.TryGetValue(name, out var sum))
-            {
-                sum = zeros([], ScalarType.Float64, _device).DetachFromDisposeScope();
-                _components[name] = sum;
-            }
-
-            sum.fill_(value);
+            _componentNames = [.. partial.ComponentSums.Keys];
+            _componentSums?.Dispose();
+            using var values = tensor(partial.ComponentSums.Values.ToArray(), ScalarType.Float64);
+            _componentSums = values.to(_device).DetachFromDisposeScope();
         }
 
         Alpha = partial.Alpha;
@@ -108,11 +120,7 @@ internal sealed class RunningSums : IDisposable
         _loss.fill_(0);
         _correct.fill_(0);
         _firstBad.fill_(long.MaxValue);
-        foreach (var sum in _components.Values)
-        {
-            sum.fill_(0);
-        }
-
+        _componentSums?.fill_(0);
         Alpha = null;
         Seconds = 0;
     }
@@ -122,9 +130,6 @@ internal sealed class RunningSums : IDisposable
         _loss.Dispose();
         _correct.Dispose();
         _firstBad.Dispose();
-        foreach (var sum in _components.Values)
-        {
-            sum.Dispose();
-        }
+        _componentSums?.Dispose();
     }
 }

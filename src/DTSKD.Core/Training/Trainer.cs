@@ -151,10 +151,12 @@ public sealed class Trainer : IDisposable
 
             _model.train();
             var clock = Stopwatch.StartNew();
-            var step = _nextStep;
-            foreach (var indices in _sampler.Batches(epoch, _nextStep))
+
+            // The epoch's order lives on the device: each step slices it, with no copy from the host.
+            using var order = _sampler.Order(epoch);
+            using var deviceOrder = order.to(_device);
+            for (var step = _nextStep; step < _sampler.StepsPerEpoch; step++)
             {
-                using var stepIndices = indices;
                 if (cancellationToken.IsCancellationRequested)
                 {
                     _sums.Seconds += clock.Elapsed.TotalSeconds;
@@ -164,12 +166,12 @@ public sealed class Trainer : IDisposable
                     return Result(cancelled: true);
                 }
 
-                TrainStep(stepIndices, epoch, step);
-                step++;
-                if (step % _options.LogInterval == 0 && step < _sampler.StepsPerEpoch)
+                TrainStep(deviceOrder, epoch, step);
+                var done = step + 1;
+                if (done % _options.LogInterval == 0 && done < _sampler.StepsPerEpoch)
                 {
                     CheckFinite(epoch);
-                    progress?.Report(Running(epoch, step, _sums.Seconds + clock.Elapsed.TotalSeconds));
+                    progress?.Report(Running(epoch, done, _sums.Seconds + clock.Elapsed.TotalSeconds));
                 }
             }
 
@@ -339,10 +341,11 @@ public sealed class Trainer : IDisposable
         }
     }
 
-    private void TrainStep(Tensor indices, int epoch, int step)
+    private void TrainStep(Tensor order, int epoch, int step)
     {
         using var scope = NewDisposeScope();
-        var idx = indices.to(_device);
+        var start = step * _options.BatchSize;
+        var idx = order.narrow(0, start, Math.Min(_options.BatchSize, _trainCount - start));
         var images = _preprocessing.Augment(_trainImages.index_select(0, idx), _options.Seed, epoch, step);
         var labels = _trainLabels.index_select(0, idx);
         using var output = _model.call(images);
