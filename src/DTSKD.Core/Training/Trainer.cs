@@ -47,7 +47,7 @@ public sealed class Trainer : IDisposable
     private readonly TrainerOptions _options;
     private readonly ILogger _logger;
     private readonly Device _device;
-    private readonly SGD _optimizer;
+    private readonly FlatSgd _optimizer;
     private readonly BatchSampler _sampler;
     private readonly Tensor _trainImages;
     private readonly Tensor _trainLabels;
@@ -117,7 +117,7 @@ public sealed class Trainer : IDisposable
         _testImages = _ownsDeviceData ? test.Images.to(_device).DetachFromDisposeScope() : test.Images;
         _testLabels = _ownsDeviceData ? test.Labels.to(_device).DetachFromDisposeScope() : test.Labels;
 
-        _optimizer = optim.SGD(model.parameters(), options.LearningRate, options.Momentum, 0, options.WeightDecay, options.Nesterov);
+        _optimizer = new FlatSgd(model.parameters(), options.LearningRate, options.Momentum, options.WeightDecay, options.Nesterov);
         _sampler = new BatchSampler(train.Count, options.BatchSize, options.Seed, shuffle: true, options.DropLast);
         _sums = new RunningSums(_device);
     }
@@ -144,10 +144,7 @@ public sealed class Trainer : IDisposable
         for (var epoch = _nextEpoch; epoch < _options.Epochs; epoch++)
         {
             var lr = _options.LearningRateAt(epoch);
-            foreach (var group in _optimizer.ParamGroups)
-            {
-                group.LearningRate = lr;
-            }
+            _optimizer.LearningRate = lr;
 
             _model.train();
             var clock = Stopwatch.StartNew();
@@ -218,7 +215,7 @@ public sealed class Trainer : IDisposable
             ("optimizer", s =>
             {
                 using var w = new BinaryWriter(s, System.Text.Encoding.UTF8, leaveOpen: true);
-                _optimizer.save_state_dict(w);
+                _optimizer.Save(w);
             }),
             ("objective", _objective.SaveState),
         ]);
@@ -291,7 +288,7 @@ public sealed class Trainer : IDisposable
 
             using (var reader = new BinaryReader(new MemoryStream(sections["optimizer"]), System.Text.Encoding.UTF8))
             {
-                _optimizer.load_state_dict(reader);
+                _optimizer.Load(reader);
             }
 
             using (var objective = new MemoryStream(sections["objective"]))
@@ -350,9 +347,9 @@ public sealed class Trainer : IDisposable
         var labels = _trainLabels.index_select(0, idx);
         using var output = _model.call(images);
         using var result = _objective.Compute(output, labels, idx, epoch, _options.Epochs);
-        _optimizer.zero_grad();
+        _optimizer.ZeroGrad();
         result.Total.backward();
-        _optimizer.step();
+        _optimizer.Step();
         _sums.Add(result, output.Backbone, labels, step);
     }
 

@@ -1,0 +1,236 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace DTSKD.Core.Training;
+
+/// <summary>
+/// SGD with momentum, Nesterov and weight decay, with PyTorch's update rule, over one flat buffer: the
+/// parameters become views into a single contiguous tensor and their gradients views into another, so a step
+/// is a handful of kernels whatever the number of parameters (TorchSharp's SGD runs several per parameter).
+/// </summary>
+/// <remarks>
+/// <para>
+/// The rule, as <c>torch.optim.SGD</c>: <c>d = g + wd·p</c>; with momentum, <c>b = d</c> on the first step and
+/// <c>b = m·b + (1 − dampening)·d</c> after; <c>d = d + m·b</c> (Nesterov) or <c>d = b</c>; <c>p = p − lr·d</c>.
+/// </para>
+/// <para>
+/// Create it after the model has been moved to its device, and zero gradients with <see cref="ZeroGrad"/>
+/// (not the module's <c>zero_grad</c>, which may drop the gradient views). The optimizer owns the flat buffers
+/// and its momentum, and releases them on <see cref="Dispose"/> (the parameters keep their own reference to
+/// the storage they live in, and lose their gradient views).
+/// </para>
+/// </remarks>
+public sealed class FlatSgd : IDisposable
+{
+    private const string StateMagic = "DTSKD.FlatSgd/1";
+    private readonly Parameter[] _parameters;
+    private readonly Tensor _flat;
+    private readonly Tensor _grad;
+    private Tensor? _momentumBuffer;
+    private bool _disposed;
+
+    /// <summary>Gathers the parameters into one buffer and creates the optimizer.</summary>
+    /// <param name="parameters">The parameters to optimise; all float32 on one device.</param>
+    /// <param name="learningRate">The learning rate (&gt; 0).</param>
+    /// <param name="momentum">Momentum factor (0 for none).</param>
+    /// <param name="weightDecay">L2 weight decay.</param>
+    /// <param name="nesterov">Whether to use Nesterov momentum (needs momentum &gt; 0).</param>
+    /// <param name="dampening">Momentum dampening.</param>
+    public FlatSgd(IEnumerable<Parameter> parameters, double learningRate, double momentum = 0, double weightDecay = 0, bool nesterov = false, double dampening = 0)
+    {
+        ArgumentNullException.ThrowIfNull(parameters);
+        _parameters = [.. parameters];
+        if (_parameters.Length == 0)
+        {
+            throw new ArgumentException("There are no parameters to optimise.", nameof(parameters));
+        }
+
+        if (_parameters.Any(p => p.dtype != ScalarType.Float32) || _parameters.Select(p => p.device.ToString()).Distinct().Count() != 1)
+        {
+            throw new ArgumentException("FlatSgd needs float32 parameters, all on one device.", nameof(parameters));
+        }
+
+        LearningRate = learningRate;
+        Momentum = momentum;
+        WeightDecay = weightDecay;
+        Nesterov = nesterov;
+        Dampening = dampening;
+        Validate();
+
+        var total = _parameters.Sum(p => p.numel());
+        var device = _parameters[0].device;
+        _flat = empty([total], ScalarType.Float32, device).DetachFromDisposeScope();
+        _grad = zeros([total], ScalarType.Float32, device).DetachFromDisposeScope();
+        using var noGrad = no_grad();
+        long offset = 0;
+        foreach (var p in _parameters)
+        {
+            var n = p.numel();
+            using var slot = _flat.narrow(0, offset, n).view(p.shape);
+            slot.copy_(p);
+            p.set_(slot);
+            using var gradSlot = _grad.narrow(0, offset, n).view(p.shape);
+            p.grad = gradSlot;
+            offset += n;
+        }
+    }
+
+    /// <summary>The learning rate of the next step.</summary>
+    public double LearningRate { get; set; }
+
+    /// <summary>The momentum factor.</summary>
+    public double Momentum { get; }
+
+    /// <summary>The L2 weight decay.</summary>
+    public double WeightDecay { get; }
+
+    /// <summary>Whether the momentum is Nesterov's.</summary>
+    public bool Nesterov { get; }
+
+    /// <summary>The momentum dampening.</summary>
+    public double Dampening { get; }
+
+    /// <summary>The number of scalar parameters.</summary>
+    public long Count => _flat.numel();
+
+    /// <summary>All parameters, as one flat float32 tensor (a view the optimizer owns).</summary>
+    internal Tensor Flat => _flat;
+
+    /// <summary>All gradients, as one flat float32 tensor (a view the optimizer owns).</summary>
+    internal Tensor FlatGrad => _grad;
+
+    /// <summary>Sets every gradient to zero (one kernel).</summary>
+    public void ZeroGrad()
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        using var noGrad = no_grad();
+        _grad.fill_(0);
+    }
+
+    /// <summary>Applies one update from the current gradients.</summary>
+    public void Step() => Step(skip: null);
+
+    /// <summary>
+    /// Applies one update, unless <paramref name="skip"/> (a 0-dim bool tensor on the device) is true, in which case
+    /// parameters and momentum stay as they were. Nothing is read back from the device.
+    /// </summary>
+    internal void Step(Tensor? skip)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+
+        // d = g + wd * p, built in the gradient buffer (the gradients are not needed after the step).
+        var d = WeightDecay != 0 ? _grad.add_(_flat, alpha: WeightDecay) : _grad;
+        if (Momentum != 0)
+        {
+            if (_momentumBuffer is null)
+            {
+                _momentumBuffer = skip is null ? d.clone() : where(skip, zeros_like(d), d);
+                _momentumBuffer.DetachFromDisposeScope();
+            }
+            else
+            {
+                var updated = _momentumBuffer.mul(Momentum).add_(d, alpha: 1 - Dampening);
+                _momentumBuffer.copy_(skip is null ? updated : where(skip, _momentumBuffer, updated));
+            }
+
+            d = Nesterov ? d.add_(_momentumBuffer, alpha: Momentum) : _momentumBuffer;
+        }
+
+        if (skip is null)
+        {
+            _flat.add_(d, alpha: -LearningRate);
+        }
+        else
+        {
+            _flat.add_(where(skip, zeros_like(d), d), alpha: -LearningRate);
+        }
+    }
+
+    /// <summary>Writes the hyper-parameters and the momentum buffer.</summary>
+    /// <param name="writer">The destination.</param>
+    public void Save(BinaryWriter writer)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        ArgumentNullException.ThrowIfNull(writer);
+        writer.Write(StateMagic);
+        writer.Write(Count);
+        writer.Write(LearningRate);
+        writer.Write(Momentum);
+        writer.Write(WeightDecay);
+        writer.Write(Nesterov);
+        writer.Write(Dampening);
+        writer.Write(_momentumBuffer is not null);
+        _momentumBuffer?.Save(writer);
+    }
+
+    /// <summary>Restores what <see cref="Save"/> wrote, for the same parameters.</summary>
+    /// <param name="reader">The source.</param>
+    /// <exception cref="InvalidDataException">The state is for another number of parameters, or is not an FlatSgd state.</exception>
+    public void Load(BinaryReader reader)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        ArgumentNullException.ThrowIfNull(reader);
+        if (reader.ReadString() is var magic && magic != StateMagic)
+        {
+            throw new InvalidDataException($"Not an optimizer state written by FlatSgd (found '{magic}').");
+        }
+
+        var count = reader.ReadInt64();
+        if (count != Count)
+        {
+            throw new InvalidDataException($"The optimizer state is for {count} parameters; this optimizer has {Count}.");
+        }
+
+        LearningRate = reader.ReadDouble();
+        _ = (reader.ReadDouble(), reader.ReadDouble(), reader.ReadBoolean(), reader.ReadDouble());
+        var hasMomentum = reader.ReadBoolean();
+        _momentumBuffer?.Dispose();
+        _momentumBuffer = null;
+        if (hasMomentum)
+        {
+            var buffer = zeros_like(_flat).DetachFromDisposeScope();
+            buffer.Load(reader);
+            _momentumBuffer = buffer;
+        }
+    }
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        if (_disposed)
+        {
+            return;
+        }
+
+        _disposed = true;
+        foreach (var p in _parameters)
+        {
+            p.grad = null;
+        }
+
+        _momentumBuffer?.Dispose();
+        _grad.Dispose();
+        _flat.Dispose();
+    }
+
+    private void Validate()
+    {
+        if (!(LearningRate > 0) || double.IsInfinity(LearningRate))
+        {
+            throw new ArgumentOutOfRangeException(nameof(LearningRate), LearningRate, "The learning rate must be a finite number > 0.");
+        }
+
+        if (!(Momentum >= 0 && Momentum < 1) || !(WeightDecay >= 0) || !(Dampening >= 0 && Dampening <= 1))
+        {
+            throw new ArgumentOutOfRangeException(nameof(Momentum), "Momentum must be in [0, 1), weight decay >= 0 and dampening in [0, 1].");
+        }
+
+        if (Nesterov && (Momentum == 0 || Dampening != 0))
+        {
+            throw new ArgumentException("Nesterov momentum needs momentum > 0 and no dampening.", nameof(Nesterov));
+        }
+    }
+}
