@@ -12,7 +12,8 @@ public static class Evaluator
     /// <param name="labels">int64 labels [N], on the model's device.</param>
     /// <param name="preprocessing">Supplies the test-time normalisation.</param>
     /// <param name="batchSize">Evaluation batch size.</param>
-    internal static EvaluationResult Evaluate(nn.Module<Tensor, MultiBranchOutput> model, Tensor images, Tensor labels, BatchAugmentation preprocessing, int batchSize)
+    /// <param name="inputType">The format the model's weights are in (null: float32).</param>
+    internal static EvaluationResult Evaluate(nn.Module<Tensor, MultiBranchOutput> model, Tensor images, Tensor labels, BatchAugmentation preprocessing, int batchSize, ScalarType? inputType = null)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(images);
@@ -35,6 +36,11 @@ public static class Evaluator
                 using var batchScope = NewDisposeScope();
                 var count = Math.Min(batchSize, n - start);
                 var x = preprocessing.Normalize(images.narrow(0, start, count));
+                if (inputType is { } type)
+                {
+                    x = x.to(type);
+                }
+
                 var y = labels.narrow(0, start, count);
                 using var output = model.call(x);
                 var hits = stack(output.Heads.Select(h => h.argmax(1).eq(y).sum()), 0);
@@ -42,7 +48,7 @@ public static class Evaluator
                 var k = Math.Min(5, output.Backbone.shape[1]);
                 var (_, topIndices) = output.Backbone.topk((int)k, dim: 1);
                 top5.add_(topIndices.eq(y.unsqueeze(1)).any(1).sum());
-                loss.add_(nn.functional.cross_entropy(output.Backbone, y, reduction: nn.Reduction.Sum).to(ScalarType.Float64));
+                loss.add_(nn.functional.cross_entropy(output.Backbone.to(ScalarType.Float32), y, reduction: nn.Reduction.Sum).to(ScalarType.Float64));
             }
 
             var perHead = correct!.cpu().data<long>().ToArray().Select(c => 100.0 * c / n).ToArray();

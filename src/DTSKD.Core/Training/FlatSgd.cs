@@ -27,11 +27,18 @@ public sealed class FlatSgd : IDisposable
     private readonly Parameter[] _parameters;
     private readonly Tensor _flat;
     private readonly Tensor _grad;
+
+    // Parameters kept in a half format for the forward and backward passes (mixed precision): they are views
+    // into _half, their gradients views into _halfGrad, and their float32 master copies the first _halfCount
+    // elements of _flat.
+    private readonly Tensor? _half;
+    private readonly Tensor? _halfGrad;
+    private readonly long _halfCount;
     private Tensor? _momentumBuffer;
     private bool _disposed;
 
     /// <summary>Gathers the parameters into one buffer and creates the optimizer.</summary>
-    /// <param name="parameters">The parameters to optimise; all float32 on one device.</param>
+    /// <param name="parameters">The parameters to optimise, on one device: float32, and at most one half format (whose float32 masters the optimizer keeps).</param>
     /// <param name="learningRate">The learning rate (&gt; 0).</param>
     /// <param name="momentum">Momentum factor (0 for none).</param>
     /// <param name="weightDecay">L2 weight decay.</param>
@@ -46,9 +53,12 @@ public sealed class FlatSgd : IDisposable
             throw new ArgumentException("There are no parameters to optimise.", nameof(parameters));
         }
 
-        if (_parameters.Any(p => p.dtype != ScalarType.Float32) || _parameters.Select(p => p.device.ToString()).Distinct().Count() != 1)
+        var halfTypes = _parameters.Select(p => p.dtype).Where(t => t != ScalarType.Float32).Distinct().ToList();
+        if (halfTypes.Count > 1 || halfTypes.Any(t => t is not (ScalarType.BFloat16 or ScalarType.Float16))
+            || _parameters.Select(p => p.device.ToString()).Distinct().Count() != 1)
         {
-            throw new ArgumentException("FlatSgd needs float32 parameters, all on one device.", nameof(parameters));
+            throw new ArgumentException(
+                "FlatSgd needs parameters on one device, in float32 and at most one half format (bfloat16 or float16).", nameof(parameters));
         }
 
         LearningRate = learningRate;
@@ -58,19 +68,35 @@ public sealed class FlatSgd : IDisposable
         Dampening = dampening;
         Validate();
 
+        // Half parameters first, so their master copies are one contiguous slice of the float32 buffer.
+        _parameters = [.. _parameters.Where(p => p.dtype != ScalarType.Float32), .. _parameters.Where(p => p.dtype == ScalarType.Float32)];
         var total = _parameters.Sum(p => p.numel());
+        _halfCount = _parameters.Where(p => p.dtype != ScalarType.Float32).Sum(p => p.numel());
         var device = _parameters[0].device;
         _flat = empty([total], ScalarType.Float32, device).DetachFromDisposeScope();
         _grad = zeros([total], ScalarType.Float32, device).DetachFromDisposeScope();
+        if (halfTypes.Count == 1)
+        {
+            _half = empty([_halfCount], halfTypes[0], device).DetachFromDisposeScope();
+            _halfGrad = zeros([_halfCount], halfTypes[0], device).DetachFromDisposeScope();
+        }
+
         using var noGrad = no_grad();
         long offset = 0;
         foreach (var p in _parameters)
         {
             var n = p.numel();
-            using var slot = _flat.narrow(0, offset, n).view(p.shape);
-            slot.copy_(p);
+            var isHalf = p.dtype != ScalarType.Float32;
+            using var master = _flat.narrow(0, offset, n).view(p.shape);
+            master.copy_(p);
+            using var slot = (isHalf ? _half! : _flat).narrow(0, offset, n).view(p.shape);
+            if (isHalf)
+            {
+                slot.copy_(p);
+            }
+
             p.set_(slot);
-            using var gradSlot = _grad.narrow(0, offset, n).view(p.shape);
+            using var gradSlot = (isHalf ? _halfGrad! : _grad).narrow(0, offset, n).view(p.shape);
             p.grad = gradSlot;
             offset += n;
         }
@@ -106,10 +132,29 @@ public sealed class FlatSgd : IDisposable
         ObjectDisposedException.ThrowIf(_disposed, this);
         using var noGrad = no_grad();
         _grad.fill_(0);
+        _halfGrad?.fill_(0);
     }
 
     /// <summary>Applies one update from the current gradients.</summary>
-    public void Step() => Step(skip: null);
+    public void Step()
+    {
+        GatherGradients();
+        Step(skip: null);
+    }
+
+    /// <summary>Brings the half-format gradients into the float32 gradient buffer, and returns that buffer.</summary>
+    internal Tensor GatherGradients()
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (_halfGrad is not null)
+        {
+            using var noGrad = no_grad();
+            using var region = _grad.narrow(0, 0, _halfCount);
+            region.copy_(_halfGrad);
+        }
+
+        return _grad;
+    }
 
     /// <summary>
     /// Applies one update, unless <paramref name="skip"/> (a 0-dim bool tensor on the device) is true, in which case
@@ -147,6 +192,9 @@ public sealed class FlatSgd : IDisposable
         {
             _flat.add_(where(skip, zeros_like(d), d), alpha: -LearningRate);
         }
+
+        // The passes use the half copies: refresh them from the updated float32 masters.
+        _half?.copy_(_flat.narrow(0, 0, _halfCount));
     }
 
     /// <summary>Writes the hyper-parameters and the momentum buffer.</summary>
@@ -164,6 +212,13 @@ public sealed class FlatSgd : IDisposable
         writer.Write(Dampening);
         writer.Write(_momentumBuffer is not null);
         _momentumBuffer?.Save(writer);
+
+        // With half parameters the model holds rounded copies: the float32 masters are part of the state.
+        writer.Write(_half is not null);
+        if (_half is not null)
+        {
+            _flat.Save(writer);
+        }
     }
 
     /// <summary>Restores what <see cref="Save"/> wrote, for the same parameters.</summary>
@@ -195,6 +250,18 @@ public sealed class FlatSgd : IDisposable
             buffer.Load(reader);
             _momentumBuffer = buffer;
         }
+
+        if (reader.ReadBoolean() != (_half is not null))
+        {
+            throw new InvalidDataException("The optimizer state was saved with a different precision (float32 masters of half parameters present in one, not the other).");
+        }
+
+        if (_half is not null)
+        {
+            using var noGrad = no_grad();
+            _flat.Load(reader);
+            _half.copy_(_flat.narrow(0, 0, _halfCount));
+        }
     }
 
     /// <inheritdoc />
@@ -214,6 +281,8 @@ public sealed class FlatSgd : IDisposable
         _momentumBuffer?.Dispose();
         _grad.Dispose();
         _flat.Dispose();
+        _half?.Dispose();
+        _halfGrad?.Dispose();
     }
 
     private void Validate()

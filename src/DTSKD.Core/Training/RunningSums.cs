@@ -28,13 +28,16 @@ internal sealed class RunningSums : IDisposable
 
     public double? Alpha { get; private set; }
 
-    public void Add(MultiBranchLossResult result, Tensor backboneLogits, Tensor labels, int step)
+    public void Add(MultiBranchLossResult result, Tensor backboneLogits, Tensor labels, int step, bool guardNonFinite = true)
     {
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         var batch = labels.shape[0];
         var total = result.Total.detach();
-        _loss.add_(total.to(ScalarType.Float64).mul(batch));
+        var finite = total.isfinite();
+
+        // Skipped (overflowed) float16 steps count as zero, so one of them does not turn the epoch's mean into inf.
+        _loss.add_(where(finite, total, zeros_like(total)).to(ScalarType.Float64).mul(batch));
         if (_componentSums is null || !result.Components.Keys.SequenceEqual(_componentNames))
         {
             if (_componentSums is not null)
@@ -47,9 +50,13 @@ internal sealed class RunningSums : IDisposable
             _componentSums = zeros([_componentNames.Length], ScalarType.Float64, _device).DetachFromDisposeScope();
         }
 
-        _componentSums.add_(stack(result.Components.Values, 0).detach().to(ScalarType.Float64).mul(batch));
+        var components = stack(result.Components.Values, 0).detach();
+        _componentSums.add_(components.nan_to_num(0, 0, 0).to(ScalarType.Float64).mul(batch));
         _correct.add_(backboneLogits.argmax(1).eq(labels).sum());
-        _firstBad.copy_(where(total.isfinite(), _firstBad, _firstBad.clamp_max(step)));
+        if (guardNonFinite)
+        {
+            _firstBad.copy_(where(finite, _firstBad, _firstBad.clamp_max(step)));
+        }
         _samples += batch;
         Alpha = result.Alpha;
     }

@@ -48,6 +48,8 @@ public sealed class Trainer : IDisposable
     private readonly ILogger _logger;
     private readonly Device _device;
     private readonly FlatSgd _optimizer;
+    private readonly DynamicLossScaler? _scaler;
+    private readonly ScalarType? _halfType;
     private readonly BatchSampler _sampler;
     private readonly Tensor _trainImages;
     private readonly Tensor _trainLabels;
@@ -111,6 +113,23 @@ public sealed class Trainer : IDisposable
         _testCount = test.Count;
 
         model.to(_device);
+        if (_device.type == DeviceType.CUDA)
+        {
+            torch.backends.cuda.matmul.allow_tf32 = options.AllowTf32;
+            torch.backends.cudnn.allow_tf32 = options.AllowTf32;
+        }
+
+        _halfType = options.Precision switch
+        {
+            TrainingPrecision.BFloat16 => ScalarType.BFloat16,
+            TrainingPrecision.Float16 => ScalarType.Float16,
+            _ => null,
+        };
+        if (_halfType is { } half)
+        {
+            MixedPrecision.ConvertWeights(model, half);
+        }
+
         _ownsDeviceData = _device.type != DeviceType.CPU;
         _trainImages = _ownsDeviceData ? train.Images.to(_device).DetachFromDisposeScope() : train.Images;
         _trainLabels = _ownsDeviceData ? train.Labels.to(_device).DetachFromDisposeScope() : train.Labels;
@@ -118,6 +137,7 @@ public sealed class Trainer : IDisposable
         _testLabels = _ownsDeviceData ? test.Labels.to(_device).DetachFromDisposeScope() : test.Labels;
 
         _optimizer = new FlatSgd(model.parameters(), options.LearningRate, options.Momentum, options.WeightDecay, options.Nesterov);
+        _scaler = options.Precision == TrainingPrecision.Float16 ? new DynamicLossScaler(_device) : null;
         _sampler = new BatchSampler(train.Count, options.BatchSize, options.Seed, shuffle: true, options.DropLast);
         _sums = new RunningSums(_device);
     }
@@ -187,7 +207,7 @@ public sealed class Trainer : IDisposable
     public EvaluationResult EvaluateTest()
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        return Evaluator.Evaluate(_model, _testImages, _testLabels, _preprocessing, _options.EvalBatchSize);
+        return Evaluator.Evaluate(_model, _testImages, _testLabels, _preprocessing, _options.EvalBatchSize, _halfType);
     }
 
     /// <summary>Writes a checkpoint of the whole training state (atomically: temporary file, then rename).</summary>
@@ -218,6 +238,12 @@ public sealed class Trainer : IDisposable
                 _optimizer.Save(w);
             }),
             ("objective", _objective.SaveState),
+            ("scaler", s =>
+            {
+                using var w = new BinaryWriter(s, System.Text.Encoding.UTF8, leaveOpen: true);
+                w.Write(_scaler is not null);
+                _scaler?.Save(w);
+            }),
         ]);
         LogCheckpoint(_logger, path, _nextEpoch, _nextStep, null);
     }
@@ -236,7 +262,7 @@ public sealed class Trainer : IDisposable
         var (json, sections) = CheckpointFile.Read(path);
         var header = JsonSerializer.Deserialize<CheckpointHeader>(json)
                      ?? throw new InvalidDataException($"Checkpoint '{path}' has an empty header.");
-        foreach (var name in new[] { "model", "optimizer", "objective" })
+        foreach (var name in new[] { "model", "optimizer", "objective", "scaler" })
         {
             if (!sections.ContainsKey(name))
             {
@@ -295,6 +321,14 @@ public sealed class Trainer : IDisposable
             {
                 _objective.LoadState(objective);
             }
+
+            using (var reader = new BinaryReader(new MemoryStream(sections["scaler"]), System.Text.Encoding.UTF8))
+            {
+                if (reader.ReadBoolean())
+                {
+                    _scaler?.Load(reader);
+                }
+            }
         }
         finally
         {
@@ -328,6 +362,7 @@ public sealed class Trainer : IDisposable
 
         _disposed = true;
         _optimizer.Dispose();
+        _scaler?.Dispose();
         _sums.Dispose();
         if (_ownsDeviceData)
         {
@@ -345,12 +380,26 @@ public sealed class Trainer : IDisposable
         var idx = order.narrow(0, start, Math.Min(_options.BatchSize, _trainCount - start));
         var images = _preprocessing.Augment(_trainImages.index_select(0, idx), _options.Seed, epoch, step);
         var labels = _trainLabels.index_select(0, idx);
-        using var output = _model.call(images);
+        using var output = _model.call(_halfType is { } half ? images.to(half) : images);
         using var result = _objective.Compute(output, labels, idx, epoch, _options.Epochs);
         _optimizer.ZeroGrad();
-        result.Total.backward();
-        _optimizer.Step();
-        _sums.Add(result, output.Backbone, labels, step);
+        if (_scaler is null)
+        {
+            result.Total.backward();
+            _optimizer.GatherGradients();
+            _optimizer.Step(skip: null);
+        }
+        else
+        {
+            // float16: scale the loss, unscale the gradients, skip the step if they overflowed; all on the device.
+            _scaler.ScaleLoss(result.Total).backward();
+            var overflow = _scaler.Unscale(_optimizer.GatherGradients());
+            _optimizer.Step(overflow);
+            _scaler.Update(overflow);
+        }
+
+        // With float16, a non-finite loss is an overflow the scaler handles, not a divergence.
+        _sums.Add(result, output.Backbone, labels, step, guardNonFinite: _scaler is null);
     }
 
     private void CheckFinite(int epoch)

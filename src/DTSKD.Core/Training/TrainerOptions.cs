@@ -51,6 +51,12 @@ public sealed class TrainerOptions
     /// <summary>The training device (CPU when null). The trainer moves the model and the datasets there.</summary>
     public Device? Device { get; set; }
 
+    /// <summary>The number format of the forward and backward passes (float32 master weights and loss either way).</summary>
+    public TrainingPrecision Precision { get; set; } = TrainingPrecision.Float32;
+
+    /// <summary>On CUDA devices, whether float32 matrix products and convolutions may use TF32 (as PyTorch's default for cuDNN). Ignored on CPUs.</summary>
+    public bool AllowTf32 { get; set; } = true;
+
     /// <summary>A folder for <c>last.ckpt</c> (every epoch, and on cancellation) and <c>best.ckpt</c>; null for none.</summary>
     public string? CheckpointDirectory { get; set; }
 

@@ -1,0 +1,144 @@
+using DTSKD.Core.Data;
+using DTSKD.Core.Models;
+using DTSKD.Core.Training;
+
+namespace DTSKD.Core.Tests;
+
+public sealed class MixedPrecisionTests : IDisposable
+{
+    private readonly DirectoryInfo _dir = Directory.CreateTempSubdirectory("dtskd-amp-");
+
+    public void Dispose() => _dir.Delete(recursive: true);
+
+    [Fact]
+    public void The_scaler_skips_an_overflowing_step_and_halves_its_scale()
+    {
+        using var scaler = new DynamicLossScaler(CPU, initialScale: 1024, growthInterval: 3);
+        using var grads = tensor(new float[] { 2048, 4096, float.PositiveInfinity });
+
+        using var overflow = scaler.Unscale(grads);
+        overflow.item<bool>().Should().BeTrue();
+        scaler.Update(overflow);
+        scaler.Scale.Should().Be(512);
+
+        using var finite = tensor(new float[] { 512, -1024 });
+        using var ok = scaler.Unscale(finite);
+        ok.item<bool>().Should().BeFalse();
+        finite.data<float>().ToArray().Should().Equal(1f, -2f);
+        using var nan = tensor(new float[] { float.NaN });
+        using var bad = scaler.Unscale(nan);
+        bad.item<bool>().Should().BeTrue("NaN counts as an overflow too");
+    }
+
+    [Fact]
+    public void The_scale_grows_after_the_growth_interval_of_good_steps()
+    {
+        using var scaler = new DynamicLossScaler(CPU, initialScale: 8, growthFactor: 2, backoffFactor: 0.5, growthInterval: 3);
+        using var good = tensor(false);
+        using var bad = tensor(true);
+        var scales = new List<double>();
+        foreach (var overflow in new[] { good, good, good, good, bad, good, good, good })
+        {
+            scaler.Update(overflow);
+            scales.Add(scaler.Scale);
+        }
+
+        // Grows on the 3rd good step in a row; an overflow halves it and restarts the count.
+        scales.Should().Equal(8, 8, 16, 16, 8, 8, 8, 16);
+        using var loss = tensor(1.5f);
+        using var scaled = scaler.ScaleLoss(loss);
+        scaled.item<float>().Should().Be(24f);
+    }
+
+    [Fact]
+    public void An_overflowing_step_leaves_weights_and_momentum_untouched()
+    {
+        manual_seed(1);
+        using var model = ResNetDtskd.ResNet18(new MultiBranchModelOptions { ClassCount = 4, BaseWidth = 4, NeckWidth = 8 });
+        using var sgd = new FlatSgd(model.parameters(), 0.1, 0.9, 5e-4, nesterov: true);
+        using var scaler = new DynamicLossScaler(CPU, initialScale: 4);
+        using var before = sgd.Flat.clone();
+        using (var scope = NewDisposeScope())
+        {
+            using var output = model.call(randn(2, 3, 16, 16));
+            scaler.ScaleLoss(output.Backbone.sum().mul(float.PositiveInfinity)).backward();
+        }
+
+        using var overflow = scaler.Unscale(sgd.GatherGradients());
+        sgd.Step(overflow);
+        scaler.Update(overflow);
+
+        overflow.item<bool>().Should().BeTrue();
+        sgd.Flat.allclose(before, 0, 0, false).Should().BeTrue("the step was skipped");
+        scaler.Scale.Should().Be(2);
+    }
+
+    [Fact]
+    public void Half_weights_keep_float32_masters_and_batchnorm_in_float32()
+    {
+        manual_seed(2);
+        using var model = ResNetDtskd.ResNet18(new MultiBranchModelOptions { ClassCount = 4, BaseWidth = 4, NeckWidth = 8 });
+        MixedPrecision.ConvertWeights(model, ScalarType.BFloat16);
+        var state = model.state_dict();
+        state["conv1.weight"].dtype.Should().Be(ScalarType.BFloat16);
+        state["fc_b2.bias"].dtype.Should().Be(ScalarType.BFloat16);
+        state["bn1.weight"].dtype.Should().Be(ScalarType.Float32);
+        state["fuse_1.1.running_var"].dtype.Should().Be(ScalarType.Float32);
+
+        using var sgd = new FlatSgd(model.parameters(), 0.1, 0.9);
+        sgd.Count.Should().Be(model.parameters().Sum(p => p.numel()));
+        using (var scope = NewDisposeScope())
+        {
+            using var output = model.call(randn(4, 3, 16, 16).to(ScalarType.BFloat16));
+            output.Backbone.dtype.Should().Be(ScalarType.BFloat16);
+            output.Backbone.to(ScalarType.Float32).sum().backward();
+        }
+
+        sgd.Step();
+        // The model's bfloat16 weights are the float32 masters, rounded.
+        using var master = sgd.Flat.narrow(0, 0, state["conv1.weight"].numel());
+        var conv1 = model.parameters().First(p => p.dtype == ScalarType.BFloat16);
+        using var rounded = master.to(ScalarType.BFloat16).to(ScalarType.Float32);
+        using var live = conv1.flatten().to(ScalarType.Float32);
+        rounded.allclose(live, 0, 0, false).Should().BeTrue();
+    }
+
+    [Theory]
+    [InlineData(TrainingPrecision.BFloat16)]
+    [InlineData(TrainingPrecision.Float16)]
+    public void Half_precision_training_learns_and_resumes_exactly_on_cpu(TrainingPrecision precision)
+    {
+        using var train = TrainerTests.Halves(256, 21);
+        using var test = TrainerTests.Halves(64, 22);
+        var gray = new BatchAugmentation([0.4], [0.3], padding: 1);
+        TrainerOptions Options(string? dir = null) => new()
+        {
+            Epochs = 3, BatchSize = 16, EvalBatchSize = 64, LearningRate = 0.05, Milestones = [2], BestAfterEpoch = 1, LogInterval = 4, Seed = 5,
+            Precision = precision, CheckpointDirectory = dir,
+        };
+
+        TrainingResult Run(string? dir, int modelSeed, string? resume, CancellationToken token = default, IProgress<TrainingProgress>? progress = null)
+        {
+            manual_seed(modelSeed);
+            using var model = ResNetDtskd.ResNet18(new MultiBranchModelOptions { ClassCount = 2, InputChannels = 1, BaseWidth = 4, NeckWidth = 8 });
+            using var history = new HistoricalTeacher(train.Count, 2, 4);
+            using var trainer = new Trainer(model, new DualTeacherLoss(new DualTeacherLossOptions(), history), train, test, gray, Options(dir));
+            if (resume is not null)
+            {
+                trainer.LoadCheckpoint(resume);
+            }
+
+            return trainer.Run(progress, token);
+        }
+
+        var full = Run(null, 1, null);
+        full.Metrics[^1].BackboneTop1.Should().BeGreaterThan(90, $"{precision} training learns the separable problem");
+
+        var dir = Path.Combine(_dir.FullName, precision.ToString());
+        using var cts = new CancellationTokenSource();
+        Run(dir, 1, null, cts.Token, new TrainerTests.SynchronousProgress<TrainingProgress>(p => { if (p.Epoch == 1 && p.Step == 4) { cts.Cancel(); } }));
+        var resumed = Run(null, 7, Path.Combine(dir, "last.ckpt"));
+
+        resumed.Metrics.Should().BeEquivalentTo(full.Metrics, o => o.WithStrictOrdering().Excluding(m => m.ImagesPerSecond).Excluding(m => m.TrainSeconds));
+    }
+}
