@@ -183,6 +183,7 @@ public static class AblationStudy
 
         File.WriteAllText(Path.Combine(assets, "ablation.csv"), csv.ToString());
 
+#if !NO_PLOTS
         var plot = new ScottPlot.Plot();
         double[] epochs = [.. Enumerable.Range(1, s.Epochs).Select(e => (double)e)];
         foreach (var key in s.Rows)
@@ -198,6 +199,7 @@ public static class AblationStudy
         plot.YLabel("top-1 (%)");
         plot.ShowLegend(ScottPlot.Alignment.LowerRight);
         plot.SavePng(Path.Combine(assets, "ablation-backbone.png"), 900, 550);
+#endif
 
         var text = new StringBuilder();
         text.AppendLine("# Results: what each teacher buys");
@@ -220,7 +222,9 @@ public static class AblationStudy
         }
 
         text.AppendLine();
+#if !NO_PLOTS
         text.AppendLine(CultureInfo.InvariantCulture, $"![Backbone test top-1 per epoch]({assetsName}/ablation-backbone.png)");
+#endif
         text.AppendLine();
         text.AppendLine(CultureInfo.InvariantCulture, $"Every epoch of every run: [{assetsName}/ablation.csv]({assetsName}/ablation.csv).");
         text.AppendLine();

@@ -16,7 +16,19 @@ var benchOutput = new Option<string?>("--output") { Description = "Markdown file
 var bench = new Command("bench", "Step time (DTSKD vs CE), eval and augmentation throughput, history memory, and a long run with flat memory.") { deviceOption, quick, benchOutput };
 bench.SetAction(r => BenchmarkSuite.Run(ResolveDevice(r.GetValue(deviceOption)!), r.GetValue(quick), r.GetValue(benchOutput), "dotnet run -c Release --project bench/DTSKD.Benchmarks -- " + string.Join(' ', args)));
 
+var modes = new Option<string>("--modes") { Description = "Comma-separated precision modes: fp32, tf32, bf16, fp16.", DefaultValueFactory = _ => "fp32,bf16" };
+var batch = new Option<int>("--batch-size") { Description = "Batch size.", DefaultValueFactory = _ => 128 };
+var steps = new Option<int>("--steps") { Description = "Steps per epoch (two epochs run; the second is measured).", DefaultValueFactory = _ => 50 };
+var reference = new Option<bool>("--reference-width") { Description = "Use the reference width (64/512) instead of 16/128." };
+var stepsOutput = new Option<string?>("--output") { Description = "Markdown file for the table." };
+var throughput = new Command("steps", "Training throughput through the Trainer in each precision mode.") { deviceOption, modes, batch, steps, reference, stepsOutput };
+throughput.SetAction(r => StepThroughput.Run(
+    ResolveDevice(r.GetValue(deviceOption)!),
+    r.GetValue(modes)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
+    r.GetValue(batch), r.GetValue(steps), r.GetValue(reference), r.GetValue(stepsOutput),
+    "DTSKD.Benchmarks " + string.Join(' ', args)));
+
 var ablation = AblationStudy.Command(deviceOption, ResolveDevice, args);
 
-var root = new RootCommand("DTSKD.Core benchmarks and ablation study.") { bench, ablation };
+var root = new RootCommand("DTSKD.Core benchmarks and ablation study.") { bench, throughput, ablation };
 return root.Parse(args).Invoke();

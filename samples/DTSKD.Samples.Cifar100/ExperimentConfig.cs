@@ -32,6 +32,8 @@ public sealed record ExperimentConfig
     public bool Resume { get; init; }
     public long Seed { get; init; } = 27;
     public string Device { get; init; } = "auto";
+    public string Precision { get; init; } = "auto";
+    public bool Tf32 { get; init; } = true;
     public int BaseWidth { get; init; } = 64;
     public int NeckWidth { get; init; } = 512;
     public int? TrainLimit { get; init; }

@@ -144,6 +144,14 @@ namespace DTSKD.Samples.Cifar100
                     BestAfterEpoch = config.BestAfter,
                     LogInterval = config.LogInterval,
                     Device = device,
+                    Precision = (config.Precision, device.type) switch
+                    {
+                        ("bf16", _) => TrainingPrecision.BFloat16,
+                        ("fp16", _) => TrainingPrecision.Float16,
+                        ("auto", DeviceType.CUDA) => TrainingPrecision.Float16,
+                        _ => TrainingPrecision.Float32,
+                    },
+                    AllowTf32 = config.Tf32,
                     CheckpointDirectory = runDirectory,
                 }, logger);
                 if (config.Resume)

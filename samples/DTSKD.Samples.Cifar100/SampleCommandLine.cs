@@ -10,6 +10,7 @@ public static class SampleCommandLine
     private static readonly string[] DataTypes = ["cifar100", "cifar10", "fashion-mnist"];
     private static readonly string[] Decays = ["cos", "linear"];
     private static readonly string[] Devices = ["auto", "cpu", "cuda"];
+    private static readonly string[] Precisions = ["auto", "fp32", "bf16", "fp16"];
 
     /// <summary>Parses and validates the arguments.</summary>
     /// <returns>The configuration, or the first error as one line.</returns>
@@ -57,6 +58,9 @@ public static class SampleCommandLine
         var seed = new Option<long>("--seed") { Description = "Seed of the model initialisation, shuffling and augmentation.", DefaultValueFactory = _ => d.Seed };
         var device = new Option<string>("--device") { Description = "auto (CUDA when available), cpu or cuda.", DefaultValueFactory = _ => d.Device };
         device.AcceptOnlyFromAmong(Devices);
+        var precision = new Option<string>("--precision") { Description = "Forward/backward format: fp32, bf16, fp16 (with loss scaling), or auto (fp16 on CUDA like the release's AMP, fp32 on CPU).", DefaultValueFactory = _ => d.Precision };
+        precision.AcceptOnlyFromAmong(Precisions);
+        var noTf32 = new Option<bool>("--no-tf32") { Description = "On CUDA, keep float32 matrix maths out of TF32." };
         var baseWidth = Positive(new Option<int>("--base-width") { Description = "Channels of the first ResNet stage (64 = reference).", DefaultValueFactory = _ => d.BaseWidth });
         var neckWidth = Positive(new Option<int>("--neck-width") { Description = "Channels of the branch neck (512 = reference).", DefaultValueFactory = _ => d.NeckWidth });
         var trainLimit = new Option<int?>("--train-limit") { Description = "Use only the first N training images (quick runs)." };
@@ -78,7 +82,7 @@ public static class SampleCommandLine
         var root = new RootCommand("Reproduces DTSKD's CIFAR-100 ResNet-18 experiment (Dual Teachers for Self-Knowledge Distillation) with DTSKD.Core.")
         {
             lr, schedule, rate, wd, momentum, epochs, batch, evalBatch, hskd, backbone, b1, b2, b3, ce, kd, temperature, decay, cosMax, cosMin, alphaT,
-            model, dataType, dataPath, noDownload, experimentsDir, experimentsName, resume, seed, device, baseWidth, neckWidth, trainLimit, testLimit,
+            model, dataType, dataPath, noDownload, experimentsDir, experimentsName, resume, seed, device, precision, noTf32, baseWidth, neckWidth, trainLimit, testLimit,
             bestAfter, logInterval,
         };
 
@@ -104,7 +108,8 @@ public static class SampleCommandLine
             CoeffDecay = result.GetValue(decay)!, CosMax = result.GetValue(cosMax), CosMin = result.GetValue(cosMin), AlphaT = result.GetValue(alphaT),
             ClassifierType = result.GetValue(model)!.ToLowerInvariant(), DataType = result.GetValue(dataType)!, DataPath = result.GetValue(dataPath),
             Download = !result.GetValue(noDownload), ExperimentsDir = result.GetValue(experimentsDir)!, ExperimentsName = result.GetValue(experimentsName),
-            Resume = result.GetValue(resume), Seed = result.GetValue(seed), Device = result.GetValue(device)!, BaseWidth = result.GetValue(baseWidth),
+            Resume = result.GetValue(resume), Seed = result.GetValue(seed), Device = result.GetValue(device)!, Precision = result.GetValue(precision)!,
+            Tf32 = !result.GetValue(noTf32), BaseWidth = result.GetValue(baseWidth),
             NeckWidth = result.GetValue(neckWidth), TrainLimit = result.GetValue(trainLimit), TestLimit = result.GetValue(testLimit),
             BestAfter = result.GetValue(bestAfter), LogInterval = result.GetValue(logInterval),
         };

@@ -1,0 +1,70 @@
+using System.Globalization;
+using System.Text;
+using DTSKD.Core;
+using DTSKD.Core.Data;
+using DTSKD.Core.Models;
+using DTSKD.Core.Training;
+using static TorchSharp.torch;
+
+namespace DTSKD.Benchmarks;
+
+/// <summary>
+/// Training throughput through the real Trainer path (gather, on-device augmentation, model, DualTeacherLoss,
+/// FlatSgd, loss scaling) in each precision mode, on synthetic CIFAR-sized data.
+/// </summary>
+public static class StepThroughput
+{
+    public static int Run(Device device, string[] modes, int batch, int steps, bool referenceWidth, string? output, string command)
+    {
+        var inv = CultureInfo.InvariantCulture;
+        var rows = new List<string>();
+        Console.WriteLine($"Machine: {MachineInfo.Describe(device)}");
+        var width = referenceWidth ? new MultiBranchModelOptions() : new MultiBranchModelOptions { BaseWidth = 16, NeckWidth = 128 };
+        foreach (var mode in modes)
+        {
+            var (precision, tf32) = mode switch
+            {
+                "fp32" => (TrainingPrecision.Float32, false),
+                "tf32" => (TrainingPrecision.Float32, true),
+                "bf16" => (TrainingPrecision.BFloat16, true),
+                "fp16" => (TrainingPrecision.Float16, true),
+                _ => throw new ArgumentException($"Unknown mode '{mode}': use fp32, tf32, bf16 or fp16.", nameof(modes)),
+            };
+
+            manual_seed(1);
+            var n = batch * steps;
+            using var images = randint(0, 256, [n, 3, 32, 32], ScalarType.Byte).DetachFromDisposeScope();
+            using var labels = randint(0, 100, [n], ScalarType.Int64).DetachFromDisposeScope();
+            using var train = ImageDataset.FromTensors(images, labels, 100, "synthetic-cifar");
+            using var test = train.Take(batch);
+            using var model = ResNetDtskd.ResNet18(width);
+            using var history = new HistoricalTeacher(n, 100, model.BranchCount + 1, device);
+            var loss = new DualTeacherLoss(new DualTeacherLossOptions { ValidateInputs = false }, history);
+            using var trainer = new Trainer(model, loss, train, test, BatchAugmentation.Cifar, new TrainerOptions
+            {
+                Epochs = 2, BatchSize = batch, Device = device, Precision = precision, AllowTf32 = tf32, Milestones = [], LogInterval = 1_000_000,
+            });
+
+            // Epoch 1 warms up (allocator, cuDNN algorithm choice); epoch 2 is measured.
+            var result = trainer.Run();
+            var measured = result.Metrics[1];
+            rows.Add(string.Create(inv, $"| {mode} | {measured.ImagesPerSecond:F0} | {1000.0 * measured.TrainSeconds / steps:F2} |"));
+            Console.WriteLine(rows[^1]);
+        }
+
+        if (output is not null)
+        {
+            var text = new StringBuilder();
+            text.AppendLine(CultureInfo.InvariantCulture, $"Measured on: {MachineInfo.Describe(device)}.");
+            text.AppendLine();
+            text.AppendLine(CultureInfo.InvariantCulture, $"Command: `{command}`. resnet18_dtskd {(referenceWidth ? "reference width" : "16/128")}, batch {batch}, {steps} steps per epoch, second epoch measured; the whole training path (gather, augmentation, forward, DTSKD loss, backward, FlatSgd).");
+            text.AppendLine();
+            text.AppendLine("| mode | train images/s | ms per step |");
+            text.AppendLine("| --- | --- | --- |");
+            rows.ForEach(r => text.AppendLine(r));
+            File.WriteAllText(output, text.ToString());
+        }
+
+        return 0;
+    }
+}
