@@ -83,7 +83,7 @@ public sealed class SampleTests : IDisposable
                      "--lr", "--lr-decay-schedule", "--lr-decay-rate", "--weight-decay", "--epochs", "--batch-size", "--hskd", "--backbone-weight",
                      "--b1-weight", "--b2-weight", "--b3-weight", "--ce-weight", "--kd-weight", "--coeff-decay", "--cos-max", "--cos-min", "--alpha-t",
                      "--classifier-type", "--data-type", "--data-path", "--experiments-dir", "--experiments-name", "--resume", "--seed", "--device",
-                     "--base-width", "--neck-width", "--train-limit", "--test-limit",
+                     "--base-width", "--neck-width", "--train-limit", "--test-limit", "--precision", "--no-tf32",
                  })
         {
             output.Should().Contain(flag + " ");
