@@ -103,6 +103,32 @@ public sealed class MixedPrecisionTests : IDisposable
         rounded.allclose(live, 0, 0, false).Should().BeTrue();
     }
 
+    [Fact]
+    public void Disposing_the_trainer_gives_the_model_back_in_float32_with_the_master_weights()
+    {
+        using var train = TrainerTests.Halves(64, 31);
+        manual_seed(3);
+        using var model = ResNetDtskd.ResNet18(new MultiBranchModelOptions { ClassCount = 2, InputChannels = 1, BaseWidth = 4, NeckWidth = 8 });
+        Tensor master;
+        using (var trainer = new Trainer(model, CrossEntropyObjective.AllHeads(3), train, train, new BatchAugmentation([0.4], [0.3]), new TrainerOptions
+               {
+                   Epochs = 1, BatchSize = 16, Precision = TrainingPrecision.BFloat16, Milestones = [],
+               }))
+        {
+            trainer.Run();
+            model.state_dict()["conv1.weight"].dtype.Should().Be(ScalarType.BFloat16);
+            var optimizer = (FlatSgd)typeof(Trainer).GetField("_optimizer", System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Instance)!.GetValue(trainer)!;
+            var conv1 = optimizer.HalfMasters().First(h => h.Parameter.shape.SequenceEqual(new long[] { 4, 1, 3, 3 }));
+            master = conv1.Master.clone();
+        }
+
+        model.state_dict().Values.Where(t => t.is_floating_point()).Should().OnlyContain(t => t.dtype == ScalarType.Float32);
+        model.state_dict()["conv1.weight"].allclose(master, 0, 0, false).Should().BeTrue("the float32 master, not its bfloat16 rounding");
+        using var roundTrip = master.to(ScalarType.BFloat16).to(ScalarType.Float32);
+        roundTrip.allclose(master, 0, 0, false).Should().BeFalse("the master carries more precision than bfloat16");
+        master.Dispose();
+    }
+
     [Theory]
     [InlineData(TrainingPrecision.BFloat16)]
     [InlineData(TrainingPrecision.Float16)]

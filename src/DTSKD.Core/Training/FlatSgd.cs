@@ -142,6 +142,17 @@ public sealed class FlatSgd : IDisposable
         Step(skip: null);
     }
 
+    /// <summary>Each half-format parameter with a view of its float32 master.</summary>
+    internal IEnumerable<(Parameter Parameter, Tensor Master)> HalfMasters()
+    {
+        long offset = 0;
+        foreach (var p in _parameters.TakeWhile(p => p.dtype != ScalarType.Float32))
+        {
+            yield return (p, _flat.narrow(0, offset, p.numel()).view(p.shape));
+            offset += p.numel();
+        }
+    }
+
     /// <summary>Brings the half-format gradients into the float32 gradient buffer, and returns that buffer.</summary>
     internal Tensor GatherGradients()
     {
@@ -273,7 +284,8 @@ public sealed class FlatSgd : IDisposable
         }
 
         _disposed = true;
-        foreach (var p in _parameters)
+        // Parameters replaced since (a module converted to another format) are already gone.
+        foreach (var p in _parameters.Where(p => !p.IsInvalid))
         {
             p.grad = null;
         }

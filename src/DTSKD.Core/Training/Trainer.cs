@@ -24,7 +24,9 @@ namespace DTSKD.Core.Training;
 /// Each step runs in its own dispose scope; the trainer owns the optimizer, the device copies of the
 /// datasets and its running sums, and frees them on <see cref="Dispose"/>. It does not own the model,
 /// the objective or the datasets. Create the trainer after building the model and do not move the model
-/// afterwards: the optimizer holds its parameters.
+/// afterwards: the optimizer holds its parameters. With a half <see cref="TrainerOptions.Precision"/>, the
+/// model's convolution and linear weights are in that format while the trainer lives; disposing the trainer
+/// puts them back in float32, with the optimizer's float32 master values.
 /// </para>
 /// </remarks>
 public sealed class Trainer : IDisposable
@@ -361,6 +363,11 @@ public sealed class Trainer : IDisposable
         }
 
         _disposed = true;
+        if (_halfType is not null)
+        {
+            RestoreFloat32Weights();
+        }
+
         _optimizer.Dispose();
         _scaler?.Dispose();
         _sums.Dispose();
@@ -370,6 +377,30 @@ public sealed class Trainer : IDisposable
             _trainLabels.Dispose();
             _testImages.Dispose();
             _testLabels.Dispose();
+        }
+    }
+
+    /// <summary>Gives the model back in float32, with the optimizer's float32 master weights (not their rounded copies).</summary>
+    private void RestoreFloat32Weights()
+    {
+        var names = new Dictionary<object, string>(ReferenceEqualityComparer.Instance);
+        foreach (var (name, parameter) in _model.named_parameters())
+        {
+            names[parameter] = name;
+        }
+
+        var masters = _optimizer.HalfMasters().Select(h =>
+        {
+            using var view = h.Master;
+            return (Name: names[h.Parameter], Master: view.clone().DetachFromDisposeScope());
+        }).ToList();
+        MixedPrecision.ConvertWeights(_model, ScalarType.Float32);
+        var live = _model.named_parameters().ToDictionary(p => p.name, p => p.parameter);
+        using var noGrad = no_grad();
+        foreach (var (name, master) in masters)
+        {
+            live[name].copy_(master);
+            master.Dispose();
         }
     }
 
