@@ -26,6 +26,9 @@ public static class AblationStudy
         ("historical", "historical teacher only", "soft targets on every head (weights 3/1/1/1, x0.2), no KD", (k, n, c, d) => Dtskd(k, n, c, d, o => o.KdWeight = 0)),
         ("dtskd", "both teachers (DTSKD)", "the recipe: historical on every head + structural KD", (k, n, c, d) => Dtskd(k, n, c, d, _ => { })),
         ("pskd", "PS-KD style", "historical teacher on the backbone only (branch weights 0, no KD)", (k, n, c, d) => Dtskd(k, n, c, d, o => { o.BranchWeights = [0, 0, 0]; o.KdWeight = 0; })),
+        ("structural-detached", "structural only, backbone detached", "as 'structural teacher only', with the backbone a fixed target in the KD terms", (k, n, c, d) =>
+            (new DualTeacherLoss(new DualTeacherLossOptions { UseHistoricalTeacher = false, DetachBackbone = true }, null), null)),
+        ("dtskd-detached", "DTSKD, backbone detached", "the recipe, with the backbone a fixed target in the KD terms", (k, n, c, d) => Dtskd(k, n, c, d, o => o.DetachBackbone = true)),
     ];
 
     private static (IMultiBranchObjective, IDisposable?) Dtskd(int k, int n, int c, Device device, Action<DualTeacherLossOptions> configure)
