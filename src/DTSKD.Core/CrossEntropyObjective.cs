@@ -12,29 +12,47 @@ public sealed class CrossEntropyObjective : IMultiBranchObjective
 
     /// <summary>Creates the objective.</summary>
     /// <param name="headWeights">One weight per head, backbone first; each finite and &gt;= 0, at least one &gt; 0.</param>
-    public CrossEntropyObjective(IReadOnlyList<double> headWeights)
+    /// <param name="classCount">C, the number of classes of every head.</param>
+    public CrossEntropyObjective(IReadOnlyList<double> headWeights, int classCount)
     {
         ArgumentNullException.ThrowIfNull(headWeights);
-        if (headWeights.Count == 0 || headWeights.Any(w => !(w >= 0) || double.IsInfinity(w)) || headWeights.All(w => w == 0))
+        ArgumentOutOfRangeException.ThrowIfLessThan(classCount, 2);
+        if (headWeights.Count < 2 || headWeights.Any(w => !(w >= 0) || double.IsInfinity(w)) || headWeights.All(w => w == 0))
         {
-            throw new ArgumentException("headWeights must hold one finite weight >= 0 per head (backbone first), at least one of them > 0.", nameof(headWeights));
+            throw new ArgumentException("headWeights must hold one finite weight >= 0 per head (backbone first, then at least one branch), at least one of them > 0.", nameof(headWeights));
         }
 
         _weights = [.. headWeights];
+        ClassCount = classCount;
     }
 
     /// <summary>Cross-entropy on the backbone head only (the plain baseline).</summary>
-    /// <param name="branchCount">The model's number of branches K.</param>
-    public static CrossEntropyObjective BackboneOnly(int branchCount) =>
-        new([1.0, .. Enumerable.Repeat(0.0, branchCount)]);
+    /// <param name="model">The model to train.</param>
+    public static CrossEntropyObjective BackboneOnly(IMultiBranchModel model)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        return new([1.0, .. Enumerable.Repeat(0.0, model.BranchCount)], model.ClassCount);
+    }
 
     /// <summary>Cross-entropy on every head with weight 1.</summary>
-    /// <param name="branchCount">The model's number of branches K.</param>
-    public static CrossEntropyObjective AllHeads(int branchCount) =>
-        new([.. Enumerable.Repeat(1.0, branchCount + 1)]);
+    /// <param name="model">The model to train.</param>
+    public static CrossEntropyObjective AllHeads(IMultiBranchModel model)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        return new([.. Enumerable.Repeat(1.0, model.BranchCount + 1)], model.ClassCount);
+    }
 
     /// <summary>The weight of each head, backbone first.</summary>
     public IReadOnlyList<double> HeadWeights => _weights;
+
+    /// <summary>C, the number of classes.</summary>
+    public int ClassCount { get; }
+
+    /// <summary>
+    /// Whether every call checks that labels are in 0..C-1 and logits finite (true by default); the checks read values
+    /// back from the device, which a GPU hot path with validated data can skip.
+    /// </summary>
+    public bool ValidateInputs { get; init; } = true;
 
     /// <inheritdoc />
     public string Name => _weights.Skip(1).All(w => w == 0) ? "ce-backbone" : "ce-all-heads";
@@ -42,23 +60,11 @@ public sealed class CrossEntropyObjective : IMultiBranchObjective
     /// <inheritdoc />
     public MultiBranchLossResult Compute(MultiBranchOutput output, Tensor labels, Tensor indices, int epoch, int totalEpochs)
     {
-        ArgumentNullException.ThrowIfNull(output);
-        if (output.Heads.Count != _weights.Length)
-        {
-            throw new ArgumentException($"output has {output.Heads.Count} heads but the objective weighs {_weights.Length}.", nameof(output));
-        }
-
-        ArgumentNullException.ThrowIfNull(labels);
-        var batch = output.Backbone.shape[0];
-        TensorChecks.IndexVector(labels, nameof(labels), batch, output.Backbone.shape[1], "class labels");
+        TensorChecks.ObjectiveInputs(output, labels, indices, _weights.Length - 1, ClassCount, sampleCount: null, ValidateInputs);
         var components = new Dictionary<string, Tensor>();
         using var scope = NewDisposeScope();
-
-        // Cross-entropy of every head at once: -log_softmax at the label, averaged over the batch.
         var heads = stack(output.Heads, 0);
-        var z = heads.to(heads.dtype == ScalarType.Float64 ? ScalarType.Float64 : ScalarType.Float32);
-        var target = labels.to(ScalarType.Int64, z.device).view(1, -1, 1).expand(_weights.Length, batch, 1);
-        var perHead = z.log_softmax(2).gather(2, target).squeeze(2).mean([1]).neg();
+        var perHead = Losses.CrossEntropyUnchecked(heads, labels);
         Tensor? total = null;
         for (var h = 0; h < _weights.Length; h++)
         {
@@ -77,7 +83,7 @@ public sealed class CrossEntropyObjective : IMultiBranchObjective
             component.MoveToOuterDisposeScope();
         }
 
-        return new MultiBranchLossResult(total!.MoveToOuterDisposeScope(), components, alpha: null);
+        return new MultiBranchLossResult(total!.MoveToOuterDisposeScope(), components);
     }
 
     /// <summary>Nothing to save: the objective has no state.</summary>

@@ -4,50 +4,54 @@ using static TorchSharp.torch;
 namespace DTSKD.Core;
 
 /// <summary>
-/// The historical teacher: a per-sample, per-head memory of the previous epoch's predictions that turns
-/// into soft targets <c>alpha · onehot(y) + (1 − alpha) · history</c>.
+/// The historical teacher: a per-sample, per-head memory of the previous epoch's predictions that turns into soft
+/// targets <c>q_h = alpha · onehot(y) + (1 − alpha) · H_h[idx]</c>, and the soft-target terms
+/// <c>SKL_1(z_h, q_h)</c> (<see cref="Losses.SoftTargetKlDivergence"/>) of every head.
 /// </summary>
 /// <remarks>
 /// <para>
-/// It holds one table of N × C probabilities for each of the K + 1 heads (one tensor of shape
-/// [heads, N, C]). A sample's rows are set to its one-hot label the first time the sample is seen, and
-/// <see cref="Update"/> overwrites them with the detached softmax of each head, so what epoch e writes is
-/// what epoch e + 1 reads. (The public PyTorch release never writes its memory; this one does.)
+/// It holds a row of C probabilities for every sample and head (<see cref="HistoryStorage"/> says how: dense or top-k,
+/// in which format, on the device or in host memory). A sample's rows are its one-hot label the first time the sample
+/// is seen; <see cref="Terms"/> and <see cref="Update"/> overwrite them with each head's detached softmax, so what
+/// epoch e writes is what epoch e + 1 reads. (The public PyTorch release never writes its memory; this one does.)
 /// </para>
 /// <para>The teacher owns its tensors and frees them on <see cref="Dispose"/>.</para>
 /// </remarks>
 public sealed class HistoricalTeacher : IDisposable
 {
-    private const string StateMagic = "DTSKD.HistoricalTeacher/1";
+    private const string StateMagic = "DTSKD.HistoricalTeacher/2";
 
-    private readonly Tensor _memory;
+    private readonly Store _store;
     private readonly Tensor _seen;
+    private readonly Device _device;
     private bool _disposed;
 
     /// <summary>Creates an empty memory (no sample seen yet).</summary>
     /// <param name="sampleCount">N, the number of training samples; indices run 0..N-1.</param>
     /// <param name="classCount">C, the number of classes.</param>
     /// <param name="headCount">K + 1, the number of heads (backbone plus branches).</param>
-    /// <param name="device">Where the memory lives (default: CPU). Put it on the training device.</param>
-    /// <param name="dtype">Float32 (default), Float16 or BFloat16; half types halve the memory.</param>
-    public HistoricalTeacher(int sampleCount, int classCount, int headCount, Device? device = null, ScalarType dtype = ScalarType.Float32)
+    /// <param name="device">The training device, where targets are returned (default: CPU).</param>
+    /// <param name="storage">How the memory is stored (default: <see cref="HistoryStorage.Dense"/>, float32 on <paramref name="device"/>).</param>
+    public HistoricalTeacher(int sampleCount, int classCount, int headCount, Device? device = null, HistoryStorage? storage = null)
     {
         ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(sampleCount, 0);
         ArgumentOutOfRangeException.ThrowIfLessThan(classCount, 2);
         ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(headCount, 0);
-        if (dtype is not (ScalarType.Float32 or ScalarType.Float16 or ScalarType.BFloat16))
-        {
-            throw new ArgumentException($"dtype must be Float32, Float16 or BFloat16; got {dtype}.", nameof(dtype));
-        }
-
+        storage ??= HistoryStorage.Dense;
+        storage.Validate(classCount);
         TorchSharpRuntime.EnsureLoaded();
+
         SampleCount = sampleCount;
         ClassCount = classCount;
         HeadCount = headCount;
-        device ??= CPU;
-        // Owned for the teacher's whole life, so kept out of any dispose scope the caller is in.
-        _memory = zeros([headCount, sampleCount, classCount], dtype, device).DetachFromDisposeScope();
-        _seen = zeros([sampleCount], ScalarType.Bool, device).DetachFromDisposeScope();
+        Storage = storage;
+        _device = device ?? CPU;
+        var home = storage.OnHost ? CPU : _device;
+        var pin = storage.OnHost && _device.type == DeviceType.CUDA;
+        _store = storage.TopK is { } k
+            ? new TopKStore(headCount, sampleCount, classCount, k, storage.ValueType, home, pin)
+            : new DenseStore(headCount, sampleCount, classCount, storage.ValueType, home, pin);
+        _seen = zeros([sampleCount], ScalarType.Bool, home).DetachFromDisposeScope();
     }
 
     /// <summary>N, the number of samples the memory has rows for.</summary>
@@ -59,53 +63,77 @@ public sealed class HistoricalTeacher : IDisposable
     /// <summary>K + 1, the number of heads.</summary>
     public int HeadCount { get; }
 
-    /// <summary>The device the memory lives on.</summary>
-    public Device Device => _memory.device;
+    /// <summary>How the memory is stored.</summary>
+    public HistoryStorage Storage { get; }
 
-    /// <summary>The element type of the memory.</summary>
-    public ScalarType DType => _memory.dtype;
+    /// <summary>The training device: where targets and terms are computed and returned.</summary>
+    public Device Device => _device;
 
-    /// <summary>The memory's size in bytes (excluding the N-byte seen mask).</summary>
-    public long MemoryBytes => _memory.NumberOfElements * _memory.ElementSize;
+    /// <summary>The memory's size in bytes (values and class indices; the N-byte seen mask aside).</summary>
+    public long MemoryBytes => _store.Bytes;
 
     /// <summary>
     /// The soft targets of every head for a batch: <c>alpha · onehot(labels) + (1 − alpha) · history[h, indices]</c>,
-    /// as a float32 tensor [heads, batch, C]. Samples seen for the first time get their one-hot row first
-    /// (so their target is the one-hot label), and that row is stored.
+    /// as a float32 tensor [heads, batch, C]. Samples seen for the first time get their one-hot row first (so their
+    /// target is the one-hot label), and that row is stored.
     /// </summary>
     /// <param name="indices">Dataset indices of the batch's samples, [batch], each in 0..N-1, no repeats.</param>
     /// <param name="labels">Class labels, [batch], each in 0..C-1.</param>
     /// <param name="alpha">The weight of the one-hot label, in [0, 1] (see <see cref="CoefficientSchedule"/>).</param>
-    /// <returns>A new tensor the caller owns; no gradient flows through it.</returns>
+    /// <returns>A new tensor on <see cref="Device"/> the caller owns; no gradient flows through it.</returns>
     public Tensor SoftTargets(Tensor indices, Tensor labels, double alpha)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         TensorChecks.IndexVector(indices, nameof(indices), indices.dim() == 1 ? indices.shape[0] : -1, SampleCount, "sample indices");
         TensorChecks.IndexVector(labels, nameof(labels), indices.shape[0], ClassCount, "class labels");
-        if (!(alpha >= 0 && alpha <= 1))
-        {
-            throw new ArgumentOutOfRangeException(nameof(alpha), alpha, "alpha must be in [0, 1].");
-        }
+        TensorChecks.Alpha(alpha, nameof(alpha));
 
-        return SoftTargetsUnchecked(indices, labels, alpha);
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var idx = indices.to(ScalarType.Int64, _store.Device);
+        var (targets, oneHot, firstSight) = Targets(idx, labels, alpha);
+
+        // Rows seen for the first time are stored as their one-hot label; the others stay exactly as they were.
+        _store.Write(idx, oneHot.expand(HeadCount, -1, -1).to(_store.Device), firstSight.view(-1).to(_store.Device));
+        _seen.index_fill_(0, idx, true);
+        return targets.MoveToOuterDisposeScope();
     }
 
-    /// <summary><see cref="SoftTargets"/> for arguments the caller has already checked (no device round trip).</summary>
-    internal Tensor SoftTargetsUnchecked(Tensor indices, Tensor labels, double alpha)
+    /// <summary>
+    /// The soft-target term of every head for a batch, <c>SKL_1(z_h, q_h)</c>, with the targets of <see cref="SoftTargets"/>;
+    /// then stores each head's detached softmax for the batch's samples (what the next epoch reads).
+    /// </summary>
+    /// <param name="output">The model's output for the batch: <see cref="HeadCount"/> heads of C classes.</param>
+    /// <param name="labels">Class labels, [batch], each in 0..C-1.</param>
+    /// <param name="indices">Dataset indices of the batch's samples, [batch], each in 0..N-1, no repeats.</param>
+    /// <param name="alpha">The weight of the one-hot label, in [0, 1].</param>
+    /// <returns>A new tensor [heads] (float32, or float64 for float64 logits) that gradient flows through; the caller owns it.</returns>
+    public Tensor Terms(MultiBranchOutput output, Tensor labels, Tensor indices, double alpha)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        CheckOutput(output);
+        TensorChecks.IndexVector(indices, nameof(indices), output.Backbone.shape[0], SampleCount, "sample indices");
+        TensorChecks.IndexVector(labels, nameof(labels), output.Backbone.shape[0], ClassCount, "class labels");
+        TensorChecks.Alpha(alpha, nameof(alpha));
+        using var scope = NewDisposeScope();
+        var heads = stack(output.Heads, 0);
+        return TermsUnchecked(heads.to(Losses.ComputeType(heads)), labels, indices, alpha).MoveToOuterDisposeScope();
+    }
+
+    /// <summary><see cref="Terms"/> for stacked logits [heads, batch, C] in the loss's compute type, with checked arguments.</summary>
+    internal Tensor TermsUnchecked(Tensor heads, Tensor labels, Tensor indices, double alpha)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         using var scope = NewDisposeScope();
-        using var noGrad = no_grad();
-        var idx = indices.to(ScalarType.Int64, _memory.device);
-        var oneHot = nn.functional.one_hot(labels.to(ScalarType.Int64, _memory.device), ClassCount).to(ScalarType.Float32);
+        Tensor q;
+        using (no_grad())
+        {
+            q = Targets(indices.to(ScalarType.Int64, _store.Device), labels, alpha).Targets;
+        }
 
-        var rows = _memory.index_select(1, idx).to(ScalarType.Float32);
-        var firstSight = _seen.index_select(0, idx).logical_not().view(1, -1, 1);
-        rows = where(firstSight, oneHot.unsqueeze(0), rows);
-        _memory.index_copy_(1, idx, rows.to(_memory.dtype));
-        _seen.index_fill_(0, idx, true);
-
-        return oneHot.unsqueeze(0).mul(alpha).add(rows.mul(1 - alpha)).MoveToOuterDisposeScope();
+        var terms = Losses.SoftTargetKlDivergenceUnchecked(heads, q, 1.0);
+        Write(indices, heads);
+        return terms.MoveToOuterDisposeScope();
     }
 
     /// <summary>Stores the detached softmax of every head for the batch's samples (what the next epoch reads).</summary>
@@ -114,32 +142,14 @@ public sealed class HistoricalTeacher : IDisposable
     public void Update(Tensor indices, MultiBranchOutput output)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        ArgumentNullException.ThrowIfNull(output);
-        if (output.Heads.Count != HeadCount || output.Backbone.shape[1] != ClassCount)
-        {
-            throw new ArgumentException(
-                $"output must have {HeadCount} heads of {ClassCount} classes; got {output.Heads.Count} heads of shape {TensorChecks.Shape(output.Backbone)}.",
-                nameof(output));
-        }
-
+        CheckOutput(output);
         TensorChecks.IndexVector(indices, nameof(indices), output.Backbone.shape[0], SampleCount, "sample indices");
-        using var heads = stack(output.Heads, 0);
-        UpdateUnchecked(indices, heads);
-    }
-
-    /// <summary>Stores the softmax of stacked head logits [heads, batch, C] for checked indices.</summary>
-    internal void UpdateUnchecked(Tensor indices, Tensor stackedLogits)
-    {
-        ObjectDisposedException.ThrowIf(_disposed, this);
         using var scope = NewDisposeScope();
-        using var noGrad = no_grad();
-        var idx = indices.to(ScalarType.Int64, _memory.device);
-        var probabilities = stackedLogits.detach().to(ScalarType.Float32).softmax(2);
-        _memory.index_copy_(1, idx, probabilities.to(_memory.dtype, _memory.device));
-        _seen.index_fill_(0, idx, true);
+        var heads = stack(output.Heads, 0);
+        Write(indices, heads.to(Losses.ComputeType(heads)));
     }
 
-    /// <summary>A copy of one head's memory rows, float32 [batch, C], for inspection and tests.</summary>
+    /// <summary>A copy of one head's memory rows, float32 [batch, C] on <see cref="Device"/>, for inspection and tests.</summary>
     /// <param name="head">0 for the backbone, 1..K for the branches.</param>
     /// <param name="indices">Dataset indices, [batch].</param>
     /// <returns>A new tensor the caller owns.</returns>
@@ -150,8 +160,8 @@ public sealed class HistoricalTeacher : IDisposable
         ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(head, HeadCount);
         TensorChecks.IndexVector(indices, nameof(indices), indices.dim() == 1 ? indices.shape[0] : -1, SampleCount, "sample indices");
         using var scope = NewDisposeScope();
-        return _memory[head].index_select(0, indices.to(ScalarType.Int64, _memory.device))
-            .to(ScalarType.Float32).MoveToOuterDisposeScope();
+        using var noGrad = no_grad();
+        return _store.Read(indices.to(ScalarType.Int64, _store.Device))[head].to(_device).MoveToOuterDisposeScope();
     }
 
     /// <summary>The number of samples seen so far.</summary>
@@ -170,17 +180,18 @@ public sealed class HistoricalTeacher : IDisposable
         ArgumentNullException.ThrowIfNull(stream);
         using var writer = new BinaryWriter(stream, System.Text.Encoding.UTF8, leaveOpen: true);
         writer.Write(StateMagic);
-        writer.Write(HeadCount);
-        writer.Write(SampleCount);
-        writer.Write(ClassCount);
-        writer.Write((int)_memory.dtype);
-        _memory.Save(writer);
+        writer.Write(Describe());
+        foreach (var table in _store.Tables)
+        {
+            table.Save(writer);
+        }
+
         _seen.Save(writer);
     }
 
-    /// <summary>Replaces the memory with one written by <see cref="Save"/> from a teacher of the same shape and dtype.</summary>
+    /// <summary>Replaces the memory with one written by <see cref="Save"/> from a teacher of the same shape and storage.</summary>
     /// <param name="stream">A readable stream positioned at the saved state; it is left open.</param>
-    /// <exception cref="InvalidDataException">The stream does not hold a matching teacher state.</exception>
+    /// <exception cref="InvalidDataException">The stream does not hold a matching teacher state; the memory is unchanged.</exception>
     public void Load(Stream stream)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
@@ -194,21 +205,28 @@ public sealed class HistoricalTeacher : IDisposable
                 throw new InvalidDataException($"The stream does not hold a historical-teacher state (expected '{StateMagic}', found '{magic}').");
             }
 
-            var (heads, samples, classes, dtype) = (reader.ReadInt32(), reader.ReadInt32(), reader.ReadInt32(), (ScalarType)reader.ReadInt32());
-            if (heads != HeadCount || samples != SampleCount || classes != ClassCount || dtype != _memory.dtype)
+            var saved = reader.ReadString();
+            if (saved != Describe())
             {
-                throw new InvalidDataException(
-                    $"The saved historical teacher has {heads} heads x {samples} samples x {classes} classes in {dtype}; " +
-                    $"this one has {HeadCount} x {SampleCount} x {ClassCount} in {_memory.dtype}.");
+                throw new InvalidDataException($"The saved historical teacher is {saved}; this one is {Describe()}.");
             }
 
             // Read into temporaries first so a truncated stream leaves the live memory untouched.
-            using var memory = zeros_like(_memory, device: CPU);
-            using var seen = zeros_like(_seen, device: CPU);
-            memory.Load(reader);
+            using var scope = NewDisposeScope();
+            var tables = _store.Tables.Select(t => zeros_like(t, device: CPU)).ToList();
+            var seen = zeros_like(_seen, device: CPU);
+            foreach (var table in tables)
+            {
+                table.Load(reader);
+            }
+
             seen.Load(reader);
             using var noGrad = no_grad();
-            _memory.copy_(memory);
+            foreach (var (live, loaded) in _store.Tables.Zip(tables))
+            {
+                live.copy_(loaded);
+            }
+
             _seen.copy_(seen);
         }
         catch (EndOfStreamException ex)
@@ -227,8 +245,128 @@ public sealed class HistoricalTeacher : IDisposable
         if (!_disposed)
         {
             _disposed = true;
-            _memory.Dispose();
+            _store.Dispose();
             _seen.Dispose();
+        }
+    }
+
+    private string Describe() =>
+        FormattableString.Invariant($"{HeadCount} heads x {SampleCount} samples x {ClassCount} classes, ") +
+        (Storage.TopK is { } k ? FormattableString.Invariant($"top-{k} ") : "dense ") + Storage.ValueType;
+
+    private void CheckOutput(MultiBranchOutput output)
+    {
+        ArgumentNullException.ThrowIfNull(output);
+        if (output.Heads.Count != HeadCount || output.Backbone.shape[1] != ClassCount)
+        {
+            throw new ArgumentException(
+                $"output must have {HeadCount} heads of {ClassCount} classes; got {output.Heads.Count} heads of shape {TensorChecks.Shape(output.Backbone)}.",
+                nameof(output));
+        }
+    }
+
+    /// <summary>The targets [heads, batch, C] on the training device (one-hot rows on first sight), the one-hot labels [1, batch, C] and the first-sight mask [1, batch, 1].</summary>
+    private (Tensor Targets, Tensor OneHot, Tensor FirstSight) Targets(Tensor idx, Tensor labels, double alpha)
+    {
+        var oneHot = nn.functional.one_hot(labels.to(ScalarType.Int64, _device), ClassCount).to(ScalarType.Float32).unsqueeze(0);
+        var firstSight = _seen.index_select(0, idx).logical_not().to(_device).view(1, -1, 1);
+        var rows = where(firstSight, oneHot, _store.Read(idx).to(_device));
+
+        // Mixed in float32, as the release does with its float32 tables.
+        return (oneHot.mul(alpha).add(rows.mul(1 - alpha)), oneHot, firstSight);
+    }
+
+    private void Write(Tensor indices, Tensor heads)
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var idx = indices.to(ScalarType.Int64, _store.Device);
+        _store.Write(idx, heads.detach().softmax(-1).to(_store.Device));
+        _seen.index_fill_(0, idx, true);
+    }
+
+    /// <summary>The tables behind the memory: read rows as float32 [heads, batch, C], write probabilities.</summary>
+    private abstract class Store : IDisposable
+    {
+        public abstract Device Device { get; }
+
+        public abstract IReadOnlyList<Tensor> Tables { get; }
+
+        public long Bytes => Tables.Sum(t => t.NumberOfElements * t.ElementSize);
+
+        public abstract Tensor Read(Tensor idx);
+
+        /// <summary>Stores probabilities [heads, batch, C] as the rows of <paramref name="idx"/>; with <paramref name="only"/> (bool [batch]), only those rows change.</summary>
+        public abstract void Write(Tensor idx, Tensor probabilities, Tensor? only = null);
+
+        public void Dispose()
+        {
+            foreach (var table in Tables)
+            {
+                table.Dispose();
+            }
+        }
+
+        /// <summary>The new rows where <paramref name="only"/> is true and the stored ones elsewhere (all new rows without a mask).</summary>
+        protected static Tensor Blend(Tensor rows, Tensor table, Tensor idx, Tensor? only) =>
+            only is null ? rows : where(only.view(1, -1, 1), rows, table.index_select(1, idx));
+
+        // Owned for the teacher's whole life, so kept out of any dispose scope the caller is in.
+        protected static Tensor Allocate(long[] shape, ScalarType type, Device device, bool pin)
+        {
+            var table = zeros(shape, type, device);
+            if (pin)
+            {
+                var pinned = table.pin_memory();
+                table.Dispose();
+                table = pinned;
+            }
+
+            return table.DetachFromDisposeScope();
+        }
+    }
+
+    private sealed class DenseStore(int heads, int samples, int classes, ScalarType type, Device device, bool pin) : Store
+    {
+        private readonly Tensor _memory = Allocate([heads, samples, classes], type, device, pin);
+
+        public override Device Device => _memory.device;
+
+        public override IReadOnlyList<Tensor> Tables => [_memory];
+
+        public override Tensor Read(Tensor idx) => _memory.index_select(1, idx).to(ScalarType.Float32);
+
+        public override void Write(Tensor idx, Tensor probabilities, Tensor? only = null) =>
+            _memory.index_copy_(1, idx, Blend(probabilities.to(_memory.dtype), _memory, idx, only));
+    }
+
+    private sealed class TopKStore(int heads, int samples, int classes, int k, ScalarType type, Device device, bool pin) : Store
+    {
+        private readonly Tensor _values = Allocate([heads, samples, k], type, device, pin);
+        private readonly Tensor _classes = Allocate([heads, samples, k], HistoryStorage.ClassIndexType(classes), device, pin);
+
+        public override Device Device => _values.device;
+
+        public override IReadOnlyList<Tensor> Tables => [_values, _classes];
+
+        public override Tensor Read(Tensor idx)
+        {
+            var values = _values.index_select(1, idx).to(ScalarType.Float32);
+            var positions = _classes.index_select(1, idx).to(ScalarType.Int64);
+
+            // The mass the k values leave is spread evenly over the other classes (HistoryStorage's remarks).
+            var rest = classes - k;
+            var rows = rest == 0
+                ? zeros([heads, idx.shape[0], classes], ScalarType.Float32, _values.device)
+                : values.sum(-1, keepdim: true).neg().add(1).clamp_min(0).div(rest).expand(heads, idx.shape[0], classes).contiguous();
+            return rows.scatter_(2, positions, values);
+        }
+
+        public override void Write(Tensor idx, Tensor probabilities, Tensor? only = null)
+        {
+            var (values, positions) = probabilities.topk(k, dim: -1);
+            _values.index_copy_(1, idx, Blend(values.to(_values.dtype), _values, idx, only));
+            _classes.index_copy_(1, idx, Blend(positions.to(_classes.dtype), _classes, idx, only));
         }
     }
 }

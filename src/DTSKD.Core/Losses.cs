@@ -4,13 +4,20 @@ using static TorchSharp.torch;
 namespace DTSKD.Core;
 
 /// <summary>
-/// The distillation loss primitives of DTSKD, computed exactly as the reference implementation does
-/// (eps added to the teacher distribution, batch mean, T² scale).
+/// The loss primitives of DTSKD, each implemented once and computed exactly as the reference does (eps added to
+/// the teacher distribution, batch mean, T² scale). The teachers and the objectives are built on them.
 /// </summary>
 /// <remarks>
-/// Both return a 0-dim float32 tensor that autograd flows through (into the student, and into the
-/// teacher logits of <see cref="KlDivergence"/> unless the caller detaches them). They compute in float32
-/// (half-precision inputs are widened), or in float64 when the student is float64.
+/// <para>
+/// Every primitive takes either one head, <c>[batch, classes]</c>, and returns a 0-dim tensor, or a stack of heads,
+/// <c>[heads, batch, classes]</c>, and returns one value per head, <c>[heads]</c>: a stack costs the same few kernels
+/// whatever the number of heads. A teacher of shape <c>[batch, classes]</c> broadcasts over a stack of students.
+/// </para>
+/// <para>
+/// They compute in float32 (half-precision inputs are widened), or in float64 when the student is float64, and
+/// autograd flows through them (into the student, and into the teacher logits of <see cref="KlDivergence"/>
+/// unless the caller detaches them).
+/// </para>
 /// </remarks>
 public static class Losses
 {
@@ -21,64 +28,85 @@ public static class Losses
     /// Temperature KL divergence with a logit teacher:
     /// <c>T² · Σ t·(log t − log_softmax(student/T)) / B</c>, where <c>t = softmax(teacher/T) + 1e-7</c>.
     /// </summary>
-    /// <param name="student">Student logits, [batch, classes].</param>
-    /// <param name="teacher">Teacher logits, same shape as <paramref name="student"/>.</param>
+    /// <param name="student">Student logits, [batch, C] or [heads, batch, C].</param>
+    /// <param name="teacher">Teacher logits, the student's shape or [batch, C] (shared by every head).</param>
     /// <param name="temperature">The softening temperature T (&gt; 0); the structural teacher uses 4.</param>
-    /// <returns>A 0-dim tensor (float32, or float64 for float64 input).</returns>
+    /// <returns>A 0-dim tensor, or [heads] for a stack (float32, or float64 for float64 input).</returns>
     public static Tensor KlDivergence(Tensor student, Tensor teacher, double temperature)
     {
-        TensorChecks.Logits(student, nameof(student));
-        TensorChecks.Logits(teacher, nameof(teacher));
-        TensorChecks.SameShape(student, nameof(student), teacher, nameof(teacher));
+        TensorChecks.Logits(student, nameof(student), allowStack: true);
+        TensorChecks.Logits(teacher, nameof(teacher), allowStack: true);
+        TensorChecks.Broadcastable(student, nameof(student), teacher, nameof(teacher));
         TensorChecks.Temperature(temperature, nameof(temperature));
-
-        using var scope = NewDisposeScope();
-        var t = teacher.to(ComputeType(student)).div(temperature).softmax(1).add(Epsilon);
-        return Divergence(student, t, temperature).MoveToOuterDisposeScope();
+        return KlDivergenceUnchecked(student, teacher, temperature);
     }
 
     /// <summary>
     /// Soft-target KL divergence with a probability target:
     /// <c>T² · Σ q·(log q − log_softmax(student/T)) / B</c>, where <c>q = target + 1e-7</c>.
     /// </summary>
-    /// <param name="student">Student logits, [batch, classes].</param>
-    /// <param name="targetProbabilities">Target distribution per row (rows sum to 1), same shape as <paramref name="student"/>.</param>
+    /// <param name="student">Student logits, [batch, C] or [heads, batch, C].</param>
+    /// <param name="targetProbabilities">Target distribution per row (rows sum to 1), the student's shape or [batch, C].</param>
     /// <param name="temperature">The temperature T (&gt; 0); the historical teacher uses 1.</param>
-    /// <returns>A 0-dim tensor (float32, or float64 for float64 input).</returns>
+    /// <returns>A 0-dim tensor, or [heads] for a stack (float32, or float64 for float64 input).</returns>
     public static Tensor SoftTargetKlDivergence(Tensor student, Tensor targetProbabilities, double temperature = 1.0)
     {
-        TensorChecks.Logits(student, nameof(student));
-        TensorChecks.Logits(targetProbabilities, nameof(targetProbabilities));
-        TensorChecks.SameShape(student, nameof(student), targetProbabilities, nameof(targetProbabilities));
+        TensorChecks.Logits(student, nameof(student), allowStack: true);
+        TensorChecks.Logits(targetProbabilities, nameof(targetProbabilities), allowStack: true);
+        TensorChecks.Broadcastable(student, nameof(student), targetProbabilities, nameof(targetProbabilities));
         TensorChecks.Temperature(temperature, nameof(temperature));
+        return SoftTargetKlDivergenceUnchecked(student, targetProbabilities, temperature);
+    }
 
+    /// <summary>Cross-entropy of logits against integer labels, batch mean (PyTorch's default).</summary>
+    /// <param name="logits">Logits, [batch, C] or [heads, batch, C].</param>
+    /// <param name="labels">Class indices, [batch] (shared by every head).</param>
+    /// <returns>A 0-dim tensor, or [heads] for a stack (float32, or float64 for float64 input).</returns>
+    public static Tensor CrossEntropy(Tensor logits, Tensor labels)
+    {
+        TensorChecks.Logits(logits, nameof(logits), allowStack: true);
+        TensorChecks.IndexVector(labels, nameof(labels), logits.shape[^2], logits.shape[^1], "class labels");
+        return CrossEntropyUnchecked(logits, labels);
+    }
+
+    internal static Tensor KlDivergenceUnchecked(Tensor student, Tensor teacher, double temperature)
+    {
+        using var scope = NewDisposeScope();
+        var t = teacher.to(ComputeType(student)).div(temperature).softmax(-1).add(Epsilon);
+        return Divergence(student, t, temperature).MoveToOuterDisposeScope();
+    }
+
+    internal static Tensor SoftTargetKlDivergenceUnchecked(Tensor student, Tensor targetProbabilities, double temperature)
+    {
         using var scope = NewDisposeScope();
         var q = targetProbabilities.to(ComputeType(student)).add(Epsilon);
         return Divergence(student, q, temperature).MoveToOuterDisposeScope();
     }
 
-    /// <summary>Cross-entropy of logits against integer labels, batch mean (PyTorch's default).</summary>
-    /// <param name="logits">Logits, [batch, classes].</param>
-    /// <param name="labels">Class indices, [batch].</param>
-    /// <returns>A 0-dim tensor (float32, or float64 for float64 input).</returns>
-    public static Tensor CrossEntropy(Tensor logits, Tensor labels)
+    internal static Tensor CrossEntropyUnchecked(Tensor logits, Tensor labels)
     {
-        TensorChecks.Logits(logits, nameof(logits));
-        TensorChecks.IndexVector(labels, nameof(labels), logits.shape[0], logits.shape[1], "class labels");
-
         using var scope = NewDisposeScope();
-        return nn.functional.cross_entropy(logits.to(ComputeType(logits)), labels.to(ScalarType.Int64))
-            .MoveToOuterDisposeScope();
+        var z = logits.to(ComputeType(logits));
+        var target = labels.to(ScalarType.Int64, z.device).unsqueeze(-1);
+        if (z.dim() == 3)
+        {
+            target = target.unsqueeze(0).expand(z.shape[0], -1, 1);
+        }
+
+        // -log_softmax at the label, averaged over the batch: nn.functional.cross_entropy's value, for any stack.
+        return z.log_softmax(-1).gather(-1, target).squeeze(-1).mean([-1]).neg().MoveToOuterDisposeScope();
     }
 
-    private static ScalarType ComputeType(Tensor t) => t.dtype == ScalarType.Float64 ? ScalarType.Float64 : ScalarType.Float32;
+    /// <summary>The type the losses compute in: float64 for float64 input, float32 otherwise.</summary>
+    internal static ScalarType ComputeType(Tensor t) => t.dtype == ScalarType.Float64 ? ScalarType.Float64 : ScalarType.Float32;
 
-    // q already holds the (eps-shifted) teacher probabilities; the sum over classes and batch divided
-    // by B is PyTorch's KLDivLoss(reduction="batchmean").
+    // q already holds the (eps-shifted) teacher probabilities; the sum over classes and batch divided by B is
+    // PyTorch's KLDivLoss(reduction="batchmean"), taken per head for a stack. T² first, then / B: the reference's
+    // order of operations, so float64 runs agree with it to the last bit.
     private static Tensor Divergence(Tensor student, Tensor q, double temperature)
     {
-        var logStudent = student.to(q.dtype).div(temperature).log_softmax(1);
-        var batch = student.shape[0];
-        return q.mul(q.log().sub(logStudent)).sum().mul(temperature * temperature / batch);
+        var logStudent = student.to(q.dtype).div(temperature).log_softmax(-1);
+        var batch = student.shape[^2];
+        return q.mul(q.log().sub(logStudent)).sum([-2, -1]).mul(temperature * temperature).div(batch);
     }
 }

@@ -8,8 +8,7 @@ public class DualTeacherLossTests
     public void Recipe_loss_over_two_epochs_matches_the_reference_formula()
     {
         var rng = new Random(41);
-        using var history = new HistoricalTeacher(sampleCount: 6, Classes, headCount: 4);
-        var loss = new DualTeacherLoss(new DualTeacherLossOptions(), history);
+        using var loss = new DualTeacherLoss(branchCount: 3, Classes, sampleCount: 6);
         long[] idx = [4, 0, 2];
         long[] y = [1, 4, 0];
         using var indices = tensor(idx);
@@ -26,7 +25,7 @@ public class DualTeacherLossTests
             using var result = loss.Compute(output, labels, indices, epoch, epochs);
 
             var alpha = Reference.CosineAlpha(0.9, 0.0, epoch, epochs);
-            result.Alpha.Should().BeApproximately(alpha, 1e-15);
+            result.Scalars["alpha"].Should().BeApproximately(alpha, 1e-15);
             double[] w = [3.0, 1.0, 1.0, 1.0];
             double supervised = 0;
             for (var h = 0; h < 4; h++)
@@ -65,20 +64,20 @@ public class DualTeacherLossTests
         using var output = new MultiBranchOutput(TestTensors.ToTensor(heads[0]), heads.Skip(1).Select(h => TestTensors.ToTensor(h)).ToArray());
         var options = new DualTeacherLossOptions { UseHistoricalTeacher = false, BranchWeights = [1.0, 1.0], CeWeight = 0.3, KdWeight = 0.7 };
 
-        var loss = new DualTeacherLoss(options, historicalTeacher: null);
+        using var loss = new DualTeacherLoss(branchCount: 2, Classes, sampleCount: 4, options);
         using var result = loss.Compute(output, labels, indices, epoch: 5, totalEpochs: 10);
 
         var expected = (0.3 * Reference.CrossEntropy(heads[0], y)) + (0.7 * (Reference.Kl(heads[1], heads[0], 4) + Reference.Kl(heads[2], heads[0], 4)));
         result.Total.item<float>().Should().BeApproximately((float)expected, (float)(1e-5 * expected));
         result.Components.Keys.Should().Equal("ce/backbone", "structural/branch1", "structural/branch2");
-        result.Alpha.Should().BeNull();
+        result.Scalars.Should().BeEmpty();
+        loss.HistoricalTeacher.Should().BeNull("no memory is allocated when the historical teacher is off");
     }
 
     [Fact]
     public void Gradients_flow_into_every_head()
     {
-        using var history = new HistoricalTeacher(8, Classes, 4);
-        var loss = new DualTeacherLoss(new DualTeacherLossOptions(), history);
+        using var loss = new DualTeacherLoss(3, Classes, 8);
         var heads = Enumerable.Range(0, 4).Select(_ => randn(2, Classes, requires_grad: true)).ToArray();
         using var output = new MultiBranchOutput(heads[0].alias(), heads.Skip(1).Select(h => h.alias()).ToArray());
         using var labels = tensor(new long[] { 1, 2 });
@@ -97,17 +96,16 @@ public class DualTeacherLossTests
     [Fact]
     public void Options_are_validated_up_front()
     {
-        using var history = new HistoricalTeacher(8, Classes, 4);
-        ((Action)(() => new DualTeacherLoss(new DualTeacherLossOptions { CeWeight = -0.1 }, history)))
+        ((Action)(() => new DualTeacherLoss(3, Classes, 8, new DualTeacherLossOptions { CeWeight = -0.1 })))
             .Should().Throw<ArgumentOutOfRangeException>().Where(e => e.ParamName == "CeWeight");
-        ((Action)(() => new DualTeacherLoss(new DualTeacherLossOptions { Temperature = 0 }, history)))
+        ((Action)(() => new DualTeacherLoss(3, Classes, 8, new DualTeacherLossOptions { Temperature = 0 })))
             .Should().Throw<ArgumentOutOfRangeException>().Where(e => e.ParamName == "Temperature");
-        ((Action)(() => new DualTeacherLoss(new DualTeacherLossOptions { BranchWeights = [1, double.NaN, 1] }, history)))
+        ((Action)(() => new DualTeacherLoss(3, Classes, 8, new DualTeacherLossOptions { BranchWeights = [1, double.NaN, 1] })))
             .Should().Throw<ArgumentOutOfRangeException>().Where(e => e.ParamName == "BranchWeights[1]");
-        ((Action)(() => new DualTeacherLoss(new DualTeacherLossOptions { BranchWeights = [1, 1] }, history)))
-            .Should().Throw<ArgumentException>().WithMessage("*4 heads*2 branches*");
-        ((Action)(() => new DualTeacherLoss(new DualTeacherLossOptions(), null)))
-            .Should().Throw<ArgumentNullException>().Where(e => e.ParamName == "historicalTeacher");
+        ((Action)(() => new DualTeacherLoss(3, Classes, 8, new DualTeacherLossOptions { BranchWeights = [1, 1] })))
+            .Should().Throw<ArgumentException>().WithMessage("*2 weights*3 branches*");
+        ((Action)(() => new DualTeacherLoss(3, Classes, 8, new DualTeacherLossOptions { KdWarmupEpochs = -1 })))
+            .Should().Throw<ArgumentException>().Where(e => e.ParamName == "KdWarmupEpochs");
         ((Action)(() => new DualTeacherLossOptions { BranchWeights = [1, 1] }.Validate(branchCount: 3)))
             .Should().Throw<ArgumentException>().WithMessage("*2 weights*3 branches*");
     }
@@ -115,8 +113,7 @@ public class DualTeacherLossTests
     [Fact]
     public void Mismatched_outputs_labels_and_non_finite_logits_are_rejected()
     {
-        using var history = new HistoricalTeacher(8, Classes, 4);
-        var loss = new DualTeacherLoss(new DualTeacherLossOptions(), history);
+        using var loss = new DualTeacherLoss(3, Classes, 8);
         using var labels = tensor(new long[] { 1, 2 });
         using var indices = tensor(new long[] { 0, 1 });
 
@@ -141,14 +138,13 @@ public class DualTeacherLossTests
 
         ((Action)(() => new MultiBranchOutput(randn(2, Classes), [randn(3, Classes)]))).Should().Throw<ArgumentException>()
             .Where(e => e.ParamName == "branches[0]");
-        history.SeenCount().Should().Be(0, "rejected calls do not touch the memory");
+        loss.HistoricalTeacher!.SeenCount().Should().Be(0, "rejected calls do not touch the memory");
     }
 
     [Fact]
     public void Repeated_steps_with_backward_do_not_leak_tensors()
     {
-        using var history = new HistoricalTeacher(32, Classes, 4);
-        var loss = new DualTeacherLoss(new DualTeacherLossOptions(), history);
+        using var loss = new DualTeacherLoss(3, Classes, 32);
         using var w = randn(Classes, Classes, requires_grad: true);
         void Step(int i)
         {

@@ -8,7 +8,7 @@ public class FlatSgdTests
     private static ResNetDtskd Model()
     {
         manual_seed(11);
-        return ResNetDtskd.ResNet18(new MultiBranchModelOptions { ClassCount = 5, BaseWidth = 4, NeckWidth = 8 });
+        return ResNetDtskd.ResNet18(new MultiBranchModelOptions { ClassCount = 5, BaseWidth = 16, NeckWidth = 16 });
     }
 
     private static void Train(ResNetDtskd model, Action zeroGrad, Action step, int steps)
@@ -16,7 +16,7 @@ public class FlatSgdTests
         manual_seed(12);
         using var images = randn(steps * 8, 3, 16, 16);
         using var labels = randint(0, 5, [steps * 8], dtype: ScalarType.Int64);
-        var objective = CrossEntropyObjective.AllHeads(3);
+        var objective = CrossEntropyObjective.AllHeads(model);
         model.train();
         for (var s = 0; s < steps; s++)
         {
@@ -41,7 +41,7 @@ public class FlatSgdTests
         using var ours = new FlatSgd(flat.parameters(), 0.05, momentum, weightDecay, nesterov);
 
         Train(reference, () => sgd.zero_grad(), () => sgd.step(), 40);
-        Train(flat, ours.ZeroGrad, ours.Step, 40);
+        Train(flat, ours.zero_grad, () => ours.step(), 40);
 
         var a = reference.parameters().ToList();
         var b = flat.parameters().ToList();
@@ -87,7 +87,7 @@ public class FlatSgdTests
     {
         using var model = Model();
         using var ours = new FlatSgd(model.parameters(), 0.05, 0.9, 5e-4, nesterov: true);
-        Train(model, ours.ZeroGrad, ours.Step, 3);
+        Train(model, ours.zero_grad, () => ours.step(), 3);
         using var snapshot = ours.Flat.clone();
         using var skip = tensor(true);
         ours.Step(skip);
@@ -113,8 +113,8 @@ public class FlatSgdTests
         }
 
         restored.LearningRate.Should().Be(0.05);
-        Train(model, ours.ZeroGrad, ours.Step, 2);
-        Train(twin, restored.ZeroGrad, restored.Step, 2);
+        Train(model, ours.zero_grad, () => ours.step(), 2);
+        Train(twin, restored.zero_grad, () => restored.step(), 2);
         ours.Flat.allclose(restored.Flat, 0, 0, false).Should().BeTrue("same state, same data, same steps");
     }
 }

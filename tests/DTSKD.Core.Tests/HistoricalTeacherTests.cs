@@ -76,7 +76,7 @@ public class HistoricalTeacherTests
     public void Half_memory_halves_the_bytes_and_returns_float32_targets(ScalarType dtype)
     {
         using var full = new HistoricalTeacher(100, 10, 4);
-        using var half = new HistoricalTeacher(100, 10, 4, dtype: dtype);
+        using var half = new HistoricalTeacher(100, 10, 4, storage: new HistoryStorage { ValueType = dtype });
         half.MemoryBytes.Should().Be(full.MemoryBytes / 2);
         full.MemoryBytes.Should().Be(4L * 100 * 10 * 4);
 

@@ -7,7 +7,7 @@ namespace DTSKD.Core.Tests;
 
 public sealed class InteropTests : IDisposable
 {
-    private static readonly MultiBranchModelOptions Small = new() { ClassCount = 10, BaseWidth = 4, NeckWidth = 8 };
+    private static readonly MultiBranchModelOptions Small = new() { ClassCount = 10, BaseWidth = 16, NeckWidth = 16 };
     private readonly DirectoryInfo _dir = Directory.CreateTempSubdirectory("dtskd-interop-");
 
     public void Dispose() => _dir.Delete(recursive: true);
@@ -78,7 +78,7 @@ public sealed class InteropTests : IDisposable
         names.Should().Contain(n => n.EndsWith("/data.pkl", StringComparison.Ordinal));
         names.Should().Contain(n => n.EndsWith("/version", StringComparison.Ordinal));
         names.Count(n => n.Contains("/data/", StringComparison.Ordinal)).Should().Be(model.state_dict().Count, "one storage per tensor");
-        PyTorchWeights.Describe(path)["layer2.0.downsample.0.weight"].Shape.Should().Equal(8, 4, 1, 1);
+        PyTorchWeights.Describe(path)["layer2.0.downsample.0.weight"].Shape.Should().Equal(32, 16, 1, 1);
         PyTorchWeights.Describe(path)["bn1.num_batches_tracked"].DType.Should().Be(ScalarType.Int64);
     }
 
@@ -120,7 +120,7 @@ public sealed class InteropTests : IDisposable
         var act = () => PyTorchWeights.Load(other, path);
 
         act.Should().Throw<InvalidDataException>()
-            .WithMessage("*3 differences*missing fc.bias [10]*unexpected extra.weight [3]*conv1.weight: file [4, 3, 5, 5], module [4, 3, 3, 3]*");
+            .WithMessage("*3 differences*missing fc.bias [10]*unexpected extra.weight [3]*conv1.weight: file [4, 3, 5, 5], module [16, 3, 3, 3]*");
         other.state_dict().Should().OnlyContain(kv => Same(kv.Value, before[kv.Key]), "a failed load changes nothing");
         foreach (var t in state.Values.Concat(before.Values))
         {

@@ -54,7 +54,7 @@ public sealed class MixedPrecisionTests : IDisposable
     public void An_overflowing_step_leaves_weights_and_momentum_untouched()
     {
         manual_seed(1);
-        using var model = ResNetDtskd.ResNet18(new MultiBranchModelOptions { ClassCount = 4, BaseWidth = 4, NeckWidth = 8 });
+        using var model = ResNetDtskd.ResNet18(new MultiBranchModelOptions { ClassCount = 4, BaseWidth = 16, NeckWidth = 16 });
         using var sgd = new FlatSgd(model.parameters(), 0.1, 0.9, 5e-4, nesterov: true);
         using var scaler = new DynamicLossScaler(CPU, initialScale: 4);
         using var before = sgd.Flat.clone();
@@ -77,8 +77,9 @@ public sealed class MixedPrecisionTests : IDisposable
     public void Half_weights_keep_float32_masters_and_batchnorm_in_float32()
     {
         manual_seed(2);
-        using var model = ResNetDtskd.ResNet18(new MultiBranchModelOptions { ClassCount = 4, BaseWidth = 4, NeckWidth = 8 });
-        MixedPrecision.ConvertWeights(model, ScalarType.BFloat16);
+        using var model = ResNetDtskd.ResNet18(new MultiBranchModelOptions { ClassCount = 4, BaseWidth = 16, NeckWidth = 16 });
+        using var precision = new PrecisionPolicy(TrainingPrecision.BFloat16, CPU, allowTf32: true);
+        precision.Prepare(model);
         var state = model.state_dict();
         state["conv1.weight"].dtype.Should().Be(ScalarType.BFloat16);
         state["fc_b2.bias"].dtype.Should().Be(ScalarType.BFloat16);
@@ -94,7 +95,7 @@ public sealed class MixedPrecisionTests : IDisposable
             output.Backbone.to(ScalarType.Float32).sum().backward();
         }
 
-        sgd.Step();
+        sgd.step();
         // The model's bfloat16 weights are the float32 masters, rounded.
         using var master = sgd.Flat.narrow(0, 0, state["conv1.weight"].numel());
         var conv1 = model.parameters().First(p => p.dtype == ScalarType.BFloat16);
@@ -108,17 +109,17 @@ public sealed class MixedPrecisionTests : IDisposable
     {
         using var train = TrainerTests.Halves(64, 31);
         manual_seed(3);
-        using var model = ResNetDtskd.ResNet18(new MultiBranchModelOptions { ClassCount = 2, InputChannels = 1, BaseWidth = 4, NeckWidth = 8 });
+        using var model = ResNetDtskd.ResNet18(TrainerTests.TinyModel);
         Tensor master;
-        using (var trainer = new Trainer(model, CrossEntropyObjective.AllHeads(3), train, train, new BatchAugmentation([0.4], [0.3]), new TrainerOptions
+        using (var trainer = new Trainer(model, CrossEntropyObjective.AllHeads(model), train, train, new BatchAugmentation([0.4], [0.3]), new TrainerOptions
                {
                    Epochs = 1, BatchSize = 16, Precision = TrainingPrecision.BFloat16, Milestones = [],
                }))
         {
             trainer.Run();
             model.state_dict()["conv1.weight"].dtype.Should().Be(ScalarType.BFloat16);
-            var optimizer = (FlatSgd)typeof(Trainer).GetField("_optimizer", System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Instance)!.GetValue(trainer)!;
-            var conv1 = optimizer.HalfMasters().First(h => h.Parameter.shape.SequenceEqual(new long[] { 4, 1, 3, 3 }));
+            var optimizer = (FlatSgd)trainer.Optimizer;
+            var conv1 = optimizer.HalfMasters().First(h => h.Parameter.shape.SequenceEqual(new long[] { 16, 1, 3, 3 }));
             master = conv1.Master.clone();
         }
 
@@ -143,18 +144,23 @@ public sealed class MixedPrecisionTests : IDisposable
             Precision = precision, CheckpointDirectory = dir,
         };
 
-        TrainingResult Run(string? dir, int modelSeed, string? resume, CancellationToken token = default, IProgress<TrainingProgress>? progress = null)
+        TrainingResult Run(string? dir, int modelSeed, string? resume, CancellationToken token = default, TrainerCallback? callback = null)
         {
             manual_seed(modelSeed);
-            using var model = ResNetDtskd.ResNet18(new MultiBranchModelOptions { ClassCount = 2, InputChannels = 1, BaseWidth = 4, NeckWidth = 8 });
-            using var history = new HistoricalTeacher(train.Count, 2, 4);
-            using var trainer = new Trainer(model, new DualTeacherLoss(new DualTeacherLossOptions(), history), train, test, gray, Options(dir));
+            using var model = ResNetDtskd.ResNet18(TrainerTests.TinyModel);
+            using var loss = DualTeacherLoss.For(model, train.Count, TrainerTests.Learnable);
+            using var trainer = new Trainer(model, loss, train, test, gray, Options(dir));
+            if (callback is not null)
+            {
+                trainer.Callbacks.Add(callback);
+            }
+
             if (resume is not null)
             {
                 trainer.LoadCheckpoint(resume);
             }
 
-            return trainer.Run(progress, token);
+            return trainer.Run(token);
         }
 
         var full = Run(null, 1, null);
@@ -162,7 +168,7 @@ public sealed class MixedPrecisionTests : IDisposable
 
         var dir = Path.Combine(_dir.FullName, precision.ToString());
         using var cts = new CancellationTokenSource();
-        Run(dir, 1, null, cts.Token, new TrainerTests.SynchronousProgress<TrainingProgress>(p => { if (p.Epoch == 1 && p.Step == 4) { cts.Cancel(); } }));
+        Run(dir, 1, null, cts.Token, new TestCallback { Progress = p => { if (p.Epoch == 1 && p.Step == 4) { cts.Cancel(); } } });
         var resumed = Run(null, 7, Path.Combine(dir, "last.ckpt"));
 
         resumed.Metrics.Should().BeEquivalentTo(full.Metrics, o => o.WithStrictOrdering().Excluding(m => m.ImagesPerSecond).Excluding(m => m.TrainSeconds));

@@ -6,7 +6,7 @@ namespace DTSKD.Core.Tests;
 
 public class ModelTests
 {
-    private static readonly MultiBranchModelOptions Tiny = new() { ClassCount = 10, InputChannels = 1, BaseWidth = 8, NeckWidth = 16 };
+    private static readonly MultiBranchModelOptions Tiny = new() { ClassCount = 10, InputChannels = 1, BaseWidth = 16, NeckWidth = 16 };
 
     public static TheoryData<string> ReferenceModels => new() { "resnet18_dtskd", "resnet34_dtskd" };
 
@@ -80,7 +80,7 @@ public class ModelTests
     {
         // The spec's wiring (dtskd.md §8), written out with the model's own named parts, in eval mode.
         manual_seed(7);
-        using var model = ResNetDtskd.ResNet18(new MultiBranchModelOptions { ClassCount = 5, BaseWidth = 4, NeckWidth = 8 });
+        using var model = ResNetDtskd.ResNet18(new MultiBranchModelOptions { ClassCount = 5, BaseWidth = 16, NeckWidth = 16 });
         model.eval();
         var parts = model.named_children().ToDictionary(c => c.name, c => c.module);
         Tensor Run(string name, Tensor x) => ((Module<Tensor, Tensor>)parts[name]).call(x);
@@ -110,7 +110,7 @@ public class ModelTests
             output.Heads[h].allclose(expected[h], rtol: 0, atol: 1e-6).Should().BeTrue($"head {h}");
         }
 
-        s4.shape.Should().Equal(2, 32, 2, 2);
+        s4.shape.Should().Equal(2, 128, 2, 2);
         ((Sequential)parts["laterals"].named_children().First().module).children().Count().Should().Be(4, "[pool, conv, bn, relu]");
     }
 
@@ -120,8 +120,7 @@ public class ModelTests
         manual_seed(3);
         using var model = ResNetDtskd.ResNet18(Tiny);
         model.train();
-        using var history = new HistoricalTeacher(32, 10, model.BranchCount + 1);
-        var loss = new DualTeacherLoss(new DualTeacherLossOptions(), history);
+        using var loss = DualTeacherLoss.For(model, 32);
         using var optimizer = optim.SGD(model.parameters(), 0.05, momentum: 0.9);
         using var images = randn(32, 1, 28, 28);
         using var labels = randint(0, 10, [32], dtype: ScalarType.Int64);
@@ -169,6 +168,20 @@ public class ModelTests
     }
 
     [Fact]
+    public void Factories_build_what_the_registry_builds_on_the_requested_device()
+    {
+        using var byFactory = MultiBranchModels.resnet18_dtskd(numClasses: 10, inputChannels: 1, baseWidth: 16, neckWidth: 16, device: CPU);
+        using var byName = MultiBranchModels.Create("resnet18_dtskd", Tiny);
+        byFactory.BranchCount.Should().Be(3);
+        byFactory.ClassCount.Should().Be(10);
+        byFactory.state_dict().ToDictionary(kv => kv.Key, kv => string.Join("x", kv.Value.shape))
+            .Should().Equal(byName.state_dict().ToDictionary(kv => kv.Key, kv => string.Join("x", kv.Value.shape)));
+        byFactory.parameters().Should().OnlyContain(p => p.device_type == DeviceType.CPU);
+        using var r34 = MultiBranchModels.resnet34_dtskd();
+        r34.parameters().Sum(p => p.numel()).Should().Be(24_080_080);
+    }
+
+    [Fact]
     public void Neck_names_follow_the_number_of_stages()
     {
         using var neck = new BranchNeck([8, 16], featureChannels: 32, classCount: 4, neckWidth: 12);
@@ -183,11 +196,10 @@ public class ModelTests
     public void A_user_backbone_becomes_multi_branch_and_trains_one_step()
     {
         manual_seed(5);
-        using var model = new MultiBranchNetwork(new TwoStageBackbone(), stageChannels: [6, 12], featureChannels: 12, classCount: 3, neckWidth: 8);
+        using var model = new MultiBranchNetwork(new TwoStageBackbone(), stageChannels: [16, 32], featureChannels: 32, classCount: 3, neckWidth: 16);
         model.BranchCount.Should().Be(2);
         model.state_dict().Keys.Should().Contain(["backbone.stage1.weight", "fc.weight", "neck.fuse_2.0.weight", "neck.fc_b2.bias"]);
-        using var history = new HistoricalTeacher(4, 3, 3);
-        var loss = new DualTeacherLoss(new DualTeacherLossOptions { BranchWeights = [1.0, 1.0] }, history);
+        using var loss = DualTeacherLoss.For(model, 4);
         using var optimizer = optim.SGD(model.parameters(), 0.1);
         var before = model.parameters().Select(p => p.detach().clone()).ToList();
 
@@ -206,14 +218,14 @@ public class ModelTests
     [Fact]
     public void A_user_backbone_with_the_wrong_stage_count_fails_clearly()
     {
-        using var model = new MultiBranchNetwork(new TwoStageBackbone(), stageChannels: [6, 12, 12], featureChannels: 12, classCount: 3);
+        using var model = new MultiBranchNetwork(new TwoStageBackbone(), stageChannels: [16, 32, 32], featureChannels: 32, classCount: 3);
         ((Action)(() => model.call(randn(1, 1, 8, 8)))).Should().Throw<InvalidOperationException>().WithMessage("*returned 2 stage maps*built for 3*");
     }
 
     private sealed class TwoStageBackbone : Module<Tensor, BackboneFeatures>
     {
-        private readonly Conv2d stage1 = Conv2d(1, 6, 3, padding: 1);
-        private readonly Conv2d stage2 = Conv2d(6, 12, 3, stride: 2, padding: 1);
+        private readonly Conv2d stage1 = Conv2d(1, 16, 3, padding: 1);
+        private readonly Conv2d stage2 = Conv2d(16, 32, 3, stride: 2, padding: 1);
 
         public TwoStageBackbone() : base(nameof(TwoStageBackbone)) => RegisterComponents();
 

@@ -1,13 +1,16 @@
 using DTSKD.Core.Data;
 using DTSKD.Core.Models;
 using DTSKD.Core.Training;
+using TorchSharp.Modules;
 using static TorchSharp.torch.nn;
 
 namespace DTSKD.Core.Tests;
 
 public sealed class TrainerTests : IDisposable
 {
-    private static readonly MultiBranchModelOptions TinyModel = new() { ClassCount = 2, InputChannels = 1, BaseWidth = 4, NeckWidth = 8 };
+    // Widths that are multiples of 16: LibTorch 2.10's CPU convolution backward reads uninitialised memory for 3x3
+    // convolutions with other output channel counts on AVX-512 machines (docs/troubleshooting.md).
+    internal static readonly MultiBranchModelOptions TinyModel = new() { ClassCount = 2, InputChannels = 1, BaseWidth = 16, NeckWidth = 16 };
     private readonly DirectoryInfo _dir = Directory.CreateTempSubdirectory("dtskd-trainer-");
 
     public void Dispose() => _dir.Delete(recursive: true);
@@ -28,12 +31,17 @@ public sealed class TrainerTests : IDisposable
 
     private static BatchAugmentation Gray => new([0.4], [0.3], padding: 1);
 
-    private static (ResNetDtskd Model, DualTeacherLoss Loss, HistoricalTeacher History) Build(int trainCount, int modelSeed = 1)
+    /// <summary>
+    /// The recipe's loss without the KD term's T² factor: with the factor, the reference structural term collapses this
+    /// tiny model to chance within 3 epochs (as it collapses short runs in the release's own code, docs/results.md).
+    /// </summary>
+    internal static readonly DualTeacherLossOptions Learnable = new() { ScaleKdByTemperatureSquared = false };
+
+    private static (ResNetDtskd Model, DualTeacherLoss Loss) Build(int trainCount, int modelSeed = 1, DualTeacherLossOptions? options = null)
     {
         manual_seed(modelSeed);
         var model = ResNetDtskd.ResNet18(TinyModel);
-        var history = new HistoricalTeacher(trainCount, 2, model.BranchCount + 1);
-        return (model, new DualTeacherLoss(new DualTeacherLossOptions(), history), history);
+        return (model, DualTeacherLoss.For(model, trainCount, options));
     }
 
     private static TrainerOptions Options(int epochs, string? checkpoints = null) => new()
@@ -55,13 +63,14 @@ public sealed class TrainerTests : IDisposable
         // 256 samples: 16 steps an epoch, enough for BatchNorm's running statistics to settle for evaluation.
         using var train = Halves(256, 1);
         using var test = Halves(64, 2);
-        var (model, loss, history) = Build(train.Count);
+        var (model, loss) = Build(train.Count, options: Learnable);
         using var _ = model;
-        using var __ = history;
+        using var __ = loss;
         var reports = new List<TrainingProgress>();
         using var trainer = new Trainer(model, loss, train, test, Gray, Options(3));
+        trainer.Callbacks.Add(new TestCallback { Progress = reports.Add });
 
-        var result = trainer.Run(new SynchronousProgress<TrainingProgress>(reports.Add));
+        var result = trainer.Run();
 
         result.Metrics.Should().HaveCount(3);
         result.Metrics[^1].BackboneTop1.Should().BeGreaterThan(90);
@@ -69,13 +78,13 @@ public sealed class TrainerTests : IDisposable
         result.FinalTop1.Should().Be(result.Metrics[^1].BackboneTop1);
         result.BestEpoch.Should().BeOneOf(1, 2);
         result.Metrics.Select(m => m.LearningRate).Should().Equal(0.05, 0.05, 0.05 * 0.1);
-        result.Metrics.Select(m => m.Alpha!.Value).Should().Equal(Enumerable.Range(0, 3).Select(e => CoefficientSchedule.Cosine(0.9, 0).At(e, 3)));
+        result.Metrics.Select(m => m.Scalars["alpha"]).Should().Equal(Enumerable.Range(0, 3).Select(e => CoefficientSchedule.Cosine(0.9, 0).At(e, 3)));
         result.Metrics[0].TestTop1.Should().HaveCount(4);
         result.Metrics[0].TrainComponents.Keys.Should().Contain(["history/backbone", "structural/branch3"]);
         reports.Where(r => r.Completed is null).Select(r => r.Step).Should().Contain([2, 4]);
         reports.Where(r => r.Completed is not null).Should().HaveCount(3)
             .And.OnlyContain(r => r.Step == r.StepsPerEpoch && r.RunningLoss == r.Completed!.TrainLoss && r.RunningTop1 == r.Completed.TrainTop1);
-        history.SeenCount().Should().Be(256, "every training sample's history is written");
+        loss.HistoricalTeacher!.SeenCount().Should().Be(256, "every training sample's history is written");
     }
 
     [Fact]
@@ -88,12 +97,13 @@ public sealed class TrainerTests : IDisposable
         // Stop after the first epoch: the token fires when epoch 0 completes, so the run stops at epoch 1, step 0.
         var dir = Path.Combine(_dir.FullName, "a");
         using var cts = new CancellationTokenSource();
-        var (model, loss, history) = Build(train.Count);
+        var (model, loss) = Build(train.Count);
         using (model)
-        using (history)
+        using (loss)
         using (var trainer = new Trainer(model, loss, train, test, Gray, Options(3, dir)))
         {
-            var first = trainer.Run(new SynchronousProgress<TrainingProgress>(p => { if (p.Completed is not null) { cts.Cancel(); } }), cts.Token);
+            trainer.Callbacks.Add(new TestCallback { EpochEnd = _ => cts.Cancel() });
+            var first = trainer.Run(cts.Token);
             first.Cancelled.Should().BeTrue();
             first.Metrics.Should().HaveCount(1);
         }
@@ -114,13 +124,14 @@ public sealed class TrainerTests : IDisposable
 
         var dir = Path.Combine(_dir.FullName, "b");
         using var cts = new CancellationTokenSource();
-        var (model, loss, history) = Build(train.Count);
+        var (model, loss) = Build(train.Count);
         using (model)
-        using (history)
+        using (loss)
         using (var trainer = new Trainer(model, loss, train, test, Gray, Options(2, dir)))
         {
             // Reports come at steps 2 and 4 of each epoch; cancel at epoch 1, step 2.
-            var result = trainer.Run(new SynchronousProgress<TrainingProgress>(p => { if (p.Epoch == 1 && p.Step == 2) { cts.Cancel(); } }), cts.Token);
+            trainer.Callbacks.Add(new TestCallback { Progress = p => { if (p.Epoch == 1 && p.Step == 2) { cts.Cancel(); } } });
+            var result = trainer.Run(cts.Token);
             result.Cancelled.Should().BeTrue();
             trainer.NextEpoch.Should().Be(1);
             trainer.NextStep.Should().Be(2);
@@ -139,7 +150,7 @@ public sealed class TrainerTests : IDisposable
         var dir = Path.Combine(_dir.FullName, "c");
         manual_seed(1);
         using var model = ResNetDtskd.ResNet18(TinyModel);
-        var objective = new PoisonedObjective(CrossEntropyObjective.AllHeads(3), epoch: 1, step: 3);
+        var objective = new PoisonedObjective(CrossEntropyObjective.AllHeads(model), epoch: 1, step: 3);
         using var trainer = new Trainer(model, objective, train, test, Gray, Options(3, dir));
 
         var act = () => trainer.Run();
@@ -159,9 +170,9 @@ public sealed class TrainerTests : IDisposable
         using var train = Halves(32, 9);
         using var test = Halves(16, 10);
         var dir = Path.Combine(_dir.FullName, "d");
-        var (model, loss, history) = Build(train.Count);
+        var (model, loss) = Build(train.Count);
         using (model)
-        using (history)
+        using (loss)
         using (var trainer = new Trainer(model, loss, train, test, Gray, Options(1, dir)))
         {
             trainer.Run();
@@ -173,9 +184,9 @@ public sealed class TrainerTests : IDisposable
         var garbage = Path.Combine(dir, "garbage.ckpt");
         File.WriteAllText(garbage, "not a checkpoint");
 
-        var (model2, loss2, history2) = Build(train.Count, modelSeed: 2);
+        var (model2, loss2) = Build(train.Count, modelSeed: 2);
         using var m2 = model2;
-        using var h2 = history2;
+        using var h2 = loss2;
         using var fresh = new Trainer(model2, loss2, train, test, Gray, Options(1));
         var before = model2.parameters().Select(p => p.detach().clone()).ToList();
 
@@ -184,16 +195,16 @@ public sealed class TrainerTests : IDisposable
         ((Action)(() => fresh.LoadCheckpoint(garbage))).Should().Throw<InvalidDataException>().WithMessage("*not a DTSKD.Core checkpoint*");
 
         manual_seed(3);
-        using var wider = ResNetDtskd.ResNet18(new MultiBranchModelOptions { ClassCount = 2, InputChannels = 1, BaseWidth = 8, NeckWidth = 8 });
-        using var h3 = new HistoricalTeacher(train.Count, 2, 4);
-        using var mismatched = new Trainer(wider, new DualTeacherLoss(new DualTeacherLossOptions(), h3), train, test, Gray, Options(1));
-        ((Action)(() => mismatched.LoadCheckpoint(good))).Should().Throw<InvalidDataException>().WithMessage("*does not match this model*conv1.weight: checkpoint Float32[4,1,3,3], model Float32[8,1,3,3]*");
+        using var wider = ResNetDtskd.ResNet18(new MultiBranchModelOptions { ClassCount = 2, InputChannels = 1, BaseWidth = 32, NeckWidth = 16 });
+        using var h3 = DualTeacherLoss.For(wider, train.Count);
+        using var mismatched = new Trainer(wider, h3, train, test, Gray, Options(1));
+        ((Action)(() => mismatched.LoadCheckpoint(good))).Should().Throw<InvalidDataException>().WithMessage("*does not match this model*conv1.weight: checkpoint Float32[16,1,3,3], model Float32[32,1,3,3]*");
 
-        using var ceTrainer = new Trainer(model2, CrossEntropyObjective.AllHeads(3), train, test, Gray, Options(1));
+        using var ceTrainer = new Trainer(model2, CrossEntropyObjective.AllHeads(model2), train, test, Gray, Options(1));
         ((Action)(() => ceTrainer.LoadCheckpoint(good))).Should().Throw<InvalidDataException>().WithMessage("*objective 'dtskd'*'ce-all-heads'*");
 
         model2.parameters().Zip(before).Should().OnlyContain(p => p.First.allclose(p.Second, 0, 0, false), "failed loads change nothing");
-        history2.SeenCount().Should().Be(0);
+        loss2.HistoricalTeacher!.SeenCount().Should().Be(0);
         fresh.NextEpoch.Should().Be(0);
         Directory.GetFiles(dir).Should().NotContain(f => f.EndsWith(".tmp", StringComparison.Ordinal));
     }
@@ -203,15 +214,16 @@ public sealed class TrainerTests : IDisposable
     {
         using var train = Halves(64, 11);
         using var test = Halves(16, 12);
-        var (model, loss, history) = Build(train.Count);
+        var (model, loss) = Build(train.Count);
         using var _ = model;
-        using var __ = history;
+        using var __ = loss;
         var options = Options(4);
         options.LogInterval = 1;
         var counts = new List<(int Epoch, int Step, long Live)>();
         using var trainer = new Trainer(model, loss, train, test, Gray, options);
+        trainer.Callbacks.Add(new TestCallback { Progress = p => counts.Add((p.Epoch, p.Step, TestTensors.LiveTensors)) });
 
-        trainer.Run(new SynchronousProgress<TrainingProgress>(p => counts.Add((p.Epoch, p.Step, TestTensors.LiveTensors))));
+        trainer.Run();
 
         // Once the first epoch has created the momentum buffers and the sums, the count at a given point of an
         // epoch is the same in every later epoch (mid-epoch reports also hold the epoch's order and batch).
@@ -228,20 +240,104 @@ public sealed class TrainerTests : IDisposable
         using var rgb = ImageDataset.FromTensors(zeros([4, 3, 8, 8], ScalarType.Byte), tensor(new long[] { 0, 1, 0, 1 }), 2);
         manual_seed(1);
         using var model = ResNetDtskd.ResNet18(TinyModel);
-        var ce = CrossEntropyObjective.AllHeads(3);
+        var ce = CrossEntropyObjective.AllHeads(model);
         ((Action)(() => new Trainer(model, ce, train, train, Gray, new TrainerOptions { LearningRate = 0 }))).Should().Throw<ArgumentOutOfRangeException>().Where(e => e.ParamName == "LearningRate");
         ((Action)(() => new Trainer(model, ce, train, train, Gray, new TrainerOptions { Epochs = -1 }))).Should().Throw<ArgumentOutOfRangeException>().Where(e => e.ParamName == "Epochs");
         ((Action)(() => new Trainer(model, ce, train, rgb, Gray, new TrainerOptions()))).Should().Throw<ArgumentException>().WithMessage("*normalises 1 channels*test set 3*");
-        new TrainerOptions().LearningRateAt(149).Should().Be(0.1);
-        new TrainerOptions().LearningRateAt(150).Should().BeApproximately(0.01, 1e-15);
-        new TrainerOptions().LearningRateAt(299).Should().BeApproximately(0.001, 1e-15);
+        // The default schedule is the recipe's: lr 0.1, x0.1 from epoch 150 and again from 225.
+        using var sgd = new TrainerOptions().CreateDefaultOptimizer([.. model.parameters()]);
+        var scheduler = new TrainerOptions().CreateScheduler(sgd);
+        var rates = new List<double> { sgd.ParamGroups.First().LearningRate };
+        for (var e = 1; e < 300; e++)
+        {
+            scheduler.step();
+            rates.Add(sgd.ParamGroups.First().LearningRate);
+        }
+
+        rates[149].Should().Be(0.1);
+        rates[150].Should().BeApproximately(0.01, 1e-15);
+        rates[299].Should().BeApproximately(0.001, 1e-15);
+        new TrainerOptions().ResolvedBestAfterEpoch.Should().Be(200, "two thirds of the recipe's 300 epochs, as the release");
+        new TrainerOptions { Epochs = 2 }.ResolvedBestAfterEpoch.Should().Be(1);
+    }
+
+    [Fact]
+    public void A_user_model_with_two_branches_trains_with_Adam_and_a_cosine_schedule_and_resumes_exactly()
+    {
+        using var train = Halves(96, 41);
+        using var test = Halves(32, 42);
+        TrainerOptions Options(string? dir) => new()
+        {
+            Epochs = 3, BatchSize = 16, EvalBatchSize = 32, LogInterval = 2, Seed = 4, CheckpointDirectory = dir,
+            Optimizer = parameters => optim.Adam(parameters, 0.01),
+            Scheduler = optimizer => optim.lr_scheduler.CosineAnnealingLR(optimizer, 3),
+        };
+
+        TrainingResult Train(string? dir, int modelSeed, string? resume, CancellationTokenSource? stopAt = null)
+        {
+            manual_seed(modelSeed);
+            using var model = new TwoBranchNet();
+            using var loss = DualTeacherLoss.For(model, train.Count, Learnable);
+            using var trainer = new Trainer(model, loss, train, test, Gray, Options(dir));
+            trainer.Optimizer.Should().BeOfType<TorchSharp.Modules.Adam>();
+            if (stopAt is not null)
+            {
+                trainer.Callbacks.Add(new TestCallback { Progress = p => { if (p.Epoch == 1 && p.Step == 2) { stopAt.Cancel(); } } });
+            }
+
+            if (resume is not null)
+            {
+                trainer.LoadCheckpoint(resume);
+            }
+
+            return trainer.Run(stopAt?.Token ?? default);
+        }
+
+        var full = Train(null, 1, null);
+        full.Metrics.Select(m => m.LearningRate).Should().Equal(
+            [0.01, 0.01 * (1 + Math.Cos(Math.PI / 3)) / 2, 0.01 * (1 + Math.Cos(2 * Math.PI / 3)) / 2], (a, b) => Math.Abs(a - b) < 1e-12);
+        full.Metrics[^1].BackboneTop1.Should().BeGreaterThan(90);
+        full.Metrics[0].TestTop1.Should().HaveCount(3, "the backbone and the user model's two branches");
+        full.Metrics[0].TrainComponents.Keys.Should().Contain(["history/branch2", "structural/branch2"]).And.NotContain("structural/branch3");
+
+        var dir = Path.Combine(_dir.FullName, "user");
+        using var cts = new CancellationTokenSource();
+        Train(dir, 1, null, cts).Cancelled.Should().BeTrue();
+        var resumed = Train(null, 99, Path.Combine(dir, "last.ckpt"));
+
+        resumed.Metrics.Should().BeEquivalentTo(full.Metrics, o => o.WithStrictOrdering().Excluding(m => m.ImagesPerSecond).Excluding(m => m.TrainSeconds));
+    }
+
+    /// <summary>A model a user might write: its own layers, two branches, no DTSKD.Core base class.</summary>
+    private sealed class TwoBranchNet : Module<Tensor, MultiBranchOutput>, IMultiBranchModel
+    {
+        private readonly Sequential stem = Sequential(Conv2d(1, 16, 3, padding: 1), BatchNorm2d(16), ReLU());
+        private readonly Sequential block = Sequential(Conv2d(16, 32, 3, stride: 2, padding: 1), BatchNorm2d(32), ReLU());
+        private readonly Linear head = Linear(32, 2);
+        private readonly Linear early = Linear(16, 2);
+        private readonly Linear late = Linear(32, 2);
+
+        public TwoBranchNet() : base(nameof(TwoBranchNet)) => RegisterComponents();
+
+        public int ClassCount => 2;
+
+        public int BranchCount => 2;
+
+        public override MultiBranchOutput forward(Tensor input)
+        {
+            using var scope = NewDisposeScope();
+            var a = stem.call(input);
+            var b = block.call(a);
+            var (fa, fb) = (a.mean([2, 3]), b.mean([2, 3]));
+            return new MultiBranchOutput(head.call(fb), [early.call(fa), late.call(fb.mul(0.5))]).MoveToOuterDisposeScope();
+        }
     }
 
     private static TrainingResult RunFully(ImageDataset train, ImageDataset test, int epochs)
     {
-        var (model, loss, history) = Build(train.Count);
+        var (model, loss) = Build(train.Count);
         using (model)
-        using (history)
+        using (loss)
         using (var trainer = new Trainer(model, loss, train, test, Gray, Options(epochs)))
         {
             return trainer.Run();
@@ -251,20 +347,14 @@ public sealed class TrainerTests : IDisposable
     private static TrainingResult Resume(ImageDataset train, ImageDataset test, string checkpoint, int epochs)
     {
         // A different initialisation: everything must come from the checkpoint.
-        var (model, loss, history) = Build(train.Count, modelSeed: 99);
+        var (model, loss) = Build(train.Count, modelSeed: 99);
         using (model)
-        using (history)
+        using (loss)
         using (var trainer = new Trainer(model, loss, train, test, Gray, Options(epochs)))
         {
             trainer.LoadCheckpoint(checkpoint);
             return trainer.Run();
         }
-    }
-
-    /// <summary>Reports on the calling thread (Progress&lt;T&gt; would post to the thread pool).</summary>
-    internal sealed class SynchronousProgress<T>(Action<T> report) : IProgress<T>
-    {
-        public void Report(T value) => report(value);
     }
 
     private sealed class PoisonedObjective(IMultiBranchObjective inner, int epoch, int step) : IMultiBranchObjective

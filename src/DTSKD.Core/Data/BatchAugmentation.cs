@@ -55,10 +55,10 @@ public sealed class BatchAugmentation
     public IReadOnlyList<double> Std { get; }
 
     /// <summary>Zero padding before the random crop.</summary>
-    public int Padding { get; }
+    internal int Padding { get; }
 
     /// <summary>Whether samples are flipped at random.</summary>
-    public bool HorizontalFlip { get; }
+    internal bool HorizontalFlip { get; }
 
     /// <summary>Training preprocessing of a batch: crop, flip, scale and normalise.</summary>
     /// <param name="images">uint8 images [B, C, H, W] on the training device.</param>

@@ -33,19 +33,19 @@ public sealed class BatchSampler
     }
 
     /// <summary>N.</summary>
-    public int Count { get; }
+    internal int Count { get; }
 
     /// <summary>Samples per batch.</summary>
-    public int BatchSize { get; }
+    internal int BatchSize { get; }
 
     /// <summary>The run's seed.</summary>
-    public long Seed { get; }
+    internal long Seed { get; }
 
     /// <summary>Whether each epoch is shuffled.</summary>
-    public bool Shuffle { get; }
+    internal bool Shuffle { get; }
 
     /// <summary>Whether a last, smaller batch is dropped.</summary>
-    public bool DropLast { get; }
+    internal bool DropLast { get; }
 
     /// <summary>Batches per epoch.</summary>
     public int StepsPerEpoch => DropLast ? Count / BatchSize : (Count + BatchSize - 1) / BatchSize;

@@ -10,7 +10,7 @@ namespace DTSKD.Core.Data;
 /// downloaded to a temporary name and extracted into a temporary folder, each renamed into place only when
 /// complete and verified.
 /// </summary>
-public static class Cifar100Download
+internal static class Cifar100Download
 {
     /// <summary>The archive's official address.</summary>
     public static Uri OfficialSource { get; } = new("https://www.cs.toronto.edu/~kriz/cifar-100-binary.tar.gz");

@@ -7,7 +7,7 @@ namespace DTSKD.Core.Data;
 /// authors). CIFAR-100 records are 3,074 bytes: coarse label, fine label, then 3,072 pixels (1,024 red,
 /// 1,024 green, 1,024 blue, each row-major 32 × 32). CIFAR-10 records are 3,073 bytes: label, then pixels.
 /// </summary>
-public static class CifarReader
+internal static class CifarReader
 {
     /// <summary>Bytes of one CIFAR-100 record.</summary>
     public const int Cifar100RecordSize = 3074;
@@ -20,16 +20,19 @@ public static class CifarReader
     /// <summary>Reads a CIFAR-100 binary file (<c>train.bin</c> or <c>test.bin</c>): fine labels as the labels, coarse labels kept.</summary>
     /// <param name="file">The path of the file.</param>
     /// <exception cref="InvalidDataException">The file is not a whole number of valid records; the message names the file.</exception>
-    public static ImageDataset ReadCifar100(string file)
+    /// <param name="classNames">The fine labels' names, or null.</param>
+    public static ImageDataset ReadCifar100(string file, IReadOnlyList<string>? classNames = null)
     {
         var bytes = ReadRecords(file, Cifar100RecordSize, "CIFAR-100");
-        return Decode(bytes, Cifar100RecordSize, [(0, 20, "coarse label"), (1, 100, "fine label")], file, "cifar100-" + Path.GetFileNameWithoutExtension(file), 100, hasCoarse: true);
+        return Decode(bytes, Cifar100RecordSize, [(0, 20, "coarse label"), (1, 100, "fine label")], file, "cifar100-" + Path.GetFileNameWithoutExtension(file), 100, hasCoarse: true, classNames);
     }
 
     /// <summary>Reads and concatenates CIFAR-10 binary files (<c>data_batch_1.bin</c>..<c>data_batch_5.bin</c>, or <c>test_batch.bin</c>).</summary>
     /// <param name="files">The paths of the files, in order.</param>
     /// <exception cref="InvalidDataException">A file is not a whole number of valid records; the message names the file.</exception>
-    public static ImageDataset ReadCifar10(params string[] files)
+    public static ImageDataset ReadCifar10(params string[] files) => ReadCifar10(files, null);
+
+    private static ImageDataset ReadCifar10(string[] files, IReadOnlyList<string>? classNames)
     {
         ArgumentNullException.ThrowIfNull(files);
         if (files.Length == 0)
@@ -47,22 +50,34 @@ public static class CifarReader
         }
 
         var name = files.Length == 1 ? "cifar10-" + Path.GetFileNameWithoutExtension(files[0]) : "cifar10-train";
-        return Decode(all, Cifar10RecordSize, [(0, 10, "label")], string.Join(", ", files), name, 10, hasCoarse: false);
+        return Decode(all, Cifar10RecordSize, [(0, 10, "label")], string.Join(", ", files), name, 10, hasCoarse: false, classNames);
     }
 
     /// <summary>Loads CIFAR-100 from the folder the binary archive extracts to (it holds <c>train.bin</c> and <c>test.bin</c>).</summary>
     /// <param name="directory">The folder, usually <c>.../cifar-100-binary</c>.</param>
     /// <param name="train">True for the 50,000 training images, false for the 10,000 test images.</param>
     public static ImageDataset LoadCifar100(string directory, bool train) =>
-        ReadCifar100(Path.Combine(directory, train ? "train.bin" : "test.bin"));
+        ReadCifar100(Path.Combine(directory, train ? "train.bin" : "test.bin"), ClassNames(Path.Combine(directory, "fine_label_names.txt"), 100));
 
     /// <summary>Loads CIFAR-10 from the folder its binary archive extracts to (<c>.../cifar-10-batches-bin</c>).</summary>
     /// <param name="directory">The folder.</param>
     /// <param name="train">True for <c>data_batch_1..5.bin</c>, false for <c>test_batch.bin</c>.</param>
     public static ImageDataset LoadCifar10(string directory, bool train) =>
-        train
-            ? ReadCifar10([.. Enumerable.Range(1, 5).Select(i => Path.Combine(directory, $"data_batch_{i}.bin"))])
-            : ReadCifar10(Path.Combine(directory, "test_batch.bin"));
+        ReadCifar10(
+            train ? [.. Enumerable.Range(1, 5).Select(i => Path.Combine(directory, $"data_batch_{i}.bin"))] : [Path.Combine(directory, "test_batch.bin")],
+            ClassNames(Path.Combine(directory, "batches.meta.txt"), 10));
+
+    /// <summary>The class names of a label file that the archives ship (one name per line), or null if it is missing or does not name every class.</summary>
+    private static string[]? ClassNames(string file, int classCount)
+    {
+        if (!File.Exists(file))
+        {
+            return null;
+        }
+
+        var names = File.ReadAllLines(file).Select(l => l.Trim()).Where(l => l.Length > 0).ToArray();
+        return names.Length == classCount ? names : null;
+    }
 
     private static byte[] ReadRecords(string file, int recordSize, string format)
     {
@@ -83,7 +98,7 @@ public static class CifarReader
         return bytes;
     }
 
-    private static ImageDataset Decode(byte[] bytes, int recordSize, (int Offset, int Classes, string What)[] labels, string file, string name, int classCount, bool hasCoarse)
+    private static ImageDataset Decode(byte[] bytes, int recordSize, (int Offset, int Classes, string What)[] labels, string file, string name, int classCount, bool hasCoarse, IReadOnlyList<string>? classNames)
     {
         var n = bytes.Length / recordSize;
         for (var i = 0; i < labels.Length; i++)
@@ -107,6 +122,6 @@ public static class CifarReader
         var images = records.narrow(1, pixelOffset, Pixels).reshape(n, 3, 32, 32).contiguous();
         var fine = records.select(1, pixelOffset - 1).to(ScalarType.Int64);
         var coarse = hasCoarse ? records.select(1, 0).to(ScalarType.Int64).MoveToOuterDisposeScope() : null;
-        return ImageDataset.Own(name, images.MoveToOuterDisposeScope(), fine.MoveToOuterDisposeScope(), classCount, coarse);
+        return ImageDataset.Own(name, images.MoveToOuterDisposeScope(), fine.MoveToOuterDisposeScope(), classCount, coarse, classNames);
     }
 }

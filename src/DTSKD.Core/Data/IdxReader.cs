@@ -9,10 +9,14 @@ namespace DTSKD.Core.Data;
 /// Images: magic 0x00000803 (unsigned bytes, 3 dimensions), count, rows, columns, then pixels.
 /// Labels: magic 0x00000801 (unsigned bytes, 1 dimension), count, then labels.
 /// </summary>
-public static class IdxReader
+internal static class IdxReader
 {
     private const int ImagesMagic = 0x00000803;
     private const int LabelsMagic = 0x00000801;
+
+    /// <summary>Fashion-MNIST's class names, in label order (from the data set's documentation).</summary>
+    public static readonly IReadOnlyList<string> FashionMnistClasses =
+        ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"];
 
     /// <summary>Reads an image file and its label file into a 1-channel dataset.</summary>
     /// <param name="imagesFile">The images (<c>*-images-idx3-ubyte</c>, optionally <c>.gz</c>).</param>
@@ -20,7 +24,8 @@ public static class IdxReader
     /// <param name="classCount">The number of classes (10 for MNIST and Fashion-MNIST).</param>
     /// <param name="name">A short name for logs.</param>
     /// <exception cref="InvalidDataException">A file has the wrong magic number or size, or the counts disagree; the message names the file.</exception>
-    public static ImageDataset Read(string imagesFile, string labelsFile, int classCount = 10, string? name = null)
+    /// <param name="classNames">The classes' names, or null.</param>
+    public static ImageDataset Read(string imagesFile, string labelsFile, int classCount = 10, string? name = null, IReadOnlyList<string>? classNames = null)
     {
         var images = ReadIdx(imagesFile, ImagesMagic, 3, "images (magic 0x00000803: unsigned bytes, 3 dimensions)");
         var labels = ReadIdx(labelsFile, LabelsMagic, 1, "labels (magic 0x00000801: unsigned bytes, 1 dimension)");
@@ -43,7 +48,7 @@ public static class IdxReader
         using var scope = NewDisposeScope();
         var x = tensor(images.Data, [n, 1, h, w], ScalarType.Byte);
         var y = tensor(labels.Data, [n], ScalarType.Byte).to(ScalarType.Int64);
-        return ImageDataset.Own(name ?? Path.GetFileName(imagesFile), x.MoveToOuterDisposeScope(), y.MoveToOuterDisposeScope(), classCount);
+        return ImageDataset.Own(name ?? Path.GetFileName(imagesFile), x.MoveToOuterDisposeScope(), y.MoveToOuterDisposeScope(), classCount, classNames: classNames);
     }
 
     /// <summary>Loads Fashion-MNIST from a folder holding its four standard files (raw or <c>.gz</c>).</summary>
@@ -56,7 +61,8 @@ public static class IdxReader
             Find(directory, $"{prefix}-images-idx3-ubyte"),
             Find(directory, $"{prefix}-labels-idx1-ubyte"),
             10,
-            train ? "fashion-mnist-train" : "fashion-mnist-test");
+            train ? "fashion-mnist-train" : "fashion-mnist-test",
+            FashionMnistClasses);
     }
 
     private static string Find(string directory, string stem)

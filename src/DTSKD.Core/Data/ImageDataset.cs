@@ -10,9 +10,10 @@ namespace DTSKD.Core.Data;
 public sealed class ImageDataset : IDisposable
 {
     // The dataset owns its tensors for its whole life: they leave any dispose scope the caller may be in.
-    private ImageDataset(string name, Tensor images, Tensor labels, int classCount, Tensor? coarseLabels)
+    private ImageDataset(string name, Tensor images, Tensor labels, int classCount, Tensor? coarseLabels, IReadOnlyList<string>? classNames)
     {
         Name = name;
+        ClassNames = classNames;
         Images = images.DetachFromDisposeScope();
         Labels = labels.DetachFromDisposeScope();
         ClassCount = classCount;
@@ -33,6 +34,9 @@ public sealed class ImageDataset : IDisposable
 
     /// <summary>The number of classes C.</summary>
     public int ClassCount { get; }
+
+    /// <summary>The name of each class, when the source names them (CIFAR's label files, Fashion-MNIST's ten names); null otherwise.</summary>
+    public IReadOnlyList<string>? ClassNames { get; }
 
     /// <summary>N, the number of samples.</summary>
     public int Count => (int)Images.shape[0];
@@ -55,8 +59,14 @@ public sealed class ImageDataset : IDisposable
     /// <param name="classCount">C, the number of classes (at least 2).</param>
     /// <param name="name">A short name for logs.</param>
     /// <param name="coarseLabels">Optional second label set [N] (for example CIFAR-100's superclasses).</param>
-    public static ImageDataset FromTensors(Tensor images, Tensor labels, int classCount, string name = "dataset", Tensor? coarseLabels = null)
+    /// <param name="classNames">Optional names of the classes, one per class.</param>
+    public static ImageDataset FromTensors(Tensor images, Tensor labels, int classCount, string name = "dataset", Tensor? coarseLabels = null, IReadOnlyList<string>? classNames = null)
     {
+        if (classNames is not null && classNames.Count != classCount)
+        {
+            throw new ArgumentException($"classNames must name each of the {classCount} classes; got {classNames.Count} names.", nameof(classNames));
+        }
+
         ArgumentNullException.ThrowIfNull(images);
         ArgumentOutOfRangeException.ThrowIfLessThan(classCount, 2);
         if (images.dim() != 4 || images.shape[0] == 0 || images.dtype != ScalarType.Byte)
@@ -78,12 +88,13 @@ public sealed class ImageDataset : IDisposable
             images.to(CPU).contiguous().clone(),
             labels.to(ScalarType.Int64, CPU).clone(),
             classCount,
-            coarseLabels?.to(ScalarType.Int64, CPU).clone());
+            coarseLabels?.to(ScalarType.Int64, CPU).clone(),
+            classNames is null ? null : [.. classNames]);
     }
 
     /// <summary>Takes ownership of tensors made by a reader (already validated, contiguous and on the CPU).</summary>
-    internal static ImageDataset Own(string name, Tensor images, Tensor labels, int classCount, Tensor? coarseLabels = null) =>
-        new(name, images, labels, classCount, coarseLabels);
+    internal static ImageDataset Own(string name, Tensor images, Tensor labels, int classCount, Tensor? coarseLabels = null, IReadOnlyList<string>? classNames = null) =>
+        new(name, images, labels, classCount, coarseLabels, classNames);
 
     /// <summary>A new dataset of the first <paramref name="count"/> samples (indices 0..count-1), for quick runs.</summary>
     /// <param name="count">How many samples to keep; at least 1. A count of N or more copies the whole dataset.</param>
@@ -97,7 +108,8 @@ public sealed class ImageDataset : IDisposable
             Images.narrow(0, 0, n).clone().MoveToOuterDisposeScope(),
             Labels.narrow(0, 0, n).clone().MoveToOuterDisposeScope(),
             ClassCount,
-            CoarseLabels?.narrow(0, 0, n).clone().MoveToOuterDisposeScope());
+            CoarseLabels?.narrow(0, 0, n).clone().MoveToOuterDisposeScope(),
+            ClassNames);
     }
 
     /// <inheritdoc />

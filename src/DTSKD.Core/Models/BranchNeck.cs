@@ -22,7 +22,7 @@ namespace DTSKD.Core.Models;
 /// back in the order b1..bK (shallowest stage first).
 /// </para>
 /// </remarks>
-public sealed class BranchNeck : Module<IReadOnlyList<Tensor>, Tensor, IReadOnlyList<Tensor>>
+internal sealed class BranchNeck : Module<IReadOnlyList<Tensor>, Tensor, IReadOnlyList<Tensor>>
 {
     private readonly ModuleList<Sequential> laterals;
     private readonly ModuleList<Sequential> upsample;

@@ -1,9 +1,17 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
 namespace DTSKD.Core.Models;
 
-/// <summary>The built-in multi-branch models by the reference release's names (its <c>--classifier_type</c>).</summary>
+/// <summary>
+/// The built-in multi-branch networks: TorchSharp-style factories named after the reference release's
+/// <c>--classifier_type</c> values, and a registry that builds them by name (for command lines).
+/// </summary>
+/// <remarks>Seed TorchSharp's generator (<c>torch.manual_seed</c>) before building a model to fix its initialisation.</remarks>
+[System.Diagnostics.CodeAnalysis.SuppressMessage("Naming", "CA1707", Justification = "Factories carry the reference release's model names, as TorchSharp's torchvision.models.resnet18 does.")]
 public static class MultiBranchModels
 {
-    private static readonly Dictionary<string, Func<MultiBranchModelOptions?, ResNetDtskd>> Factories = new(StringComparer.OrdinalIgnoreCase)
+    private static readonly Dictionary<string, Func<MultiBranchModelOptions, MultiBranchModule>> Factories = new(StringComparer.OrdinalIgnoreCase)
     {
         ["resnet18_dtskd"] = ResNetDtskd.ResNet18,
         ["resnet34_dtskd"] = ResNetDtskd.ResNet34,
@@ -14,9 +22,9 @@ public static class MultiBranchModels
 
     /// <summary>Builds a model by name (case-insensitive).</summary>
     /// <param name="name">One of <see cref="Names"/>, for example <c>resnet18_dtskd</c>.</param>
-    /// <param name="options">Size options; null for the reference (CIFAR-100).</param>
+    /// <param name="options">Size options; null for the reference (CIFAR-100). Validated here.</param>
     /// <exception cref="ArgumentException">The name is unknown; the message lists the known names.</exception>
-    public static ResNetDtskd Create(string name, MultiBranchModelOptions? options = null)
+    public static MultiBranchModule Create(string name, MultiBranchModelOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(name);
         if (!Factories.TryGetValue(name, out var factory))
@@ -24,6 +32,32 @@ public static class MultiBranchModels
             throw new ArgumentException($"Unknown model '{name}'. Known models: {string.Join(", ", Names)}.", nameof(name));
         }
 
+        options ??= new MultiBranchModelOptions();
+        options.Validate();
         return factory(options);
+    }
+
+    /// <summary><c>resnet18_dtskd</c>: a CIFAR ResNet-18 with three branches; 13,971,920 parameters at 100 classes.</summary>
+    /// <param name="numClasses">C, the number of classes.</param>
+    /// <param name="inputChannels">Image channels (3 for RGB, 1 for grayscale).</param>
+    /// <param name="baseWidth">Channels of the first stage (64 is the reference).</param>
+    /// <param name="neckWidth">Channels of the branch neck (512 is the reference).</param>
+    /// <param name="device">Where to put the model (default: CPU).</param>
+    public static MultiBranchModule resnet18_dtskd(int numClasses = 100, int inputChannels = 3, int baseWidth = 64, int neckWidth = 512, Device? device = null) =>
+        Build("resnet18_dtskd", numClasses, inputChannels, baseWidth, neckWidth, device);
+
+    /// <summary><c>resnet34_dtskd</c>: a CIFAR ResNet-34 with three branches; 24,080,080 parameters at 100 classes.</summary>
+    /// <param name="numClasses">C, the number of classes.</param>
+    /// <param name="inputChannels">Image channels (3 for RGB, 1 for grayscale).</param>
+    /// <param name="baseWidth">Channels of the first stage (64 is the reference).</param>
+    /// <param name="neckWidth">Channels of the branch neck (512 is the reference).</param>
+    /// <param name="device">Where to put the model (default: CPU).</param>
+    public static MultiBranchModule resnet34_dtskd(int numClasses = 100, int inputChannels = 3, int baseWidth = 64, int neckWidth = 512, Device? device = null) =>
+        Build("resnet34_dtskd", numClasses, inputChannels, baseWidth, neckWidth, device);
+
+    private static MultiBranchModule Build(string name, int classes, int channels, int baseWidth, int neckWidth, Device? device)
+    {
+        var model = Create(name, new MultiBranchModelOptions { ClassCount = classes, InputChannels = channels, BaseWidth = baseWidth, NeckWidth = neckWidth });
+        return device is null ? model : model.to(device);
     }
 }

@@ -15,7 +15,7 @@ namespace DTSKD.Core.Models;
 /// // model.BranchCount == 2; parameters are named backbone.*, fc.*, neck.*
 /// </code>
 /// </example>
-public sealed class MultiBranchNetwork : Module<Tensor, MultiBranchOutput>, IMultiBranchModel
+public sealed class MultiBranchNetwork : MultiBranchModule
 {
     private readonly Module<Tensor, BackboneFeatures> backbone;
     private readonly Linear fc;
@@ -38,10 +38,10 @@ public sealed class MultiBranchNetwork : Module<Tensor, MultiBranchOutput>, IMul
     }
 
     /// <inheritdoc />
-    public int ClassCount => neck.ClassCount;
+    public override int ClassCount => neck.ClassCount;
 
     /// <inheritdoc />
-    public int BranchCount => neck.BranchCount;
+    public override int BranchCount => neck.BranchCount;
 
     /// <inheritdoc />
     public override MultiBranchOutput forward(Tensor input)

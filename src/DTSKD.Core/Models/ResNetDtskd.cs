@@ -14,7 +14,7 @@ namespace DTSKD.Core.Models;
 /// <c>laterals.*</c>, <c>upsample.*</c>, <c>fuse_1..3</c>, <c>fc_b1..3</c> at the top level), so weights can be
 /// exchanged with the PyTorch release.
 /// </remarks>
-public sealed class ResNetDtskd : Module<Tensor, MultiBranchOutput>, IMultiBranchModel
+internal sealed class ResNetDtskd : MultiBranchModule
 {
     private readonly Module<Tensor, Tensor> conv1;
     private readonly Module<Tensor, Tensor> bn1;
@@ -70,19 +70,19 @@ public sealed class ResNetDtskd : Module<Tensor, MultiBranchOutput>, IMultiBranc
     public MultiBranchModelOptions Options { get; }
 
     /// <inheritdoc />
-    public int ClassCount => Options.ClassCount;
+    public override int ClassCount => Options.ClassCount;
 
     /// <inheritdoc />
-    public int BranchCount => _neck.BranchCount;
+    public override int BranchCount => _neck.BranchCount;
 
     /// <summary>Builds <c>resnet18_dtskd</c> (BasicBlocks [2, 2, 2, 2]); 13,971,920 parameters with the default options.</summary>
     /// <param name="options">Size options; null for the reference (CIFAR-100).</param>
-    public static ResNetDtskd ResNet18(MultiBranchModelOptions? options = null) =>
+    internal static ResNetDtskd ResNet18(MultiBranchModelOptions? options = null) =>
         new("resnet18_dtskd", [2, 2, 2, 2], options ?? new MultiBranchModelOptions());
 
     /// <summary>Builds <c>resnet34_dtskd</c> (BasicBlocks [3, 4, 6, 3]); 24,080,080 parameters with the default options.</summary>
     /// <param name="options">Size options; null for the reference (CIFAR-100).</param>
-    public static ResNetDtskd ResNet34(MultiBranchModelOptions? options = null) =>
+    internal static ResNetDtskd ResNet34(MultiBranchModelOptions? options = null) =>
         new("resnet34_dtskd", [3, 4, 6, 3], options ?? new MultiBranchModelOptions());
 
     /// <summary>Runs the backbone and the neck.</summary>

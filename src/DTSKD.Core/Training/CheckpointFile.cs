@@ -10,7 +10,7 @@ namespace DTSKD.Core.Training;
 /// </summary>
 internal static class CheckpointFile
 {
-    public const int FormatVersion = 1;
+    public const int FormatVersion = 2;
     private static readonly byte[] Magic = "DTSKDCKP"u8.ToArray();
 
     public static void Write(string path, string headerJson, IReadOnlyList<(string Name, Action<Stream> Write)> sections)

@@ -4,10 +4,14 @@ namespace DTSKD.Core.Training;
 internal sealed record CheckpointHeader(
     string ModelType,
     string Objective,
+    string Optimizer,
+    string Precision,
     int TrainCount,
     int TestCount,
     Dictionary<string, string> ModelState,
     OptionsSnapshot Options,
+    int Threads,
+    int SchedulerSteps,
     int NextEpoch,
     int NextStep,
     PartialEpoch? Partial,
@@ -17,15 +21,16 @@ internal sealed record CheckpointHeader(
     DateTime SavedUtc);
 
 /// <summary>The sums of an epoch interrupted at a step boundary, so its metrics come out as if it had not been.</summary>
-internal sealed record PartialEpoch(long Samples, double LossSum, long Correct, Dictionary<string, double> ComponentSums, double? Alpha, double Seconds);
+internal sealed record PartialEpoch(long Samples, double LossSum, long Correct, Dictionary<string, double> ComponentSums, Dictionary<string, double> Scalars, double Seconds);
 
 /// <summary>The serialisable part of <see cref="TrainerOptions"/>.</summary>
 internal sealed record OptionsSnapshot(
     int Epochs, int BatchSize, double LearningRate, double Momentum, bool Nesterov, double WeightDecay,
-    int[] Milestones, double Gamma, long Seed, int BestAfterEpoch, bool DropLast)
+    int[] Milestones, double Gamma, long Seed, int BestAfterEpoch, bool DropLast, bool CustomOptimizer, bool CustomScheduler, bool CustomOrder)
 {
     public static OptionsSnapshot From(TrainerOptions o) =>
-        new(o.Epochs, o.BatchSize, o.LearningRate, o.Momentum, o.Nesterov, o.WeightDecay, [.. o.Milestones], o.Gamma, o.Seed, o.BestAfterEpoch, o.DropLast);
+        new(o.Epochs, o.BatchSize, o.LearningRate, o.Momentum, o.Nesterov, o.WeightDecay, [.. o.Milestones], o.Gamma, o.Seed,
+            o.ResolvedBestAfterEpoch, o.DropLast, o.Optimizer is not null, o.Scheduler is not null, o.EpochOrder is not null);
 
     public IEnumerable<(string Option, string Then, string Now)> Differences(OptionsSnapshot now)
     {
@@ -37,6 +42,8 @@ internal sealed record OptionsSnapshot(
             (nameof(Nesterov), Nesterov, now.Nesterov), (nameof(WeightDecay), WeightDecay, now.WeightDecay),
             (nameof(Milestones), Milestones, now.Milestones), (nameof(Gamma), Gamma, now.Gamma), (nameof(Seed), Seed, now.Seed),
             (nameof(BestAfterEpoch), BestAfterEpoch, now.BestAfterEpoch), (nameof(DropLast), DropLast, now.DropLast),
+            (nameof(CustomOptimizer), CustomOptimizer, now.CustomOptimizer), (nameof(CustomScheduler), CustomScheduler, now.CustomScheduler),
+            (nameof(CustomOrder), CustomOrder, now.CustomOrder),
         };
         return pairs.Where(p => S(p.Item2) != S(p.Item3)).Select(p => (p.Item1, S(p.Item2), S(p.Item3)));
     }

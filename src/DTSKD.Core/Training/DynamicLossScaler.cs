@@ -12,7 +12,7 @@ namespace DTSKD.Core.Training;
 /// The scale and the count of good steps live on the device and are updated there, so no step waits for the
 /// device (PyTorch's scaler reads the overflow flag back every step). The scaler owns these tensors.
 /// </remarks>
-public sealed class DynamicLossScaler : IDisposable
+internal sealed class DynamicLossScaler : IDisposable
 {
     private const string StateMagic = "DTSKD.DynamicLossScaler/1";
     private readonly Tensor _scale;

@@ -13,7 +13,7 @@ public static class Evaluator
     /// <param name="preprocessing">Supplies the test-time normalisation.</param>
     /// <param name="batchSize">Evaluation batch size.</param>
     /// <param name="inputType">The format the model's weights are in (null: float32).</param>
-    internal static EvaluationResult Evaluate(nn.Module<Tensor, MultiBranchOutput> model, Tensor images, Tensor labels, BatchAugmentation preprocessing, int batchSize, ScalarType? inputType = null)
+    internal static EvaluationResult Evaluate(IMultiBranchModel model, Tensor images, Tensor labels, BatchAugmentation preprocessing, int batchSize, ScalarType? inputType = null)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(images);
@@ -66,12 +66,13 @@ public static class Evaluator
     /// <param name="preprocessing">Supplies the test-time normalisation.</param>
     /// <param name="device">The model's device (CPU when null).</param>
     /// <param name="batchSize">Evaluation batch size.</param>
-    public static EvaluationResult Evaluate(nn.Module<Tensor, MultiBranchOutput> model, ImageDataset dataset, BatchAugmentation preprocessing, Device? device = null, int batchSize = 500)
+    /// <param name="inputType">The format of the model's weights and inputs (null: float32).</param>
+    public static EvaluationResult Evaluate(IMultiBranchModel model, ImageDataset dataset, BatchAugmentation preprocessing, Device? device = null, int batchSize = 500, ScalarType? inputType = null)
     {
         ArgumentNullException.ThrowIfNull(dataset);
         device ??= CPU;
         using var images = dataset.Images.to(device);
         using var labels = dataset.Labels.to(device);
-        return Evaluate(model, images, labels, preprocessing, batchSize);
+        return Evaluate(model, images, labels, preprocessing, batchSize, inputType);
     }
 }

@@ -8,6 +8,7 @@ namespace DTSKD.Core.Training;
 /// SGD with momentum, Nesterov and weight decay, with PyTorch's update rule, over one flat buffer: the
 /// parameters become views into a single contiguous tensor and their gradients views into another, so a step
 /// is a handful of kernels whatever the number of parameters (TorchSharp's SGD runs several per parameter).
+/// It keeps the float32 master weights of half-precision training (<see cref="PrecisionPolicy"/>).
 /// </summary>
 /// <remarks>
 /// <para>
@@ -15,13 +16,14 @@ namespace DTSKD.Core.Training;
 /// <c>b = m·b + (1 − dampening)·d</c> after; <c>d = d + m·b</c> (Nesterov) or <c>d = b</c>; <c>p = p − lr·d</c>.
 /// </para>
 /// <para>
-/// Create it after the model has been moved to its device, and zero gradients with <see cref="ZeroGrad"/>
+/// It is a TorchSharp optimizer with one parameter group, so TorchSharp's learning-rate schedulers drive it.
+/// Create it after the model has been moved to its device, and zero gradients with <see cref="zero_grad"/>
 /// (not the module's <c>zero_grad</c>, which may drop the gradient views). The optimizer owns the flat buffers
-/// and its momentum, and releases them on <see cref="Dispose"/> (the parameters keep their own reference to
+/// and its momentum, and releases them on <c>Dispose</c> (the parameters keep their own reference to
 /// the storage they live in, and lose their gradient views).
 /// </para>
 /// </remarks>
-public sealed class FlatSgd : IDisposable
+internal sealed class FlatSgd : OptimizerHelper
 {
     private const string StateMagic = "DTSKD.FlatSgd/1";
     private readonly Parameter[] _parameters;
@@ -61,7 +63,8 @@ public sealed class FlatSgd : IDisposable
                 "FlatSgd needs parameters on one device, in float32 and at most one half format (bfloat16 or float16).", nameof(parameters));
         }
 
-        LearningRate = learningRate;
+        _defaults = new OptimizerOptions { LearningRate = learningRate, InitialLearningRate = learningRate };
+        _parameter_groups = [new ParamGroup<OptimizerOptions>(_parameters, _defaults)];
         Momentum = momentum;
         WeightDecay = weightDecay;
         Nesterov = nesterov;
@@ -102,8 +105,12 @@ public sealed class FlatSgd : IDisposable
         }
     }
 
-    /// <summary>The learning rate of the next step.</summary>
-    public double LearningRate { get; set; }
+    /// <summary>The learning rate of the next step (the parameter group's, which schedulers set).</summary>
+    public double LearningRate
+    {
+        get => _parameter_groups[0].LearningRate;
+        set => _parameter_groups[0].LearningRate = value;
+    }
 
     /// <summary>The momentum factor.</summary>
     public double Momentum { get; }
@@ -127,7 +134,7 @@ public sealed class FlatSgd : IDisposable
     internal Tensor FlatGrad => _grad;
 
     /// <summary>Sets every gradient to zero (one kernel).</summary>
-    public void ZeroGrad()
+    public override void zero_grad()
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         using var noGrad = no_grad();
@@ -136,11 +143,26 @@ public sealed class FlatSgd : IDisposable
     }
 
     /// <summary>Applies one update from the current gradients.</summary>
-    public void Step()
+    /// <param name="closure">An optional closure that recomputes the loss, evaluated before the update.</param>
+    /// <returns>The closure's loss, or null.</returns>
+    public override Tensor step(Func<Tensor>? closure = null)
     {
+        Tensor? loss = null;
+        if (closure is not null)
+        {
+            using var grad = enable_grad();
+            loss = closure();
+        }
+
         GatherGradients();
         Step(skip: null);
+        return loss!;
     }
+
+    /// <summary>Not available: <see cref="Save"/> writes the flat state.</summary>
+    /// <returns>Never returns.</returns>
+    public override StateDictionary state_dict() =>
+        throw new NotSupportedException("FlatSgd keeps its state in flat buffers; use Save and Load.");
 
     /// <summary>Each half-format parameter with a view of its float32 master.</summary>
     internal IEnumerable<(Parameter Parameter, Tensor Master)> HalfMasters()
@@ -276,10 +298,11 @@ public sealed class FlatSgd : IDisposable
     }
 
     /// <inheritdoc />
-    public void Dispose()
+    protected override void Dispose(bool disposing)
     {
-        if (_disposed)
+        if (_disposed || !disposing)
         {
+            base.Dispose(disposing);
             return;
         }
 
@@ -295,6 +318,7 @@ public sealed class FlatSgd : IDisposable
         _flat.Dispose();
         _half?.Dispose();
         _halfGrad?.Dispose();
+        base.Dispose(disposing);
     }
 
     private void Validate()

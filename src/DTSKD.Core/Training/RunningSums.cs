@@ -26,7 +26,8 @@ internal sealed class RunningSums : IDisposable
 
     public double Seconds { get; set; }
 
-    public double? Alpha { get; private set; }
+    /// <summary>The objective's scalars as of the last step added.</summary>
+    public IReadOnlyDictionary<string, double> Scalars { get; private set; } = new Dictionary<string, double>();
 
     public void Add(MultiBranchLossResult result, Tensor backboneLogits, Tensor labels, int step, bool guardNonFinite = true)
     {
@@ -58,7 +59,7 @@ internal sealed class RunningSums : IDisposable
             _firstBad.copy_(where(finite, _firstBad, _firstBad.clamp_max(step)));
         }
         _samples += batch;
-        Alpha = result.Alpha;
+        Scalars = result.Scalars;
     }
 
     public int? FirstNonFiniteStep()
@@ -81,7 +82,7 @@ internal sealed class RunningSums : IDisposable
         ComponentSums().ToDictionary(kv => kv.Key, kv => _samples == 0 ? 0 : kv.Value / _samples);
 
     public PartialEpoch Snapshot() =>
-        new(_samples, _loss.item<double>(), _correct.item<long>(), ComponentSums(), Alpha, Seconds);
+        new(_samples, _loss.item<double>(), _correct.item<long>(), ComponentSums(), new Dictionary<string, double>(Scalars), Seconds);
 
     private Dictionary<string, double> ComponentSums()
     {
@@ -115,7 +116,7 @@ internal sealed class RunningSums : IDisposable
             _componentSums = values.to(_device).DetachFromDisposeScope();
         }
 
-        Alpha = partial.Alpha;
+        Scalars = partial.Scalars;
         Seconds = partial.Seconds;
     }
 
@@ -128,7 +129,7 @@ internal sealed class RunningSums : IDisposable
         _correct.fill_(0);
         _firstBad.fill_(long.MaxValue);
         _componentSums?.fill_(0);
-        Alpha = null;
+        Scalars = new Dictionary<string, double>();
         Seconds = 0;
     }
 

@@ -1,11 +1,12 @@
+using TorchSharp.Modules;
 using static TorchSharp.torch;
 
 namespace DTSKD.Core.Training;
 
 /// <summary>
-/// The training recipe. The defaults are the paper's CIFAR-100 ResNet-18 recipe: SGD with Nesterov momentum
-/// 0.9, lr 0.1, weight decay 5e-4 on all parameters, batch 128, 300 epochs, lr × 0.1 at epochs 150 and 225,
-/// seed 27, best accuracy counted from epoch 200.
+/// The training recipe. The defaults are the paper's CIFAR-100 ResNet-18 recipe: SGD with Nesterov momentum 0.9,
+/// lr 0.1, weight decay 5e-4 on all parameters, batch 128, 300 epochs, lr × 0.1 at epochs 150 and 225 (MultiStepLR),
+/// seed 27, best accuracy counted over the last third of the run.
 /// </summary>
 public sealed class TrainerOptions
 {
@@ -18,29 +19,57 @@ public sealed class TrainerOptions
     /// <summary>Evaluation batch size (only memory depends on it).</summary>
     public int EvalBatchSize { get; set; } = 500;
 
-    /// <summary>The initial learning rate.</summary>
+    /// <summary>The initial learning rate of the default optimizer.</summary>
     public double LearningRate { get; set; } = 0.1;
 
-    /// <summary>SGD momentum.</summary>
+    /// <summary>The default optimizer's SGD momentum.</summary>
     public double Momentum { get; set; } = 0.9;
 
-    /// <summary>Whether SGD uses Nesterov momentum.</summary>
+    /// <summary>Whether the default optimizer uses Nesterov momentum.</summary>
     public bool Nesterov { get; set; } = true;
 
-    /// <summary>L2 weight decay, applied to every parameter as in the reference.</summary>
+    /// <summary>The default optimizer's L2 weight decay, applied to every parameter as in the reference.</summary>
     public double WeightDecay { get; set; } = 5e-4;
 
-    /// <summary>0-based epochs at which the learning rate is multiplied by <see cref="Gamma"/> (from that epoch on).</summary>
+    /// <summary>0-based epochs at which the default scheduler multiplies the learning rate by <see cref="Gamma"/> (from that epoch on).</summary>
     public IReadOnlyList<int> Milestones { get; set; } = [150, 225];
 
-    /// <summary>The learning-rate factor at each milestone.</summary>
+    /// <summary>The default scheduler's learning-rate factor at each milestone.</summary>
     public double Gamma { get; set; } = 0.1;
+
+    /// <summary>
+    /// Builds the optimizer over the model's parameters; null (default) for the recipe: SGD with <see cref="LearningRate"/>,
+    /// <see cref="Momentum"/>, <see cref="Nesterov"/> and <see cref="WeightDecay"/>. Any TorchSharp optimizer works (its state
+    /// goes into checkpoints) in <see cref="TrainingPrecision.Float32"/> and <see cref="TrainingPrecision.Float64"/>; the half
+    /// precisions use the recipe's SGD, which keeps float32 master weights.
+    /// </summary>
+    public Func<IReadOnlyList<Parameter>, optim.Optimizer>? Optimizer { get; set; }
+
+    /// <summary>
+    /// Builds the learning-rate scheduler for the optimizer; null (default) for MultiStepLR with <see cref="Milestones"/> and
+    /// <see cref="Gamma"/>. It is stepped once per epoch, or once per step with <see cref="SchedulerInterval"/>. On resume it is
+    /// rebuilt and stepped to where the run stopped, which reproduces any scheduler whose rate depends only on its step count.
+    /// </summary>
+    public Func<optim.Optimizer, optim.lr_scheduler.LRScheduler>? Scheduler { get; set; }
+
+    /// <summary>Whether <see cref="Scheduler"/> is stepped after every epoch (default) or after every training step.</summary>
+    public SchedulerInterval SchedulerInterval { get; set; } = SchedulerInterval.Epoch;
 
     /// <summary>The seed of every random draw the trainer makes (shuffling, crops, flips). Seed model initialisation yourself with <c>torch.manual_seed</c>.</summary>
     public long Seed { get; set; } = 27;
 
-    /// <summary>The best backbone top-1 is taken over epochs with 0-based index &gt;= this (200 in the recipe: epochs 201..300).</summary>
-    public int BestAfterEpoch { get; set; } = 200;
+    /// <summary>
+    /// The sample indices of each 0-based epoch, in the order they are trained (an int64 vector on the CPU, values in
+    /// 0..N-1; batches are consecutive slices of <see cref="BatchSize"/>); null (default) for a permutation of 0..N-1 seeded by
+    /// (<see cref="Seed"/>, epoch). It must give the same order for the same epoch every time, so runs resume exactly.
+    /// </summary>
+    public Func<int, Tensor>? EpochOrder { get; set; }
+
+    /// <summary>
+    /// The best backbone top-1 is taken over epochs with 0-based index &gt;= this; null (default) for two thirds of the run,
+    /// as the release's 200 of 300 (epochs 201..300).
+    /// </summary>
+    public int? BestAfterEpoch { get; set; }
 
     /// <summary>Whether the last, smaller training batch of an epoch is dropped.</summary>
     public bool DropLast { get; set; }
@@ -51,18 +80,17 @@ public sealed class TrainerOptions
     /// <summary>The training device (CPU when null). The trainer moves the model and the datasets there.</summary>
     public Device? Device { get; set; }
 
-    /// <summary>The number format of the forward and backward passes (float32 master weights and loss either way).</summary>
+    /// <summary>The number format of the forward and backward passes.</summary>
     public TrainingPrecision Precision { get; set; } = TrainingPrecision.Float32;
 
-    /// <summary>On CUDA devices, whether float32 matrix products and convolutions may use TF32 (as PyTorch's default for cuDNN). Ignored on CPUs.</summary>
+    /// <summary>On CUDA devices, whether float32 matrix products and convolutions may use TF32 (as PyTorch's default for cuDNN) while the trainer runs. Ignored on CPUs.</summary>
     public bool AllowTf32 { get; set; } = true;
 
     /// <summary>A folder for <c>last.ckpt</c> (every epoch, and on cancellation) and <c>best.ckpt</c>; null for none.</summary>
     public string? CheckpointDirectory { get; set; }
 
-    /// <summary>The learning rate of a 0-based epoch under the multi-step schedule.</summary>
-    /// <param name="epoch">The 0-based epoch.</param>
-    public double LearningRateAt(int epoch) => LearningRate * Math.Pow(Gamma, Milestones.Count(m => epoch >= m));
+    /// <summary>The 0-based epoch from which the best top-1 is taken: <see cref="BestAfterEpoch"/>, or two thirds of <see cref="Epochs"/>.</summary>
+    internal int ResolvedBestAfterEpoch => BestAfterEpoch ?? (Epochs * 2 / 3);
 
     /// <summary>Throws <see cref="ArgumentOutOfRangeException"/> naming the first option out of range.</summary>
     public void Validate()
@@ -106,7 +134,22 @@ public sealed class TrainerOptions
         {
             throw new ArgumentOutOfRangeException(nameof(BestAfterEpoch), BestAfterEpoch, "BestAfterEpoch must be >= 0.");
         }
+
+        if (Precision is TrainingPrecision.BFloat16 or TrainingPrecision.Float16 && Optimizer is not null)
+        {
+            throw new ArgumentException(
+                $"Precision {Precision} trains with the recipe's SGD, which keeps the float32 master weights; a custom {nameof(Optimizer)} needs Precision Float32 or Float64.",
+                nameof(Optimizer));
+        }
     }
+
+    /// <summary>The recipe's optimizer (SGD) over the parameters.</summary>
+    internal optim.Optimizer CreateDefaultOptimizer(IReadOnlyList<Parameter> parameters) =>
+        optim.SGD(parameters, LearningRate, Momentum, dampening: 0, WeightDecay, Nesterov);
+
+    /// <summary>The scheduler of <see cref="Scheduler"/>, or the recipe's MultiStepLR.</summary>
+    internal optim.lr_scheduler.LRScheduler CreateScheduler(optim.Optimizer optimizer) =>
+        Scheduler?.Invoke(optimizer) ?? optim.lr_scheduler.MultiStepLR(optimizer, [.. Milestones], Gamma);
 
     private static void Positive(int value, string name)
     {
