@@ -116,7 +116,7 @@ public static class BenchmarkSuite
         report.AppendLine("## Long run");
         report.AppendLine();
         report.AppendLine(CultureInfo.InvariantCulture,
-            $"{steps} training steps through `Trainer` (small resnet18_dtskd 8/32, batch 128, DTSKD loss, evaluation every 100 steps): live tensors at each report {(liveFlat ? "constant" : "NOT constant")} ({string.Join(", ", liveCounts.Distinct())}); resident memory {rssStart / 1e6:F0} MB after the first 100 steps, {rssEnd / 1e6:F0} MB at the end ({(rssGrowth >= 0 ? "+" : "")}{rssGrowth:F1} MB); peak {peak / 1e6:F0} MB.");
+            $"{steps} training steps through `Trainer` (small resnet18_dtskd 16/32, batch 128, DTSKD loss, evaluation every 100 steps): live tensors at each report {(liveFlat ? "constant" : "NOT constant")} ({string.Join(", ", liveCounts.Distinct())}); resident memory {rssStart / 1e6:F0} MB after the first 100 steps, {rssEnd / 1e6:F0} MB at the end ({(rssGrowth >= 0 ? "+" : "")}{rssGrowth:F1} MB); peak {peak / 1e6:F0} MB.");
         report.AppendLine();
         report.AppendLine(failures.Count == 0 ? "All targets met." : "Targets missed: " + string.Join("; ", failures) + ".");
 
@@ -139,13 +139,12 @@ public static class BenchmarkSuite
     {
         const int samples = 50_000;
         manual_seed(1);
-        using var model = ResNetDtskd.ResNet18(options);
+        using var model = MultiBranchModels.Create("resnet18_dtskd", options);
         model.to(device);
         using var x = randn([Batch, 3, 32, 32], device: device).DetachFromDisposeScope();
         using var y = randint(0, options.ClassCount, [Batch], ScalarType.Int64, device).DetachFromDisposeScope();
-        using var history = new HistoricalTeacher(samples, options.ClassCount, model.BranchCount + 1, device);
-        var dtskd = new DualTeacherLoss(new DualTeacherLossOptions(), history);
-        var ce = CrossEntropyObjective.AllHeads(model.BranchCount);
+        using var dtskd = DualTeacherLoss.For(model, samples, device: device);
+        var ce = CrossEntropyObjective.AllHeads(model);
         using var optimizer = optim.SGD(model.parameters(), 0.01, 0.9, 0, 5e-4, true);
         var call = 0;
 
@@ -193,8 +192,8 @@ public static class BenchmarkSuite
     private static (Timing TorchSharp, Timing Flat) OptimizerStep(Device device, int warmup, int runs)
     {
         manual_seed(4);
-        using var a = ResNetDtskd.ResNet18();
-        using var b = ResNetDtskd.ResNet18();
+        using var a = MultiBranchModels.resnet18_dtskd();
+        using var b = MultiBranchModels.resnet18_dtskd();
         a.to(device);
         b.to(device);
         var grads = a.parameters().Select(p => randn_like(p).DetachFromDisposeScope()).ToList();
@@ -214,7 +213,7 @@ public static class BenchmarkSuite
         }
 
         var t1 = Timing.Measure("sgd", warmup, runs, () => { using var scope = NewDisposeScope(); torchSgd.step(); Sync(); });
-        var t2 = Timing.Measure("flat", warmup, runs, () => { flat.Step(); Sync(); });
+        var t2 = Timing.Measure("flat", warmup, runs, () => { flat.step(); Sync(); });
         grads.ForEach(g => g.Dispose());
         return (t1, t2);
     }
@@ -255,7 +254,7 @@ public static class BenchmarkSuite
 
     private static (long Bytes, Timing Timing) HistoryCost(Device device, ScalarType dtype, int warmup, int runs)
     {
-        using var history = new HistoricalTeacher(50_000, 100, 4, device, dtype);
+        using var history = new HistoricalTeacher(50_000, 100, 4, device, new HistoryStorage { ValueType = dtype });
         using var logits = randn([Batch, 100], device: device).DetachFromDisposeScope();
         using var labels = randint(0, 100, [Batch], ScalarType.Int64, device).DetachFromDisposeScope();
         var call = 0;
@@ -283,9 +282,8 @@ public static class BenchmarkSuite
         using var trainLabels = randint(0, 10, [perEpoch * Batch], ScalarType.Int64).DetachFromDisposeScope();
         using var train = ImageDataset.FromTensors(trainImages, trainLabels, 10, "random-train");
         using var test = train.Take(512);
-        using var model = ResNetDtskd.ResNet18(new MultiBranchModelOptions { ClassCount = 10, BaseWidth = 8, NeckWidth = 32 });
-        using var history = new HistoricalTeacher(train.Count, 10, 4, device);
-        var loss = new DualTeacherLoss(new DualTeacherLossOptions(), history);
+        using var model = MultiBranchModels.resnet18_dtskd(numClasses: 10, baseWidth: 16, neckWidth: 32);
+        using var loss = DualTeacherLoss.For(model, train.Count, device: device);
         using var trainer = new Trainer(model, loss, train, test, BatchAugmentation.Cifar, new TrainerOptions
         {
             Epochs = steps / perEpoch, BatchSize = Batch, LogInterval = 25, Device = device, Milestones = [],
@@ -293,7 +291,7 @@ public static class BenchmarkSuite
         var process = Process.GetCurrentProcess();
         var live = new List<(int Epoch, int Step, long Count)>();
         long rssStart = 0, rssEnd = 0;
-        trainer.Run(new Reporter(p =>
+        trainer.Callbacks.Add(new Reporter(p =>
         {
             live.Add((p.Epoch, p.Step, DisposeScopeManager.Statistics.ThreadTotalLiveCount));
             if (p.Completed is not null)
@@ -309,6 +307,7 @@ public static class BenchmarkSuite
                 rssEnd = process.WorkingSet64;
             }
         }));
+        trainer.Run();
         process.Refresh();
 
         // The same point of every epoch after the first must see the same number of live tensors.
@@ -317,8 +316,8 @@ public static class BenchmarkSuite
         return (steps, flat, later.Select(l => l.Count).ToList(), rssStart, rssEnd, process.PeakWorkingSet64);
     }
 
-    private sealed class Reporter(Action<TrainingProgress> report) : IProgress<TrainingProgress>
+    private sealed class Reporter(Action<TrainingProgress> report) : TrainerCallback
     {
-        public void Report(TrainingProgress value) => report(value);
+        public override void OnProgress(Trainer trainer, TrainingProgress progress) => report(progress);
     }
 }

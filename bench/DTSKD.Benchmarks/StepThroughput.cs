@@ -37,9 +37,8 @@ public static class StepThroughput
             using var labels = randint(0, 100, [n], ScalarType.Int64).DetachFromDisposeScope();
             using var train = ImageDataset.FromTensors(images, labels, 100, "synthetic-cifar");
             using var test = train.Take(batch);
-            using var model = ResNetDtskd.ResNet18(width);
-            using var history = new HistoricalTeacher(n, 100, model.BranchCount + 1, device);
-            var loss = new DualTeacherLoss(new DualTeacherLossOptions { ValidateInputs = false }, history);
+            using var model = MultiBranchModels.Create("resnet18_dtskd", width);
+            using var loss = DualTeacherLoss.For(model, n, new DualTeacherLossOptions { ValidateInputs = false }, device);
             using var trainer = new Trainer(model, loss, train, test, BatchAugmentation.Cifar, new TrainerOptions
             {
                 Epochs = 2, BatchSize = batch, Device = device, Precision = precision, AllowTf32 = tf32, Milestones = [], LogInterval = 1_000_000,

@@ -14,7 +14,7 @@ namespace DTSKD.Core;
 /// whatever the number of heads. A teacher of shape <c>[batch, classes]</c> broadcasts over a stack of students.
 /// </para>
 /// <para>
-/// They compute in float32 (half-precision inputs are widened), or in float64 when the student is float64, and
+/// They compute in float32 (half-precision inputs are widened), or in float64 when the inputs are float64, and
 /// autograd flows through them (into the student, and into the teacher logits of <see cref="KlDivergence"/>
 /// unless the caller detaches them).
 /// </para>
@@ -72,14 +72,14 @@ public static class Losses
     internal static Tensor KlDivergenceUnchecked(Tensor student, Tensor teacher, double temperature)
     {
         using var scope = NewDisposeScope();
-        var t = teacher.to(ComputeType(student)).div(temperature).softmax(-1).add(Epsilon);
+        var t = teacher.to(ComputeType(teacher)).div(temperature).softmax(-1).add(Epsilon);
         return Divergence(student, t, temperature).MoveToOuterDisposeScope();
     }
 
     internal static Tensor SoftTargetKlDivergenceUnchecked(Tensor student, Tensor targetProbabilities, double temperature)
     {
         using var scope = NewDisposeScope();
-        var q = targetProbabilities.to(ComputeType(student)).add(Epsilon);
+        var q = targetProbabilities.to(ComputeType(targetProbabilities)).add(Epsilon);
         return Divergence(student, q, temperature).MoveToOuterDisposeScope();
     }
 
@@ -101,11 +101,13 @@ public static class Losses
     internal static ScalarType ComputeType(Tensor t) => t.dtype == ScalarType.Float64 ? ScalarType.Float64 : ScalarType.Float32;
 
     // q already holds the (eps-shifted) teacher probabilities; the sum over classes and batch divided by B is
-    // PyTorch's KLDivLoss(reduction="batchmean"), taken per head for a stack. T² first, then / B: the reference's
-    // order of operations, so float64 runs agree with it to the last bit.
+    // PyTorch's KLDivLoss(reduction="batchmean"), taken per head for a stack. The reference's dtype flow and order of
+    // operations are kept: q and log q in the teacher's own type (float32 history tables stay float32 even for a
+    // float64 student), the student's log-softmax in its type, PyTorch's type promotion for the product, T² first,
+    // then / B. So float64 runs agree with the reference to rounding.
     private static Tensor Divergence(Tensor student, Tensor q, double temperature)
     {
-        var logStudent = student.to(q.dtype).div(temperature).log_softmax(-1);
+        var logStudent = student.to(ComputeType(student)).div(temperature).log_softmax(-1);
         var batch = student.shape[^2];
         return q.mul(q.log().sub(logStudent)).sum([-2, -1]).mul(temperature * temperature).div(batch);
     }
