@@ -1,14 +1,19 @@
+using System.Globalization;
+
 namespace DTSKD.Samples.Cifar100;
 
-/// <summary>Every option of a run, as given on the command line (written to config.json).</summary>
+/// <summary>Every option of a training run, as given on the command line (written to config.json).</summary>
 public sealed record ExperimentConfig
 {
+    /// <summary>The recipe's number of epochs; a run of another length says so in its default folder name.</summary>
+    public const int RecipeEpochs = 300;
+
     public double Lr { get; init; } = 0.1;
     public int[] LrDecaySchedule { get; init; } = [150, 225];
     public double LrDecayRate { get; init; } = 0.1;
     public double WeightDecay { get; init; } = 5e-4;
     public double Momentum { get; init; } = 0.9;
-    public int Epochs { get; init; } = 300;
+    public int Epochs { get; init; } = RecipeEpochs;
     public int BatchSize { get; init; } = 128;
     public int EvalBatchSize { get; init; } = 500;
     public bool Hskd { get; init; } = true;
@@ -30,22 +35,71 @@ public sealed record ExperimentConfig
     public string ExperimentsDir { get; init; } = "experiments";
     public string? ExperimentsName { get; init; }
     public bool Resume { get; init; }
+    public bool Overwrite { get; init; }
     public long Seed { get; init; } = 27;
     public string Device { get; init; } = "auto";
     public string Precision { get; init; } = "auto";
     public bool Tf32 { get; init; } = true;
+    public int Threads { get; init; } = Environment.ProcessorCount;
     public int BaseWidth { get; init; } = 64;
     public int NeckWidth { get; init; } = 512;
     public int? TrainLimit { get; init; }
     public int? TestLimit { get; init; }
-    public int BestAfter { get; init; } = 200;
+
+    /// <summary>The best top-1 is taken over the epochs after this many; null for two thirds of the run (200 of 300, as the release).</summary>
+    public int? BestAfter { get; init; }
+
     public int LogInterval { get; init; } = 50;
 
-    /// <summary>The data folder: the option, else the data type's usual place.</summary>
-    public string ResolvedDataPath => DataPath ?? (DataType == "fashion-mnist" ? "/usr/share/datasets/fashion-mnist" : "data");
+    /// <summary>The device the run actually used (written by the sample, not an option).</summary>
+    public string? DeviceUsed { get; init; }
 
-    /// <summary>The run's name: the option, else model-data-seed.</summary>
-    public string ResolvedName => ExperimentsName ?? $"{ClassifierType}-{DataType}-seed{Seed}";
+    /// <summary>The number format the run actually used (written by the sample, not an option).</summary>
+    public string? PrecisionUsed { get; init; }
+
+    /// <summary>The data folder: the option, else the data set's usual place.</summary>
+    public string ResolvedDataPath => DataPath ?? Core.Data.StandardDatasets.DefaultPath(DataType);
+
+    /// <summary>The epochs after which the best top-1 is counted: the option, or two thirds of the run.</summary>
+    public int ResolvedBestAfter => BestAfter ?? (Epochs * 2 / 3);
+
+    /// <summary>
+    /// The run's name: the option, else what makes runs different: model, data and seed, plus epochs, widths and data limits
+    /// when they differ from the recipe (so a quick check never lands in the folder of a full run).
+    /// </summary>
+    public string ResolvedName
+    {
+        get
+        {
+            if (ExperimentsName is { } name)
+            {
+                return name;
+            }
+
+            var parts = new List<string> { ClassifierType, DataType, $"seed{Seed}" };
+            if (Epochs != RecipeEpochs)
+            {
+                parts.Add($"e{Epochs}");
+            }
+
+            if (BaseWidth != 64 || NeckWidth != 512)
+            {
+                parts.Add($"w{BaseWidth}x{NeckWidth}");
+            }
+
+            if (TrainLimit is { } train)
+            {
+                parts.Add($"train{train}");
+            }
+
+            if (TestLimit is { } test)
+            {
+                parts.Add($"test{test}");
+            }
+
+            return string.Join("-", parts.Select(p => p.ToString(CultureInfo.InvariantCulture)));
+        }
+    }
 
     /// <summary>The run's output folder.</summary>
     public string RunDirectory => Path.Combine(ExperimentsDir, ResolvedName);

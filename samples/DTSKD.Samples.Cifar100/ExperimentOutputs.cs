@@ -5,11 +5,12 @@ using DTSKD.Core.Training;
 
 namespace DTSKD.Samples.Cifar100;
 
-/// <summary>Writes a run's files: config.json, metrics.csv, the plots and report.md (each atomically).</summary>
-public static class ExperimentOutputs
+/// <summary>
+/// The files of a run: config.json, and, as a trainer callback, metrics.csv and the plots after every epoch, then
+/// report.md at the end. Every file is written to a temporary name and renamed into place.
+/// </summary>
+public sealed class ExperimentOutputs(string directory, ExperimentConfig config) : TrainerCallback
 {
-    private static readonly string[] RunFiles = ["config.json", "metrics.csv", "accuracy.png", "loss.png", "schedule.png", "last.ckpt", "best.ckpt", "train.log"];
-
     private static readonly JsonSerializerOptions Json = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.KebabCaseLower };
 
     public static void WriteConfig(string directory, ExperimentConfig config) =>
@@ -19,7 +20,11 @@ public static class ExperimentOutputs
         JsonSerializer.Deserialize<ExperimentConfig>(File.ReadAllText(Path.Combine(directory, "config.json")), Json)
         ?? throw new InvalidDataException($"'{Path.Combine(directory, "config.json")}' is empty.");
 
-    public static void WriteEpoch(string directory, IReadOnlyList<EpochMetrics> metrics)
+    /// <inheritdoc />
+    public override void OnEpochEnd(Trainer trainer, EpochMetrics metrics) => WriteEpochs(trainer.Metrics);
+
+    /// <summary>metrics.csv and the three plots, from every epoch so far.</summary>
+    public void WriteEpochs(IReadOnlyList<EpochMetrics> metrics)
     {
         EpochMetricsCsv.Write(Path.Combine(directory, "metrics.csv"), metrics);
         if (metrics.Count == 0)
@@ -29,31 +34,34 @@ public static class ExperimentOutputs
 
         var epochs = metrics.Select(m => m.Epoch + 1.0).ToArray();
         var heads = metrics[^1].TestTop1.Count;
-        Plot(Path.Combine(directory, "accuracy.png"), "Test top-1 per head", "top-1 (%)", epochs,
-            Enumerable.Range(0, heads).Select(h => (h == 0 ? "backbone" : $"branch {h}", metrics.Select(m => m.TestTop1[h]).ToArray())).ToArray());
-        Plot(Path.Combine(directory, "loss.png"), "Loss", "loss", epochs,
+        Plot("accuracy.png", "Test top-1 per head", "top-1 (%)", epochs,
+            [.. Enumerable.Range(0, heads).Select(h => (h == 0 ? "backbone" : $"branch {h}", metrics.Select(m => m.TestTop1[h]).ToArray()))]);
+        Plot("loss.png", "Loss", "loss", epochs,
             [("train (total)", metrics.Select(m => m.TrainLoss).ToArray()), ("test (backbone CE)", metrics.Select(m => m.TestLoss).ToArray())]);
         var schedule = new List<(string, double[])> { ("learning rate", metrics.Select(m => m.LearningRate).ToArray()) };
-        if (metrics.All(m => m.Alpha is not null))
+        foreach (var name in metrics[^1].Scalars.Keys.Where(k => metrics.All(m => m.Scalars.ContainsKey(k))))
         {
-            schedule.Add(("alpha_t", metrics.Select(m => m.Alpha!.Value).ToArray()));
+            schedule.Add((name, metrics.Select(m => m.Scalars[name]).ToArray()));
         }
 
-        Plot(Path.Combine(directory, "schedule.png"), "Learning rate and alpha_t", "value", epochs, [.. schedule]);
+        Plot("schedule.png", "Learning rate and the objective's scalars", "value", epochs, [.. schedule]);
     }
 
-    public static void WriteReport(string directory, ExperimentConfig config, TrainingResult result, TimeSpan wallTime, string device)
+    /// <summary>report.md: best (after --best-after) and final top-1 of every head, and the whole run's time.</summary>
+    public void WriteReport(TrainingResult result, string device)
     {
         var m = result.Metrics;
         var heads = m.Count == 0 ? 0 : m[^1].TestTop1.Count;
-        var after = m.Where(e => e.Epoch >= config.BestAfter).ToList();
+        var bestAfter = config.ResolvedBestAfter;
+        var after = m.Where(e => e.Epoch >= bestAfter).ToList();
+        var seconds = m.Sum(e => e.EpochSeconds);
         var text = new StringBuilder();
         text.AppendLine(CultureInfo.InvariantCulture, $"# {config.ResolvedName}");
         text.AppendLine();
         text.AppendLine(CultureInfo.InvariantCulture, $"{config.ClassifierType} on {config.DataType}, {m.Count} of {config.Epochs} epochs, seed {config.Seed}, device {device}, " +
-                                                      $"historical teacher {(config.Hskd ? "on" : "off")}. Wall time {wallTime:hh\\:mm\\:ss} ({wallTime.TotalSeconds:F0} s).");
+                                                      $"historical teacher {(config.Hskd ? "on" : "off")}. Wall time {TimeSpan.FromSeconds(seconds):hh\\:mm\\:ss} ({seconds:F0} s, every epoch's training and evaluation, resumed parts included).");
         text.AppendLine();
-        text.AppendLine(CultureInfo.InvariantCulture, $"| head | best top-1 over epochs >= {config.BestAfter + 1} (%) | final top-1 (%) |");
+        text.AppendLine(CultureInfo.InvariantCulture, $"| head | best top-1 over epochs {bestAfter + 1}-{config.Epochs} (%) | final top-1 (%) |");
         text.AppendLine("| --- | --- | --- |");
         for (var h = 0; h < heads; h++)
         {
@@ -64,7 +72,7 @@ public static class ExperimentOutputs
         if (m.Count > 0)
         {
             text.AppendLine();
-            var best = result.BestEpoch is { } be ? $"Best backbone epoch: {be + 1}." : $"No epoch reached --best-after {config.BestAfter}.";
+            var best = result.BestEpoch is { } be ? $"Best backbone epoch: {be + 1}." : $"No epoch after the first {bestAfter} has run yet.";
             text.AppendLine(CultureInfo.InvariantCulture, $"Backbone top-5 at the final epoch: {m[^1].TestTop5:F2}%. {best}");
         }
 
@@ -74,13 +82,13 @@ public static class ExperimentOutputs
             text.AppendLine("The run was stopped before its last epoch; continue it with `--resume`.");
         }
 
-        var files = RunFiles.Where(f => File.Exists(Path.Combine(directory, f)));
+        var files = RunFolder.RunFiles.Where(f => File.Exists(Path.Combine(directory, f)));
         text.AppendLine();
         text.AppendLine("Files: " + string.Join(", ", files.Select(f => $"`{f}`")) + ", `report.md`.");
         WriteText(Path.Combine(directory, "report.md"), text.ToString());
     }
 
-    private static void Plot(string path, string title, string yLabel, double[] xs, (string Label, double[] Ys)[] series)
+    private void Plot(string file, string title, string yLabel, double[] xs, (string Label, double[] Ys)[] series)
     {
         var plot = new ScottPlot.Plot();
         foreach (var (label, ys) in series)
@@ -92,9 +100,13 @@ public static class ExperimentOutputs
         plot.Title(title);
         plot.XLabel("epoch");
         plot.YLabel(yLabel);
-        plot.ShowLegend();
-        var temp = Path.Combine(Path.GetDirectoryName(path)!, $".{Path.GetFileNameWithoutExtension(path)}.tmp.png");
-        plot.SavePng(temp, 900, 500);
+        plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericAutomatic { IntegerTicksOnly = true };
+
+        // Outside the data area, so it never hides a curve.
+        plot.ShowLegend(ScottPlot.Edge.Right);
+        var path = Path.Combine(directory, file);
+        var temp = Path.Combine(directory, $".{Path.GetFileNameWithoutExtension(file)}.tmp.png");
+        plot.SavePng(temp, 1000, 500);
         File.Move(temp, path, overwrite: true);
     }
 

@@ -1,5 +1,6 @@
-using System.Diagnostics;
+using System.Runtime.InteropServices;
 using DTSKD.Core;
+using DTSKD.Core.Data;
 using DTSKD.Core.Models;
 using DTSKD.Core.Training;
 using DTSKD.Samples.Cifar100;
@@ -9,35 +10,50 @@ using TorchSharp;
 using static TorchSharp.torch;
 
 // Reproduces the DTSKD paper's CIFAR-100 ResNet-18 experiment with DTSKD.Core's building blocks:
-// a multi-branch ResNet, a historical teacher (per-sample memory), a structural teacher (backbone -> branches),
-// the dual-teacher loss, and the trainer. Run with --help for every option.
-using var stop = new CancellationTokenSource();
-Console.CancelKeyPress += (_, e) =>
-{
-    // First Ctrl+C: finish the current step, save a checkpoint and exit. A second one ends the process.
-    e.Cancel = !stop.IsCancellationRequested;
-    stop.Cancel();
-};
+// a multi-branch ResNet, the dual-teacher loss (historical + structural teacher), and the trainer.
+// Run with --help for every option.
+var stop = new SampleStop();
+
+// Ctrl+C (SIGINT) and SIGTERM (timeout, docker stop, schedulers): finish the current step, save a checkpoint and exit.
+// A second signal ends the process at once.
+using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, stop.Handle);
+using var terminate = PosixSignalRegistration.Create(PosixSignal.SIGTERM, stop.Handle);
 if (Console.IsOutputRedirected)
 {
     // Plain output: one line per message, however long.
     AnsiConsole.Profile.Width = 500;
 }
 
-return await Sample.RunAsync(args, AnsiConsole.Console, Console.Error, stop.Token);
+return await Sample.RunAsync(args, AnsiConsole.Console, Console.Error, stop);
 
 namespace DTSKD.Samples.Cifar100
 {
     /// <summary>The sample's steps, callable in-process (the tests run it this way).</summary>
     public static class Sample
     {
+        /// <summary>The run finished.</summary>
         public const int Ok = 0;
-        public const int Failed = 1;
-        public const int BadArguments = 2;
-        public const int Stopped = 130;
 
-        public static async Task<int> RunAsync(string[] args, IAnsiConsole console, TextWriter errors, CancellationToken cancellationToken, Uri? cifar100Source = null)
+        /// <summary>Bad data or a bad checkpoint (missing or unreadable files, a checkpoint of another run), or the training diverged.</summary>
+        public const int Failed = 1;
+
+        /// <summary>Bad arguments, or a run folder that cannot be used as asked (an existing run, not writable).</summary>
+        public const int BadArguments = 2;
+
+        /// <summary>Stopped by Ctrl+C (SIGINT) after saving a checkpoint.</summary>
+        public const int Interrupted = 130;
+
+        /// <summary>Stopped by SIGTERM after saving a checkpoint.</summary>
+        public const int Terminated = 143;
+
+        public static async Task<int> RunAsync(string[] args, IAnsiConsole console, TextWriter errors, SampleStop stop, Uri? cifar100Source = null)
         {
+            int Fail(int code, string message)
+            {
+                errors.WriteLine($"error: {message}");
+                return code;
+            }
+
             // 1. The command line (defaults: the paper's recipe).
             using var help = new StringWriter();
             var (config, error, helpShown) = SampleCommandLine.Parse(args, help);
@@ -49,18 +65,10 @@ namespace DTSKD.Samples.Cifar100
 
             if (config is null)
             {
-                errors.WriteLine($"error: {error}");
-                return BadArguments;
+                return Fail(BadArguments, error!);
             }
 
-            var runDirectory = config.RunDirectory;
-            var checkpoint = Path.Combine(runDirectory, "last.ckpt");
-            if (config.Resume && !File.Exists(checkpoint))
-            {
-                errors.WriteLine($"error: --resume was given but '{checkpoint}' does not exist.");
-                return BadArguments;
-            }
-
+            // 2. Everything is checked before anything of the run is written: device, run folder, data, checkpoint.
             var device = config.Device switch
             {
                 "cpu" => CPU,
@@ -70,35 +78,45 @@ namespace DTSKD.Samples.Cifar100
             };
             if (device is null)
             {
-                errors.WriteLine("error: --device cuda, but CUDA is not available (build with -p:TorchSharpBackend=cuda-linux or cuda-windows, see README).");
-                return BadArguments;
+                return Fail(BadArguments, "--device cuda, but CUDA is not available (build with -p:TorchSharpBackend=cuda-linux or cuda-windows, see README).");
             }
 
-            // 2. The data: CIFAR-100 is downloaded (and checked) when missing.
-            Core.Data.ImageDataset train, test;
-            Core.Data.BatchAugmentation preprocessing;
+            var folder = new RunFolder(config.RunDirectory);
+            if (folder.WhyNotWritable() is { } notWritable)
+            {
+                return Fail(BadArguments, $"--experiments-dir '{config.ExperimentsDir}' cannot hold the run '{folder.Path}': {notWritable}.");
+            }
+
+            var existing = folder.ExistingRun();
+            if (config.Resume && !File.Exists(folder.LastCheckpoint))
+            {
+                return Fail(BadArguments, $"--resume was given but '{folder.LastCheckpoint}' does not exist.");
+            }
+
+            if (!config.Resume && !config.Overwrite && existing.Count > 0)
+            {
+                return Fail(BadArguments,
+                    $"'{folder.Path}' already holds a run ({string.Join(", ", existing)}): continue it with --resume, choose another --experiments-name, or start afresh with --overwrite (the old run is moved aside, not deleted).");
+            }
+
+            set_num_threads(config.Threads);
+            DatasetSplits data;
             try
             {
-                (train, test, preprocessing) = await SampleData.LoadAsync(config, console, cancellationToken, cifar100Source);
+                data = await SampleData.LoadAsync(config, console, stop.Token, cifar100Source);
             }
-            catch (SampleData.MissingDataException ex)
+            catch (Exception ex) when (ex is FileNotFoundException or DirectoryNotFoundException or InvalidDataException or HttpRequestException or IOException)
             {
-                errors.WriteLine($"error: {ex.Message}");
-                return config.Download ? Failed : BadArguments;
+                return Fail(Failed, ex.Message);
             }
-            catch (InvalidDataException ex)
+            catch (OperationCanceledException)
             {
-                errors.WriteLine($"error: {ex.Message}");
-                return Failed;
+                return Fail(stop.ExitCode, "stopped while downloading the data; nothing of the run was written.");
             }
 
-            using (train)
-            using (test)
+            using (data)
             {
-                Directory.CreateDirectory(runDirectory);
-                ExperimentOutputs.WriteConfig(runDirectory, config);
-                using var logs = LoggerFactory.Create(b => b.AddProvider(new FileLoggerProvider(Path.Combine(runDirectory, "train.log"))));
-                var logger = logs.CreateLogger("DTSKD");
+                var (train, test) = (data.Train, data.Test);
 
                 // 3. The model: a multi-branch ResNet whose backbone head is used at test time.
                 manual_seed(config.Seed);
@@ -110,27 +128,15 @@ namespace DTSKD.Samples.Cifar100
                     NeckWidth = config.NeckWidth,
                 });
 
-                // 4. The two teachers, composed by the dual-teacher loss.
-                using var history = new HistoricalTeacher(train.Count, train.ClassCount, model.BranchCount + 1, device);
-                var loss = new DualTeacherLoss(new DualTeacherLossOptions
-                {
-                    BackboneWeight = config.BackboneWeight,
-                    BranchWeights = [config.B1Weight, config.B2Weight, config.B3Weight],
-                    CeWeight = config.CeWeight,
-                    KdWeight = config.KdWeight,
-                    Temperature = config.Temperature,
-                    UseHistoricalTeacher = config.Hskd,
-
-                    // Labels and indices come from validated readers and the trainer's sampler: on a GPU, skip the
-                    // per-step checks that would wait for the device.
-                    ValidateInputs = device.type == DeviceType.CPU,
-                    Schedule = config.CoeffDecay == "cos"
-                        ? CoefficientSchedule.Cosine(config.CosMax, config.CosMin)
-                        : CoefficientSchedule.Linear(config.AlphaT),
-                }, history);
+                // 4. The two teachers, composed by the dual-teacher loss (built for this model, so the branches agree).
+                using var loss = DualTeacherLoss.For(model, train.Count, SampleRecipe.LossOptions(config, device), device);
 
                 // 5. The trainer: SGD + Nesterov, multi-step lr, per-head evaluation, checkpoints in the run folder.
-                using var trainer = new Trainer(model, loss, train, test, preprocessing, new TrainerOptions
+                var precision = SampleRecipe.Precision(config, device);
+                var log = new FileLoggerProvider(Path.Combine(folder.Path, "train.log"), console);
+                using var logs = LoggerFactory.Create(b => b.AddProvider(log));
+                var logger = logs.CreateLogger("DTSKD");
+                using var trainer = new Trainer(model, loss, train, test, data.Preprocessing, new TrainerOptions
                 {
                     Epochs = config.Epochs,
                     BatchSize = config.BatchSize,
@@ -144,65 +150,66 @@ namespace DTSKD.Samples.Cifar100
                     BestAfterEpoch = config.BestAfter,
                     LogInterval = config.LogInterval,
                     Device = device,
-                    Precision = (config.Precision, device.type) switch
-                    {
-                        ("bf16", _) => TrainingPrecision.BFloat16,
-                        ("fp16", _) => TrainingPrecision.Float16,
-                        ("auto", DeviceType.CUDA) => TrainingPrecision.Float16,
-                        _ => TrainingPrecision.Float32,
-                    },
+                    Precision = precision,
                     AllowTf32 = config.Tf32,
-                    CheckpointDirectory = runDirectory,
+                    CheckpointDirectory = folder.Path,
                 }, logger);
                 if (config.Resume)
                 {
-                    trainer.LoadCheckpoint(checkpoint);
-                    console.MarkupLineInterpolated($"Resuming '{runDirectory}' at epoch {trainer.NextEpoch + 1}, step {trainer.NextStep}.");
+                    try
+                    {
+                        trainer.LoadCheckpoint(folder.LastCheckpoint);
+                    }
+                    catch (Exception ex) when (ex is InvalidDataException or FileNotFoundException)
+                    {
+                        return Fail(Failed, $"cannot resume from '{folder.LastCheckpoint}': {ex.Message}");
+                    }
+                }
+
+                // 6. Only now is the run folder written: the old run moved aside (--overwrite), config.json, the log marker.
+                if (config.Overwrite && existing.Count > 0)
+                {
+                    console.MarkupLineInterpolated($"Moved the earlier run to '{folder.MoveAside()}'.");
+                }
+
+                Directory.CreateDirectory(folder.Path);
+                ExperimentOutputs.WriteConfig(folder.Path, config with { DeviceUsed = device.type.ToString(), PrecisionUsed = precision.ToString() });
+                folder.MarkLog(config.Resume ? $"resume at epoch {trainer.NextEpoch + 1}, step {trainer.NextStep}" : "start", args);
+                log.Open();
+                if (config.Resume)
+                {
+                    console.MarkupLineInterpolated($"Resuming '{folder.Path}' at epoch {trainer.NextEpoch + 1}, step {trainer.NextStep}.");
                 }
 
                 console.MarkupLineInterpolated(
-                    $"[bold]{config.ClassifierType}[/] on [bold]{train.Name}[/] ({train.Count} train / {test.Count} test images), {config.Epochs} epochs, device {device.type}, outputs in '{runDirectory}'.");
+                    $"[bold]{config.ClassifierType}[/] on [bold]{train.Name}[/] ({train.Count} train / {test.Count} test images), {config.Epochs} epochs, device {device.type}, {precision}, {config.Threads} threads, outputs in '{folder.Path}'.");
 
-                // 6. Train, showing progress and writing metrics.csv and the plots after every epoch.
-                var clock = Stopwatch.StartNew();
+                // 7. Train: the view shows progress, the outputs callback writes metrics.csv and the plots after every epoch.
+                var outputs = new ExperimentOutputs(folder.Path, config);
+                var view = new ProgressView(console, model.BranchCount + 1);
+                trainer.Callbacks.Add(view);
+                trainer.Callbacks.Add(outputs);
                 TrainingResult result;
                 try
                 {
-                    result = new ProgressView(console, model.BranchCount + 1).Run(
-                        progress => trainer.Run(new EpochWriter(progress, () => ExperimentOutputs.WriteEpoch(runDirectory, trainer.Metrics)), cancellationToken),
-                        trainer.Metrics);
+                    result = view.Show(() => trainer.Run(stop.Token), trainer.Metrics);
                 }
                 catch (TrainingDivergedException ex)
                 {
-                    errors.WriteLine($"error: {ex.Message}");
-                    return Failed;
+                    return Fail(Failed, ex.Message);
                 }
 
-                // 7. The report: best (after --best-after) and final top-1 of every head.
-                ExperimentOutputs.WriteReport(runDirectory, config, result, clock.Elapsed, device.type.ToString());
+                // 8. The report: best (after --best-after) and final top-1 of every head.
+                outputs.WriteReport(result, device.type.ToString());
                 if (result.Cancelled)
                 {
                     console.MarkupLineInterpolated($"Stopped at epoch {trainer.NextEpoch + 1}, step {trainer.NextStep}; checkpoint saved. Continue with the same command plus --resume.");
-                    return Stopped;
+                    return stop.ExitCode;
                 }
 
                 console.MarkupLineInterpolated(
-                    $"Done: final backbone top-1 {result.FinalTop1:F2}%, best after epoch {config.BestAfter} {(result.BestTop1 is { } b ? $"{b:F2}%" : "-")}. Report: '{Path.Combine(runDirectory, "report.md")}'.");
+                    $"Done: final backbone top-1 {result.FinalTop1:F2}%, best over epochs {config.ResolvedBestAfter + 1}-{config.Epochs} {(result.BestTop1 is { } b ? $"{b:F2}%" : "-")}. Report: '{Path.Combine(folder.Path, "report.md")}'.");
                 return Ok;
-            }
-        }
-
-        /// <summary>Forwards progress, and writes the run's files whenever an epoch completes.</summary>
-        private sealed class EpochWriter(IProgress<TrainingProgress> inner, Action onEpoch) : IProgress<TrainingProgress>
-        {
-            public void Report(TrainingProgress value)
-            {
-                if (value.Completed is not null)
-                {
-                    onEpoch();
-                }
-
-                inner.Report(value);
             }
         }
     }

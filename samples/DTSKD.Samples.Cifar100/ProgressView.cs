@@ -5,37 +5,43 @@ using Spectre.Console;
 namespace DTSKD.Samples.Cifar100;
 
 /// <summary>
-/// Shows training progress: on a terminal, a live bar for the current epoch under a table of the latest epochs;
-/// when the output is redirected, plain lines.
+/// Shows training progress, as a trainer callback: on a terminal, a live bar for the current epoch under a table of the
+/// latest epochs; when the output is redirected, plain lines.
 /// </summary>
-public sealed class ProgressView(IAnsiConsole console, int headCount)
+public sealed class ProgressView(IAnsiConsole console, int headCount) : TrainerCallback
 {
     private const int TableRows = 12;
     private readonly List<EpochMetrics> _epochs = [];
     private TrainingProgress? _current;
     private DateTime _epochStart = DateTime.UtcNow;
+    private Action<TrainingProgress> _show = _ => { };
 
-    /// <summary>Runs <paramref name="train"/>, feeding its progress reports to the view.</summary>
-    public TrainingResult Run(Func<IProgress<TrainingProgress>, TrainingResult> train, IEnumerable<EpochMetrics> earlier)
+    /// <summary>Runs <paramref name="train"/> (a trainer's run with this view among its callbacks), showing its progress.</summary>
+    public TrainingResult Show(Func<TrainingResult> train, IEnumerable<EpochMetrics> earlier)
     {
         _epochs.AddRange(earlier);
         _epochStart = DateTime.UtcNow;
         if (!console.Profile.Capabilities.Interactive)
         {
-            return train(new Reporter(Plain));
+            _show = Plain;
+            return train();
         }
 
         TrainingResult? result = null;
         console.Live(Render()).AutoClear(false).Start(ctx =>
         {
-            result = train(new Reporter(p =>
+            _show = p =>
             {
                 Update(p);
                 ctx.UpdateTarget(Render());
-            }));
+            };
+            result = train();
         });
         return result!;
     }
+
+    /// <inheritdoc />
+    public override void OnProgress(Trainer trainer, TrainingProgress progress) => _show(progress);
 
     private void Update(TrainingProgress p)
     {
@@ -53,7 +59,7 @@ public sealed class ProgressView(IAnsiConsole console, int headCount)
         if (p.Completed is { } m)
         {
             console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"epoch {m.Epoch + 1}/{p.TotalEpochs}  lr {m.LearningRate:G3}  alpha {(m.Alpha is { } a ? a.ToString("F3", CultureInfo.InvariantCulture) : "-")}  " +
+                $"epoch {m.Epoch + 1}/{p.TotalEpochs}  lr {m.LearningRate:G3}  alpha {Alpha(m)}  " +
                 $"loss {m.TrainLoss:F4}  train {m.TrainTop1:F2}%  test {string.Join(" / ", m.TestTop1.Select(t => t.ToString("F2", CultureInfo.InvariantCulture)))}%  " +
                 $"top-5 {m.TestTop5:F2}%  {m.ImagesPerSecond:F0} img/s"));
         }
@@ -80,7 +86,7 @@ public sealed class ProgressView(IAnsiConsole console, int headCount)
             var cells = new List<string>
             {
                 (m.Epoch + 1).ToString(CultureInfo.InvariantCulture), m.LearningRate.ToString("G3", CultureInfo.InvariantCulture),
-                m.Alpha is { } a ? a.ToString("F3", CultureInfo.InvariantCulture) : "-", m.TrainLoss.ToString("F4", CultureInfo.InvariantCulture),
+                Alpha(m), m.TrainLoss.ToString("F4", CultureInfo.InvariantCulture),
                 m.TrainTop1.ToString("F2", CultureInfo.InvariantCulture),
             };
             cells.AddRange(m.TestTop1.Select((t, i) => i == 0 ? $"[bold]{t.ToString("F2", CultureInfo.InvariantCulture)}[/]" : t.ToString("F2", CultureInfo.InvariantCulture)));
@@ -115,9 +121,7 @@ public sealed class ProgressView(IAnsiConsole console, int headCount)
         return $"{epochLeft:hh\\:mm\\:ss} (run {(int)runLeft.TotalHours}h{runLeft.Minutes:00}m)";
     }
 
-    /// <summary>Calls back on the training thread, in order (Progress&lt;T&gt; would post to the thread pool).</summary>
-    private sealed class Reporter(Action<TrainingProgress> report) : IProgress<TrainingProgress>
-    {
-        public void Report(TrainingProgress value) => report(value);
-    }
+    // DualTeacherLoss reports alpha_t, the one-hot label's weight; other objectives have none.
+    private static string Alpha(EpochMetrics m) =>
+        m.Scalars.TryGetValue("alpha", out var a) ? a.ToString("F3", CultureInfo.InvariantCulture) : "-";
 }

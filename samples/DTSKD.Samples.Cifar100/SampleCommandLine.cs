@@ -18,7 +18,12 @@ public static class SampleCommandLine
     {
         var d = new ExperimentConfig();
         var lr = Positive(new Option<double>("--lr") { Description = "Initial learning rate.", DefaultValueFactory = _ => d.Lr });
-        var schedule = new Option<int[]>("--lr-decay-schedule") { Description = "Epochs (0-based) at which the learning rate is multiplied by --lr-decay-rate.", DefaultValueFactory = _ => d.LrDecaySchedule, AllowMultipleArgumentsPerToken = true };
+        var schedule = new Option<int[]>("--lr-decay-schedule")
+        {
+            Description = $"Epoch indices at which the learning rate is multiplied by --lr-decay-rate, as the release counts them (from 0: 150 is the 151st epoch). Default: {string.Join(" ", d.LrDecaySchedule)}.",
+            DefaultValueFactory = _ => d.LrDecaySchedule,
+            AllowMultipleArgumentsPerToken = true,
+        };
         var rate = Positive(new Option<double>("--lr-decay-rate") { Description = "Learning-rate factor at each milestone.", DefaultValueFactory = _ => d.LrDecayRate });
         var wd = NonNegative(new Option<double>("--weight-decay") { Description = "SGD weight decay (on all parameters).", DefaultValueFactory = _ => d.WeightDecay });
         var momentum = NonNegative(new Option<double>("--momentum") { Description = "SGD Nesterov momentum.", DefaultValueFactory = _ => d.Momentum });
@@ -42,7 +47,7 @@ public static class SampleCommandLine
         var model = new Option<string>("--classifier-type") { Description = $"Model: {string.Join(", ", MultiBranchModels.Names)}.", DefaultValueFactory = _ => d.ClassifierType };
         model.Validators.Add(r =>
         {
-            var name = r.GetValueOrDefault<string>();
+            var name = Value<string>(r);
             if (!MultiBranchModels.Names.Contains(name, StringComparer.OrdinalIgnoreCase))
             {
                 r.AddError($"Unknown --classifier-type '{name}'. Known models: {string.Join(", ", MultiBranchModels.Names)}.");
@@ -55,10 +60,16 @@ public static class SampleCommandLine
         var experimentsDir = new Option<string>("--experiments-dir") { Description = "Folder for the runs' outputs.", DefaultValueFactory = _ => d.ExperimentsDir };
         var experimentsName = new Option<string?>("--experiments-name") { Description = "Name of this run's folder (default: <classifier>-<data>-seed<seed>)." };
         var resume = new Option<bool>("--resume") { Description = "Continue the run from <experiments-dir>/<name>/last.ckpt." };
+        var overwrite = new Option<bool>("--overwrite") { Description = "Start afresh in a run folder that already holds a run; the old run is first moved aside to <name>.replaced-<time>, not deleted." };
+        var threads = Positive(new Option<int>("--threads") { Description = "CPU threads for LibTorch (default: all cores). Results depend on it in the last bits: resume with the same count.", DefaultValueFactory = _ => d.Threads });
         var seed = new Option<long>("--seed") { Description = "Seed of the model initialisation, shuffling and augmentation.", DefaultValueFactory = _ => d.Seed };
         var device = new Option<string>("--device") { Description = "auto (CUDA when available), cpu or cuda.", DefaultValueFactory = _ => d.Device };
         device.AcceptOnlyFromAmong(Devices);
-        var precision = new Option<string>("--precision") { Description = "Forward/backward format: fp32, bf16, fp16 (with loss scaling), or auto (fp16 on CUDA like the release's AMP, fp32 on CPU).", DefaultValueFactory = _ => d.Precision };
+        var precision = new Option<string>("--precision")
+        {
+            Description = "Forward/backward format: auto (fp32; on CUDA with TF32), fp32, bf16 or fp16 (with loss scaling). bf16 and fp16 are opt-in: they have not yet been checked on a GPU.",
+            DefaultValueFactory = _ => d.Precision,
+        };
         precision.AcceptOnlyFromAmong(Precisions);
         var noTf32 = new Option<bool>("--no-tf32") { Description = "On CUDA, keep float32 matrix maths out of TF32." };
         var baseWidth = Positive(new Option<int>("--base-width") { Description = "Channels of the first ResNet stage (64 = reference).", DefaultValueFactory = _ => d.BaseWidth });
@@ -69,21 +80,28 @@ public static class SampleCommandLine
         {
             limit.Validators.Add(r =>
             {
-                if (r.GetValueOrDefault<int?>() is <= 0)
+                if (Value<int?>(r) is <= 0)
                 {
                     r.AddError($"{r.Option.Name} must be greater than 0.");
                 }
             });
         }
 
-        var bestAfter = NonNegative(new Option<int>("--best-after") { Description = "Best top-1 is taken over epochs from this one (0-based) on.", DefaultValueFactory = _ => d.BestAfter });
+        var bestAfter = new Option<int?>("--best-after") { Description = "Best top-1 is taken over the epochs after the first N (default: two thirds of the run, as the release's 200 of 300)." };
+        bestAfter.Validators.Add(r =>
+        {
+            if (Value<int?>(r) is < 0)
+            {
+                r.AddError("--best-after must be 0 or more.");
+            }
+        });
         var logInterval = Positive(new Option<int>("--log-interval") { Description = "Report progress every N steps.", DefaultValueFactory = _ => d.LogInterval });
 
         var root = new RootCommand("Reproduces DTSKD's CIFAR-100 ResNet-18 experiment (Dual Teachers for Self-Knowledge Distillation) with DTSKD.Core.")
         {
             lr, schedule, rate, wd, momentum, epochs, batch, evalBatch, hskd, backbone, b1, b2, b3, ce, kd, temperature, decay, cosMax, cosMin, alphaT,
-            model, dataType, dataPath, noDownload, experimentsDir, experimentsName, resume, seed, device, precision, noTf32, baseWidth, neckWidth, trainLimit, testLimit,
-            bestAfter, logInterval,
+            model, dataType, dataPath, noDownload, experimentsDir, experimentsName, resume, overwrite, seed, device, precision, noTf32, threads, baseWidth, neckWidth,
+            trainLimit, testLimit, bestAfter, logInterval,
         };
 
         var result = root.Parse(args);
@@ -92,7 +110,13 @@ public static class SampleCommandLine
             return (null, OneLine(result.Errors[0]), false);
         }
 
-        if (result.Action is System.CommandLine.Help.HelpAction || args.Contains("--version"))
+        if (args.Contains("--version"))
+        {
+            output.WriteLine(VersionText());
+            return (null, null, true);
+        }
+
+        if (result.Action is System.CommandLine.Help.HelpAction)
         {
             result.Invoke(new InvocationConfiguration { Output = output });
             return (null, null, true);
@@ -108,8 +132,8 @@ public static class SampleCommandLine
             CoeffDecay = result.GetValue(decay)!, CosMax = result.GetValue(cosMax), CosMin = result.GetValue(cosMin), AlphaT = result.GetValue(alphaT),
             ClassifierType = result.GetValue(model)!.ToLowerInvariant(), DataType = result.GetValue(dataType)!, DataPath = result.GetValue(dataPath),
             Download = !result.GetValue(noDownload), ExperimentsDir = result.GetValue(experimentsDir)!, ExperimentsName = result.GetValue(experimentsName),
-            Resume = result.GetValue(resume), Seed = result.GetValue(seed), Device = result.GetValue(device)!, Precision = result.GetValue(precision)!,
-            Tf32 = !result.GetValue(noTf32), BaseWidth = result.GetValue(baseWidth),
+            Resume = result.GetValue(resume), Overwrite = result.GetValue(overwrite), Seed = result.GetValue(seed), Device = result.GetValue(device)!,
+            Precision = result.GetValue(precision)!, Tf32 = !result.GetValue(noTf32), Threads = result.GetValue(threads), BaseWidth = result.GetValue(baseWidth),
             NeckWidth = result.GetValue(neckWidth), TrainLimit = result.GetValue(trainLimit), TestLimit = result.GetValue(testLimit),
             BestAfter = result.GetValue(bestAfter), LogInterval = result.GetValue(logInterval),
         };
@@ -121,10 +145,25 @@ public static class SampleCommandLine
 
         if (config.LrDecaySchedule.Any(m => m < 0))
         {
-            return (null, "--lr-decay-schedule takes 0-based epochs >= 0.", false);
+            return (null, "--lr-decay-schedule takes epoch indices >= 0.", false);
+        }
+
+        if (config.Resume && config.Overwrite)
+        {
+            return (null, "--resume and --overwrite exclude each other: continue the run, or start it afresh.", false);
         }
 
         return (config, null, false);
+    }
+
+    /// <summary>The package versions a run uses (DTSKD.Core and TorchSharp).</summary>
+    public static string VersionText()
+    {
+        static string Version(Type t) =>
+            t.Assembly.GetCustomAttributes(typeof(System.Reflection.AssemblyInformationalVersionAttribute), false)
+                .OfType<System.Reflection.AssemblyInformationalVersionAttribute>().FirstOrDefault()?.InformationalVersion.Split('+')[0]
+            ?? t.Assembly.GetName().Version?.ToString() ?? "unknown";
+        return $"DTSKD.Core {Version(typeof(Core.DualTeacherLoss))}, TorchSharp {Version(typeof(TorchSharp.torch))}";
     }
 
     // System.CommandLine's messages can span lines and may not say which option they are about.
@@ -153,12 +192,25 @@ public static class SampleCommandLine
     {
         option.Validators.Add(r =>
         {
-            var value = r.GetValueOrDefault<T>();
-            if (!valid(value))
+            var value = Value<T>(r);
+            if (value is not null && !valid(value))
             {
                 r.AddError($"{option.Name} {rule}; got {value}.");
             }
         });
         return option;
+    }
+
+    /// <summary>The option's value, or default when it did not parse (the parse error is reported on its own).</summary>
+    private static T? Value<T>(OptionResult result)
+    {
+        try
+        {
+            return result.GetValueOrDefault<T>();
+        }
+        catch (InvalidOperationException)
+        {
+            return default;
+        }
     }
 }

@@ -164,6 +164,7 @@ public sealed class DataReaderTests : IDisposable
         using var test = IdxReader.LoadFashionMnist(dir, train: false);
         test.Count.Should().Be(10_000);
         test.Images.shape.Should().Equal(10_000, 1, 28, 28);
+        test.ClassNames.Should().HaveCount(10).And.StartWith("T-shirt/top").And.EndWith("Ankle boot");
         using var counts = test.Labels.bincount(null);
         counts.data<long>().ToArray().Should().AllBeEquivalentTo(1000L);
     }

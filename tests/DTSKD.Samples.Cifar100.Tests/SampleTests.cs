@@ -1,9 +1,7 @@
 using System.Diagnostics;
-using System.Formats.Tar;
-using System.IO.Compression;
 using System.Reflection;
+using System.Runtime.InteropServices;
 using System.Security.Cryptography;
-using DTSKD.Core.Data;
 using DTSKD.Samples.Cifar100;
 using Spectre.Console.Testing;
 
@@ -11,6 +9,7 @@ namespace DTSKD.Samples.Cifar100.Tests;
 
 public sealed class SampleTests : IDisposable
 {
+    private const int Cifar100RecordSize = 3074;
     private readonly DirectoryInfo _dir = Directory.CreateTempSubdirectory("dtskd-sample-");
 
     public void Dispose() => _dir.Delete(recursive: true);
@@ -18,14 +17,13 @@ public sealed class SampleTests : IDisposable
     private static byte[] CifarRecords(int count, int seed)
     {
         var rng = new Random(seed);
-        var bytes = new byte[count * CifarReader.Cifar100RecordSize];
+        var bytes = new byte[count * Cifar100RecordSize];
         rng.NextBytes(bytes);
         for (var r = 0; r < count; r++)
         {
-            // Learnable: the fine label is also written into the red plane's first row.
             var label = (byte)(r % 100);
-            bytes[r * 3074] = (byte)(label / 5);
-            bytes[(r * 3074) + 1] = label;
+            bytes[r * Cifar100RecordSize] = (byte)(label / 5);
+            bytes[(r * Cifar100RecordSize) + 1] = label;
         }
 
         return bytes;
@@ -34,19 +32,53 @@ public sealed class SampleTests : IDisposable
     private string WriteCifar100(int train, int test)
     {
         var data = Path.Combine(_dir.FullName, "data");
-        var folder = Directory.CreateDirectory(Path.Combine(data, Cifar100Download.FolderName));
+        var folder = Directory.CreateDirectory(Path.Combine(data, "cifar-100-binary"));
         File.WriteAllBytes(Path.Combine(folder.FullName, "train.bin"), CifarRecords(train, 1));
         File.WriteAllBytes(Path.Combine(folder.FullName, "test.bin"), CifarRecords(test, 2));
         return data;
     }
 
-    private static async Task<(int Code, string Output, string Errors)> Run(params string[] args)
+    private static async Task<(int Code, string Output, string Errors)> Run(params string[] args) => await Run(new SampleStop(), args);
+
+    private static async Task<(int Code, string Output, string Errors)> Run(SampleStop stop, params string[] args)
     {
         var console = new TestConsole();
         console.Profile.Width = 400;
         using var errors = new StringWriter();
-        var code = await Sample.RunAsync(args, console, errors, CancellationToken.None);
+        var code = await Sample.RunAsync(args, console, errors, stop);
         return (code, console.Output, errors.ToString());
+    }
+
+    /// <summary>Every file under a folder with its SHA-256, and the folder's siblings: what "nothing changed" compares.</summary>
+    private static Dictionary<string, string> Snapshot(string folder)
+    {
+        var result = new Dictionary<string, string>();
+        var parent = Path.GetDirectoryName(folder)!;
+        if (Directory.Exists(parent))
+        {
+            foreach (var entry in Directory.GetFileSystemEntries(parent))
+            {
+                result["sibling:" + Path.GetFileName(entry)] = string.Empty;
+            }
+        }
+
+        if (Directory.Exists(folder))
+        {
+            foreach (var file in Directory.GetFiles(folder, "*", SearchOption.AllDirectories))
+            {
+                result[Path.GetRelativePath(folder, file)] = Convert.ToHexString(SHA256.HashData(File.ReadAllBytes(file)));
+            }
+        }
+
+        return result;
+    }
+
+    private (string Data, string Experiments, string[] Common) TinyRun(string name, int train = 300, int test = 100, int batch = 64, int logInterval = 2)
+    {
+        var data = WriteCifar100(train, test);
+        var experiments = Path.Combine(_dir.FullName, "experiments");
+        return (data, experiments, ["--data-path", data, "--experiments-dir", experiments, "--experiments-name", name, "--base-width", "16", "--neck-width", "16",
+            "--batch-size", batch.ToString(System.Globalization.CultureInfo.InvariantCulture), "--log-interval", logInterval.ToString(System.Globalization.CultureInfo.InvariantCulture), "--device", "cpu"]);
     }
 
     [Theory]
@@ -57,6 +89,14 @@ public sealed class SampleTests : IDisposable
     [InlineData("--cos-max 0.2 --cos-min 0.5", "--cos-min (0.5) must not exceed --cos-max (0.2).")]
     [InlineData("--hskd 2", "--hskd")]
     [InlineData("--train-limit 0", "--train-limit must be greater than 0.")]
+    [InlineData("--lr abc", "Cannot parse argument 'abc' for option '--lr'")]
+    [InlineData("--epochs abc", "Cannot parse argument 'abc' for option '--epochs'")]
+    [InlineData("--momentum abc", "Cannot parse argument 'abc' for option '--momentum'")]
+    [InlineData("--cos-max abc", "Cannot parse argument 'abc' for option '--cos-max'")]
+    [InlineData("--train-limit abc", "Cannot parse argument 'abc' for option '--train-limit'")]
+    [InlineData("--best-after abc", "Cannot parse argument 'abc' for option '--best-after'")]
+    [InlineData("--threads 0", "--threads must be greater than 0; got 0.")]
+    [InlineData("--resume --overwrite", "--resume and --overwrite exclude each other")]
     public async Task Invalid_values_exit_2_with_one_clear_line(string args, string message)
     {
         var (code, _, errors) = await Run(args.Split(' '));
@@ -66,15 +106,45 @@ public sealed class SampleTests : IDisposable
     }
 
     [Fact]
-    public async Task Missing_data_with_no_download_exits_2()
+    public async Task Missing_cifar_with_no_download_exits_1_and_writes_nothing()
     {
-        var (code, _, errors) = await Run("--data-path", Path.Combine(_dir.FullName, "none"), "--no-download");
-        code.Should().Be(Sample.BadArguments);
-        errors.Should().Contain("CIFAR-100 is not in").And.Contain("--no-download");
+        var experiments = Path.Combine(_dir.FullName, "experiments");
+        var (code, _, errors) = await Run("--data-path", Path.Combine(_dir.FullName, "none"), "--no-download", "--experiments-dir", experiments);
+
+        code.Should().Be(Sample.Failed);
+        errors.TrimEnd().Should().StartWith("error: CIFAR-100 is not in").And.NotContain("\n");
+        Directory.Exists(experiments).Should().BeFalse();
+        Directory.Exists(Path.Combine(_dir.FullName, "none")).Should().BeFalse();
     }
 
     [Fact]
-    public async Task Help_documents_every_flag()
+    public async Task A_data_path_without_the_idx_files_exits_1_with_one_line_and_writes_nothing()
+    {
+        var empty = Directory.CreateDirectory(Path.Combine(_dir.FullName, "empty")).FullName;
+        var experiments = Path.Combine(_dir.FullName, "experiments");
+
+        var (code, _, errors) = await Run("--data-type", "fashion-mnist", "--data-path", empty, "--experiments-dir", experiments);
+
+        code.Should().Be(Sample.Failed);
+        errors.TrimEnd().Split('\n').Should().ContainSingle().Which.Should().StartWith("error: Fashion-MNIST is not in").And.Contain("apt-get install dataset-fashion-mnist");
+        Directory.Exists(experiments).Should().BeFalse();
+    }
+
+    [Fact]
+    public async Task An_experiments_dir_that_cannot_hold_files_exits_2_with_one_line()
+    {
+        var blocker = Path.Combine(_dir.FullName, "a-file");
+        await File.WriteAllTextAsync(blocker, "not a folder");
+
+        var (code, _, errors) = await Run("--experiments-dir", Path.Combine(blocker, "experiments"), "--data-path", Path.Combine(_dir.FullName, "none"));
+
+        code.Should().Be(Sample.BadArguments);
+        errors.TrimEnd().Split('\n').Should().ContainSingle().Which.Should().StartWith("error: --experiments-dir").And.Contain("is a file, not a folder");
+        (await File.ReadAllTextAsync(blocker)).Should().Be("not a folder");
+    }
+
+    [Fact]
+    public async Task Help_documents_every_flag_and_the_milestone_default()
     {
         var (code, output, _) = await Run("--help");
         code.Should().Be(Sample.Ok);
@@ -82,12 +152,22 @@ public sealed class SampleTests : IDisposable
                  {
                      "--lr", "--lr-decay-schedule", "--lr-decay-rate", "--weight-decay", "--epochs", "--batch-size", "--hskd", "--backbone-weight",
                      "--b1-weight", "--b2-weight", "--b3-weight", "--ce-weight", "--kd-weight", "--coeff-decay", "--cos-max", "--cos-min", "--alpha-t",
-                     "--classifier-type", "--data-type", "--data-path", "--experiments-dir", "--experiments-name", "--resume", "--seed", "--device",
-                     "--base-width", "--neck-width", "--train-limit", "--test-limit", "--precision", "--no-tf32",
+                     "--classifier-type", "--data-type", "--data-path", "--experiments-dir", "--experiments-name", "--resume", "--overwrite", "--seed", "--device",
+                     "--base-width", "--neck-width", "--train-limit", "--test-limit", "--precision", "--no-tf32", "--threads", "--best-after",
                  })
         {
             output.Should().Contain(flag + " ");
         }
+
+        output.Should().Contain("Default: 150 225");
+    }
+
+    [Fact]
+    public async Task Version_names_the_package_versions()
+    {
+        var (code, output, _) = await Run("--version");
+        code.Should().Be(Sample.Ok);
+        output.Should().MatchRegex(@"DTSKD\.Core \d+\.\d+\.\d+.*, TorchSharp \d+\.\d+\.\d+");
     }
 
     [Fact]
@@ -104,6 +184,9 @@ public sealed class SampleTests : IDisposable
         config.CoeffDecay.Should().Be("cos");
         config.ClassifierType.Should().Be("resnet18_dtskd");
         config.Seed.Should().Be(27);
+        config.ResolvedBestAfter.Should().Be(200, "the release counts the best over the last 100 of 300 epochs");
+        config.Threads.Should().Be(Environment.ProcessorCount);
+        config.ResolvedName.Should().Be("resnet18_dtskd-cifar100-seed27");
 
         var (custom, _, _) = SampleCommandLine.Parse(["--lr", "0.05", "--lr-decay-schedule", "3", "7", "--hskd", "0", "--data-type", "fashion-mnist", "--train-limit", "100"], TextWriter.Null);
         ExperimentOutputs.WriteConfig(_dir.FullName, custom!);
@@ -113,84 +196,24 @@ public sealed class SampleTests : IDisposable
         custom.ResolvedDataPath.Should().Be("/usr/share/datasets/fashion-mnist");
     }
 
-    private (string Archive, long Size, string Md5) MakeArchive(bool truncate)
-    {
-        var source = Directory.CreateDirectory(Path.Combine(_dir.FullName, "src", Cifar100Download.FolderName));
-        File.WriteAllBytes(Path.Combine(source.FullName, "train.bin"), CifarRecords(30, 3));
-        File.WriteAllBytes(Path.Combine(source.FullName, "test.bin"), CifarRecords(10, 4));
-        var archive = Path.Combine(_dir.FullName, "served.tar.gz");
-        using (var file = File.Create(archive))
-        using (var gzip = new GZipStream(file, CompressionLevel.Fastest))
-        {
-            TarFile.CreateFromDirectory(source.FullName, gzip, includeBaseDirectory: true);
-        }
-
-        if (truncate)
-        {
-            File.WriteAllBytes(archive, File.ReadAllBytes(archive)[..^4000]);
-        }
-
-        var bytes = File.ReadAllBytes(archive);
-#pragma warning disable CA5351 // The format's published checksum is an MD5.
-        return (archive, bytes.Length, Convert.ToHexStringLower(MD5.HashData(bytes)));
-#pragma warning restore CA5351
-    }
-
     [Fact]
-    public async Task Download_checks_size_and_md5_extracts_and_then_reuses_the_data()
+    public void The_default_run_folder_says_what_makes_a_quick_run_different_from_the_recipe()
     {
-        var (archive, size, md5) = MakeArchive(truncate: false);
-        var data = Path.Combine(_dir.FullName, "data");
-        var reports = new List<(long, long)>();
+        static string Name(params string[] args) => SampleCommandLine.Parse(args, TextWriter.Null).Config!.ResolvedName;
 
-        var folder = await Cifar100Download.EnsureAsync(data, new Sync<(long, long)>(reports.Add), new Uri(archive), size, md5);
-
-        folder.Should().Be(Path.Combine(data, Cifar100Download.FolderName));
-        using (var train = CifarReader.LoadCifar100(folder, train: true))
-        {
-            train.Count.Should().Be(30);
-        }
-
-        reports.Should().NotBeEmpty().And.EndWith((size, size));
-        Directory.GetFileSystemEntries(data).Select(Path.GetFileName).Should().BeEquivalentTo(Cifar100Download.FolderName, Cifar100Download.ArchiveName);
-
-        File.Delete(archive);
-        (await Cifar100Download.EnsureAsync(data, null, new Uri(archive), size, md5)).Should().Be(folder, "existing data is used as is");
-    }
-
-    [Fact]
-    public async Task A_checksum_mismatch_is_a_clear_error_and_leaves_nothing_behind()
-    {
-        var (archive, size, _) = MakeArchive(truncate: false);
-        var data = Path.Combine(_dir.FullName, "data");
-
-        var act = () => Cifar100Download.EnsureAsync(data, null, new Uri(archive), size, "0123456789abcdef0123456789abcdef");
-
-        (await act.Should().ThrowAsync<InvalidDataException>()).WithMessage("*MD5*expected*0123456789abcdef0123456789abcdef*");
-        Directory.GetFileSystemEntries(data).Should().BeEmpty();
-    }
-
-    [Fact]
-    public async Task A_truncated_archive_is_a_clear_error_and_leaves_nothing_behind()
-    {
-        var (archive, size, md5) = MakeArchive(truncate: true);
-        var data = Path.Combine(_dir.FullName, "data");
-
-        var act = () => Cifar100Download.EnsureAsync(data, null, new Uri(archive), size, md5);
-
-        (await act.Should().ThrowAsync<InvalidDataException>()).WithMessage("*not a complete tar.gz*");
-        Directory.GetFileSystemEntries(data).Should().BeEmpty();
+        Name().Should().Be("resnet18_dtskd-cifar100-seed27");
+        Name("--train-limit", "1280", "--epochs", "1").Should().Be("resnet18_dtskd-cifar100-seed27-e1-train1280", "the README's speed check must not land in a full run's folder");
+        Name("--data-type", "fashion-mnist", "--epochs", "2", "--base-width", "16", "--neck-width", "128")
+            .Should().Be("resnet18_dtskd-fashion-mnist-seed27-e2-w16x128");
+        Name("--experiments-name", "mine", "--epochs", "2").Should().Be("mine");
     }
 
     [Fact]
     public async Task One_epoch_end_to_end_writes_every_output_and_resumes()
     {
-        var data = WriteCifar100(train: 300, test: 100);
-        var experiments = Path.Combine(_dir.FullName, "experiments");
-        string[] common = ["--data-path", data, "--experiments-dir", experiments, "--experiments-name", "tiny", "--base-width", "4", "--neck-width", "8",
-            "--batch-size", "64", "--best-after", "0", "--log-interval", "2", "--device", "cpu"];
+        var (_, experiments, common) = TinyRun("tiny");
 
-        var (code, output, errors) = await Run([.. common, "--epochs", "1"]);
+        var (code, output, errors) = await Run([.. common, "--epochs", "1", "--threads", "2"]);
 
         errors.Should().BeEmpty();
         code.Should().Be(Sample.Ok, output);
@@ -201,34 +224,156 @@ public sealed class SampleTests : IDisposable
         }
 
         File.ReadAllLines(Path.Combine(run, "metrics.csv")).Should().HaveCount(2);
-        File.ReadAllText(Path.Combine(run, "report.md")).Should().Contain("| backbone |").And.Contain("| branch 3 |").And.Contain("Wall time");
+        File.ReadAllText(Path.Combine(run, "report.md")).Should().Contain("| backbone |").And.Contain("| branch 3 |").And.Contain("Wall time").And.Contain("over epochs 1-1");
         File.ReadAllBytes(Path.Combine(run, "accuracy.png"))[1..4].Should().Equal("PNG"u8.ToArray());
+        var config = ExperimentOutputs.ReadConfig(run);
+        config.DeviceUsed.Should().Be("CPU");
+        config.Threads.Should().Be(2);
         output.Should().Contain("epoch 1/1").And.Contain("Done: final backbone top-1");
 
-        var (resumed, resumedOutput, _) = await Run([.. common, "--epochs", "2", "--resume"]);
+        var (resumed, resumedOutput, _) = await Run([.. common, "--epochs", "2", "--threads", "2", "--resume"]);
 
         resumed.Should().Be(Sample.Ok, resumedOutput);
         resumedOutput.Should().Contain("Resuming").And.Contain("epoch 2/2").And.NotContain("epoch 1/2  step");
         File.ReadAllLines(Path.Combine(run, "metrics.csv")).Should().HaveCount(3);
+        var log = File.ReadAllLines(Path.Combine(run, "train.log"));
+        log.Where(l => l.StartsWith("===== ", StringComparison.Ordinal)).Should().HaveCount(2)
+            .And.SatisfyRespectively(
+                first => first.Should().Contain("===== start").And.Contain("--epochs 1"),
+                second => second.Should().Contain("===== resume at epoch 2, step 0").And.Contain("--resume"));
+        ExperimentOutputs.ReadConfig(run).Epochs.Should().Be(2, "config.json records the command that last ran");
+        File.ReadAllText(Path.Combine(run, "report.md")).Should().Contain("2 of 2 epochs");
+    }
+
+    [Fact]
+    public async Task Rerunning_a_finished_run_without_resume_exits_2_and_changes_no_byte()
+    {
+        var (_, experiments, common) = TinyRun("done", train: 128, test: 64);
+        (await Run([.. common, "--epochs", "1"])).Code.Should().Be(Sample.Ok);
+        var run = Path.Combine(experiments, "done");
+        var before = Snapshot(run);
+
+        var (code, _, errors) = await Run([.. common, "--epochs", "1"]);
+
+        code.Should().Be(Sample.BadArguments);
+        errors.TrimEnd().Split('\n').Should().ContainSingle().Which.Should()
+            .StartWith("error: ").And.Contain("already holds a run").And.Contain("last.ckpt").And.Contain("--resume").And.Contain("--experiments-name").And.Contain("--overwrite");
+        Snapshot(run).Should().Equal(before);
+    }
+
+    [Fact]
+    public async Task Overwrite_moves_the_old_run_aside_before_starting_afresh()
+    {
+        var (_, experiments, common) = TinyRun("again", train: 128, test: 64);
+        (await Run([.. common, "--epochs", "1"])).Code.Should().Be(Sample.Ok);
+        var oldMetrics = File.ReadAllText(Path.Combine(experiments, "again", "metrics.csv"));
+
+        var (code, output, _) = await Run([.. common, "--epochs", "1", "--overwrite"]);
+
+        code.Should().Be(Sample.Ok);
+        var aside = Directory.GetDirectories(experiments, "again.replaced-*").Should().ContainSingle().Subject;
+        output.Should().Contain("Moved the earlier run to");
+        File.ReadAllText(Path.Combine(aside, "metrics.csv")).Should().Be(oldMetrics);
+        File.ReadAllLines(Path.Combine(experiments, "again", "train.log")).Count(l => l.StartsWith("===== ", StringComparison.Ordinal)).Should().Be(1);
+    }
+
+    [Fact]
+    public async Task Resuming_from_a_corrupted_checkpoint_exits_1_and_changes_no_byte()
+    {
+        var (_, experiments, common) = TinyRun("corrupt", train: 128, test: 64);
+        (await Run([.. common, "--epochs", "1"])).Code.Should().Be(Sample.Ok);
+        var run = Path.Combine(experiments, "corrupt");
+        var checkpoint = Path.Combine(run, "last.ckpt");
+        var bytes = await File.ReadAllBytesAsync(checkpoint);
+        bytes[bytes.Length / 2] ^= 0xFF;
+        await File.WriteAllBytesAsync(checkpoint, bytes);
+        var before = Snapshot(run);
+
+        var (code, _, errors) = await Run([.. common, "--epochs", "2", "--lr", "0.05", "--resume"]);
+
+        code.Should().Be(Sample.Failed);
+        errors.TrimEnd().Split('\n').Should().ContainSingle().Which.Should()
+            .StartWith($"error: cannot resume from '{checkpoint}'").And.Contain("truncated or corrupted");
+        Snapshot(run).Should().Equal(before, "config.json keeps the settings of the run that wrote the checkpoint");
+    }
+
+    [Fact]
+    public async Task Resuming_with_another_width_exits_1_and_changes_no_byte()
+    {
+        var (_, experiments, common) = TinyRun("width", train: 128, test: 64);
+        (await Run([.. common, "--epochs", "1"])).Code.Should().Be(Sample.Ok);
+        var run = Path.Combine(experiments, "width");
+        var before = Snapshot(run);
+
+        var (code, _, errors) = await Run([.. common.Select(a => a == "16" ? "32" : a), "--epochs", "2", "--resume"]);
+
+        code.Should().Be(Sample.Failed);
+        errors.TrimEnd().Split('\n').Should().ContainSingle().Which.Should()
+            .StartWith("error: cannot resume from").And.Contain("does not match this model").And.Contain("conv1.weight");
+        Snapshot(run).Should().Equal(before);
     }
 
     [Fact]
     public async Task Cancelling_saves_a_checkpoint_and_exits_130()
     {
-        var data = WriteCifar100(train: 200, test: 50);
-        var experiments = Path.Combine(_dir.FullName, "experiments");
-        using var cts = new CancellationTokenSource();
-        cts.Cancel();
-        var console = new TestConsole();
-        using var errors = new StringWriter();
+        var (_, experiments, common) = TinyRun("stop", train: 200, test: 50);
+        using var stop = new SampleStop();
+        stop.Request(PosixSignal.SIGINT);
 
-        var code = await Sample.RunAsync(
-            ["--data-path", data, "--experiments-dir", experiments, "--experiments-name", "stop", "--base-width", "4", "--neck-width", "8", "--device", "cpu", "--epochs", "3"],
-            console, errors, cts.Token);
+        var (code, output, _) = await Run(stop, [.. common, "--epochs", "3"]);
 
-        code.Should().Be(Sample.Stopped);
+        code.Should().Be(Sample.Interrupted);
         File.Exists(Path.Combine(experiments, "stop", "last.ckpt")).Should().BeTrue();
-        console.Output.Should().Contain("--resume");
+        output.Should().Contain("--resume");
+    }
+
+    [Fact]
+    public async Task Resuming_with_another_thread_count_warns_that_it_is_not_bit_identical()
+    {
+        var (_, _, common) = TinyRun("threads", train: 128, test: 64);
+        (await Run([.. common, "--epochs", "1", "--threads", "2"])).Code.Should().Be(Sample.Ok);
+
+        var (code, output, _) = await Run([.. common, "--epochs", "2", "--threads", "1", "--resume"]);
+
+        code.Should().Be(Sample.Ok);
+        output.Should().Contain("warning:").And.Contain("Resuming with 1 CPU threads").And.Contain("not bit-identically");
+    }
+
+    [Fact]
+    public async Task Sigterm_saves_a_checkpoint_exits_143_and_resume_finishes_the_run_exactly()
+    {
+        var (_, experiments, common) = TinyRun("term", train: 640, test: 64, batch: 32, logInterval: 1);
+        string[] args = [.. common, "--epochs", "2", "--threads", "2"];
+
+        // The uninterrupted run, in-process, for comparison.
+        (await Run([.. args.Select(a => a == "term" ? "straight" : a)])).Code.Should().Be(Sample.Ok);
+
+        var sample = Path.Combine(AppContext.BaseDirectory, "DTSKD.Samples.Cifar100.dll");
+        var info = new ProcessStartInfo("dotnet", [sample, .. args]) { RedirectStandardOutput = true, RedirectStandardError = true };
+        using var process = Process.Start(info)!;
+        var stderr = process.StandardError.ReadToEndAsync();
+        string? line;
+        while ((line = await process.StandardOutput.ReadLineAsync()) is not null && !line.Contains("epoch 1/2  step 3/", StringComparison.Ordinal))
+        {
+        }
+
+        line.Should().NotBeNull("the sample reports its steps");
+        using (var kill = Process.Start("kill", ["-TERM", process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
+        {
+            await kill.WaitForExitAsync();
+            kill.ExitCode.Should().Be(0);
+        }
+
+        var rest = await process.StandardOutput.ReadToEndAsync();
+        await process.WaitForExitAsync();
+
+        process.ExitCode.Should().Be(Sample.Terminated, rest + await stderr);
+        rest.Should().Contain("checkpoint saved").And.Contain("--resume");
+        var (code, _, _) = await Run([.. args, "--resume"]);
+        code.Should().Be(Sample.Ok);
+        static string[] Metrics(string run) =>
+            [.. File.ReadAllLines(Path.Combine(run, "metrics.csv")).Select(l => string.Join(",", l.Split(',').SkipLast(3)))];
+        Metrics(Path.Combine(experiments, "term")).Should().Equal(Metrics(Path.Combine(experiments, "straight")), "everything but the timing columns");
     }
 
     [Theory]
@@ -251,10 +396,5 @@ public sealed class SampleTests : IDisposable
         process.ExitCode.Should().Be(0, output);
         var bundles = new[] { "TorchSharp-cpu", "TorchSharp-cuda-linux", "TorchSharp-cuda-windows" }.Where(b => output.Contains($"\"{b}\"", StringComparison.Ordinal));
         bundles.Should().Equal(package);
-    }
-
-    private sealed class Sync<T>(Action<T> report) : IProgress<T>
-    {
-        public void Report(T value) => report(value);
     }
 }

@@ -59,21 +59,31 @@ internal static class Cifar100Download
             return folder;
         }
 
+        var created = !Directory.Exists(dataPath);
         Directory.CreateDirectory(dataPath);
-        var archive = Path.Combine(dataPath, ArchiveName);
-        if (!File.Exists(archive) || !await MatchesAsync(archive, expectedSize, expectedMd5, cancellationToken).ConfigureAwait(false))
-        {
-            await DownloadAsync(source ?? OfficialSource, archive, expectedSize, expectedMd5, progress, cancellationToken).ConfigureAwait(false);
-        }
-
         try
         {
-            Extract(archive, dataPath);
+            var archive = Path.Combine(dataPath, ArchiveName);
+            if (!File.Exists(archive) || !await MatchesAsync(archive, expectedSize, expectedMd5, cancellationToken).ConfigureAwait(false))
+            {
+                await DownloadAsync(source ?? OfficialSource, archive, expectedSize, expectedMd5, progress, cancellationToken).ConfigureAwait(false);
+            }
+
+            try
+            {
+                Extract(archive, dataPath);
+            }
+            catch (InvalidDataException)
+            {
+                // An archive that does not extract is of no use to a later attempt either.
+                File.Delete(archive);
+                throw;
+            }
         }
-        catch (InvalidDataException)
+        catch when (created && !Directory.EnumerateFileSystemEntries(dataPath).Any())
         {
-            // An archive that does not extract is of no use to a later attempt either.
-            File.Delete(archive);
+            // A failed first download leaves no empty data folder behind.
+            Directory.Delete(dataPath);
             throw;
         }
 

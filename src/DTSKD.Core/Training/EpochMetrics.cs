@@ -15,8 +15,9 @@ public sealed record EpochMetrics
     /// <param name="testLoss">The backbone's mean cross-entropy on the test set.</param>
     /// <param name="imagesPerSecond">Training throughput (images per second, evaluation excluded).</param>
     /// <param name="trainSeconds">Wall time of the epoch's training steps.</param>
+    /// <param name="epochSeconds">Wall time of the whole epoch: training steps and evaluation.</param>
     [System.Text.Json.Serialization.JsonConstructor]
-    internal EpochMetrics(int epoch, double learningRate, IReadOnlyDictionary<string, double> scalars, double trainLoss, IReadOnlyDictionary<string, double> trainComponents, double trainTop1, IReadOnlyList<double> testTop1, double testTop5, double testLoss, double imagesPerSecond, double trainSeconds)
+    internal EpochMetrics(int epoch, double learningRate, IReadOnlyDictionary<string, double> scalars, double trainLoss, IReadOnlyDictionary<string, double> trainComponents, double trainTop1, IReadOnlyList<double> testTop1, double testTop5, double testLoss, double imagesPerSecond, double trainSeconds, double epochSeconds)
     {
         Epoch = epoch;
         LearningRate = learningRate;
@@ -29,6 +30,7 @@ public sealed record EpochMetrics
         TestLoss = testLoss;
         ImagesPerSecond = imagesPerSecond;
         TrainSeconds = trainSeconds;
+        EpochSeconds = epochSeconds;
     }
 
     /// <summary>The 0-based epoch.</summary>
@@ -63,6 +65,9 @@ public sealed record EpochMetrics
 
     /// <summary>Wall time of the epoch's training steps.</summary>
     public double TrainSeconds { get; }
+
+    /// <summary>Wall time of the whole epoch: training steps and evaluation.</summary>
+    public double EpochSeconds { get; }
 
     /// <summary>The backbone's test top-1 (%), the accuracy the paper reports.</summary>
     public double BackboneTop1 => TestTop1[0];

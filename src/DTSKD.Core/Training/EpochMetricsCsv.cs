@@ -6,7 +6,7 @@ namespace DTSKD.Core.Training;
 /// <summary>Writes epoch metrics as CSV, one row per epoch (invariant culture, written atomically).</summary>
 public static class EpochMetricsCsv
 {
-    /// <summary>The CSV text: epoch (1-based), lr, the objective's scalars, train loss and components, train top-1, per-head test top-1, top-5, test loss, images/s, seconds.</summary>
+    /// <summary>The CSV text: epoch (1-based), lr, the objective's scalars, train loss and components, train top-1, per-head test top-1, top-5, test loss, images/s, training and epoch seconds.</summary>
     /// <param name="metrics">The epochs, in order.</param>
     public static string Format(IReadOnlyList<EpochMetrics> metrics)
     {
@@ -20,7 +20,7 @@ public static class EpochMetricsCsv
         header.AddRange(components.Select(c => "train_" + Column(c)));
         header.Add("train_top1");
         header.AddRange(Enumerable.Range(0, heads).Select(h => h == 0 ? "test_top1_backbone" : $"test_top1_branch{h}"));
-        header.AddRange(["test_top5_backbone", "test_loss", "images_per_second", "train_seconds"]);
+        header.AddRange(["test_top5_backbone", "test_loss", "images_per_second", "train_seconds", "epoch_seconds"]);
 
         var text = new StringBuilder().AppendJoin(',', header).Append('\n');
         foreach (var m in metrics)
@@ -31,7 +31,7 @@ public static class EpochMetricsCsv
             row.AddRange(components.Select(c => m.TrainComponents.TryGetValue(c, out var v) ? F(v) : string.Empty));
             row.Add(F(m.TrainTop1));
             row.AddRange(Enumerable.Range(0, heads).Select(h => h < m.TestTop1.Count ? F(m.TestTop1[h]) : string.Empty));
-            row.AddRange([F(m.TestTop5), F(m.TestLoss), F(m.ImagesPerSecond), F(m.TrainSeconds)]);
+            row.AddRange([F(m.TestTop5), F(m.TestLoss), F(m.ImagesPerSecond), F(m.TrainSeconds), F(m.EpochSeconds)]);
             text.AppendJoin(',', row).Append('\n');
         }
 

@@ -380,8 +380,10 @@ public sealed class Trainer : IDisposable
         var (samples, loss, top1) = _sums.Running();
         var components = _sums.ComponentMeans();
         var scalars = new Dictionary<string, double>(_sums.Scalars);
+        var evaluation = Stopwatch.StartNew();
         var test = EvaluateTest();
-        var metrics = new EpochMetrics(epoch, lr, scalars, loss, components, top1, test.Top1, test.Top5, test.Loss, seconds > 0 ? samples / seconds : 0, seconds);
+        var metrics = new EpochMetrics(epoch, lr, scalars, loss, components, top1, test.Top1, test.Top5, test.Loss, seconds > 0 ? samples / seconds : 0, seconds,
+            seconds + evaluation.Elapsed.TotalSeconds);
         _metrics.Add(metrics);
         var improved = epoch >= _options.ResolvedBestAfterEpoch && (_bestTop1 is null || metrics.BackboneTop1 > _bestTop1);
         if (improved)

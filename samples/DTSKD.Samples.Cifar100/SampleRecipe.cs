@@ -1,0 +1,36 @@
+using DTSKD.Core;
+using DTSKD.Core.Training;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace DTSKD.Samples.Cifar100;
+
+/// <summary>How the command line's values become the library's options.</summary>
+public static class SampleRecipe
+{
+    /// <summary>The loss options: the release's flags, one to one.</summary>
+    public static DualTeacherLossOptions LossOptions(ExperimentConfig config, Device device) => new()
+    {
+        BackboneWeight = config.BackboneWeight,
+        BranchWeights = [config.B1Weight, config.B2Weight, config.B3Weight],
+        CeWeight = config.CeWeight,
+        KdWeight = config.KdWeight,
+        Temperature = config.Temperature,
+        UseHistoricalTeacher = config.Hskd,
+
+        // Labels and indices come from validated readers and the trainer's sampler: on a GPU, skip the per-step
+        // checks that would wait for the device.
+        ValidateInputs = device.type == DeviceType.CPU,
+        Schedule = config.CoeffDecay == "cos"
+            ? CoefficientSchedule.Cosine(config.CosMax, config.CosMin)
+            : CoefficientSchedule.Linear(config.AlphaT),
+    };
+
+    /// <summary>The number format: <c>auto</c> is float32 (TF32 on CUDA); the half formats are opt-in.</summary>
+    public static TrainingPrecision Precision(ExperimentConfig config, Device device) => config.Precision switch
+    {
+        "bf16" => TrainingPrecision.BFloat16,
+        "fp16" => TrainingPrecision.Float16,
+        _ => TrainingPrecision.Float32,
+    };
+}
