@@ -8,6 +8,7 @@ python3-torch (1.13, CPU):
     git clone https://github.com/zhengli97/DTSKD /tmp/dtskd-release
     /usr/bin/python3 eng/release-reference.py --release /tmp/dtskd-release trajectory
     /usr/bin/python3 eng/release-reference.py --release /tmp/dtskd-release logits
+    /usr/bin/python3 eng/release-reference.py --release /tmp/dtskd-release check-export --file backbone.pt
 
 Nothing of the release is copied: its model and loss classes are imported from the checkout. Its
 utils/label_dynamic.py imports `yacs`, which Debian lacks; this script puts an empty stand-in on the path.
@@ -15,7 +16,8 @@ utils/label_dynamic.py imports `yacs`, which Debian lacks; this script puts an e
 Both sides build the same initial weights from a formula (no weights are stored): every parameter is keyed by a
 64-bit FNV-1a hash of its state-dict name, and element i gets u = splitmix64(hash + (i + 1) * golden) / 2^53 in
 [0, 1). Tensors of 2 or more dimensions get (2u - 1) / sqrt(fan_in) (the bound of PyTorch's default
-initialisation), 1-D "weight"s get 1 + 0.1 (2u - 1) and 1-D "bias"es 0.1 (2u - 1). The C# twin is
+initialisation), 1-D "weight"s get 1 + 0.1 (2u - 1) and 1-D "bias"es 0.1 (2u - 1); for the logits golden file the
+BatchNorm statistics get values too: running_mean 0.1 (2u - 1), running_var 0.5 + u. The C# twin is
 tests/DTSKD.Core.Tests/ReferenceWeights.cs.
 """
 import argparse
@@ -58,7 +60,11 @@ def unit_values(name, count):
 def formula_value(name, shape):
     n = int(np.prod(shape)) if len(shape) > 0 else 1
     u = unit_values(name, n)
-    if len(shape) >= 2:
+    if name.endswith("running_mean"):
+        v = 0.1 * (2.0 * u - 1.0)
+    elif name.endswith("running_var"):
+        v = 0.5 + u
+    elif len(shape) >= 2:
         fan_in = int(np.prod(shape[1:]))
         v = (2.0 * u - 1.0) * (1.0 / math.sqrt(fan_in))
     elif name.endswith("weight"):
@@ -74,6 +80,14 @@ def init_parameters(model):
             p.copy_(formula_value(name, tuple(p.shape)).to(p.dtype))
 
 
+def init_state(model):
+    """Parameters and BatchNorm statistics from the formula (eval-mode outputs then depend on every buffer too)."""
+    with torch.no_grad():
+        for name, t in model.state_dict().items():
+            if t.is_floating_point():
+                t.copy_(formula_value(name, tuple(t.shape)).to(t.dtype))
+
+
 def import_release(path):
     stub = tempfile.mkdtemp(prefix="yacs-stub-")
     os.makedirs(os.path.join(stub, "yacs"))
@@ -81,6 +95,22 @@ def import_release(path):
     open(os.path.join(stub, "yacs", "config.py"), "w").close()
     sys.path[:0] = [path, stub]
     return importlib.import_module("models.resnet_dtskd"), importlib.import_module("utils.label_dynamic")
+
+
+def release_networks(path):
+    """The release's five multi-branch networks by their --classifier_type names, at 100 classes."""
+    import_release(path)
+    resnet = importlib.import_module("models.resnet_dtskd")
+    vgg = importlib.import_module("models.vgg_dtskd")
+    resnext = importlib.import_module("models.resnext2_dtskd")
+    shuffle = importlib.import_module("models.shufflenetv2_dtskd")
+    return {
+        "resnet18_dtskd": lambda: resnet.resnet18_dtskd(num_classes=100),
+        "resnet34_dtskd": lambda: resnet.resnet34_dtskd(num_classes=100),
+        "vgg16_dtskd": lambda: vgg.vgg16_dtskd(num_classes=100),
+        "resnext18_dtskd": lambda: resnext.resnext18_dtskd(num_classes=100),
+        "shufflev2_dtskd": lambda: shuffle.shufflenetv2(num_classes=100),
+    }
 
 
 def normalise(images_uint8):
@@ -173,6 +203,43 @@ def trajectory(args):
     write(os.path.join(args.out, "release-trajectory.json"), golden)
 
 
+def logits(args):
+    """Every network's four heads in eval mode, float32, for formula weights and statistics and a few fixed images."""
+    torch.set_num_threads(1)
+    images = np.random.RandomState(20241127).randint(0, 256, size=(4, 3, 32, 32)).astype(np.uint8)
+    x = normalise(torch.from_numpy(images)).to(torch.float32)
+    nets = {}
+    for name, build in release_networks(args.release).items():
+        torch.manual_seed(0)
+        net = build()
+        init_state(net)
+        net.eval()
+        with torch.no_grad():
+            heads = net(x)
+        nets[name] = {
+            "parameters": sum(p.numel() for p in net.parameters()),
+            "state_dict": [[k, list(v.shape)] for k, v in net.state_dict().items()],
+            "logits": [h.double().tolist() for h in heads],
+        }
+        print(f"{name}: {nets[name]['parameters']} parameters, backbone logit[0][0] {heads[0][0][0].item():.6f}")
+    write(os.path.join(args.out, "release-logits.json"), {
+        "description": "the release's networks at 100 classes, formula weights and BatchNorm statistics, eval mode, float32",
+        "torch": torch.__version__, "images": b64(images), "image_shape": [3, 32, 32], "networks": nets})
+
+
+def check_export(args):
+    """Loads an exported backbone (DTSKD.Core's `export`) into the release's plain CIFAR ResNet18 with strict=True."""
+    import_release(args.release)
+    resnet = importlib.import_module("models.resnet")
+    net = resnet.CIFAR_ResNet(resnet.BasicBlock, [2, 2, 2, 2], num_classes=args.classes)
+    state = torch.load(args.file, map_location="cpu")
+    result = net.load_state_dict(state, strict=True)
+    net.eval()
+    with torch.no_grad():
+        out = net(torch.zeros(1, 3, 32, 32))
+    print(f"loaded {len(state)} tensors into the release's CIFAR ResNet18 with strict=True ({result}); logits shape {tuple(out.shape)}")
+
+
 def write(path, obj):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     temp = path + ".tmp"
@@ -188,8 +255,12 @@ def main():
     parser.add_argument("--out", default=OUT_DIR, help="where the golden files go (default: the test project's TestData/golden)")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("trajectory", help="a float64 training trajectory of resnet18_dtskd with the release's losses")
+    sub.add_parser("logits", help="eval-mode logits of the release's five networks")
+    check = sub.add_parser("check-export", help="load an exported backbone state dict into the release's plain ResNet18")
+    check.add_argument("--file", required=True)
+    check.add_argument("--classes", type=int, default=100)
     args = parser.parse_args()
-    {"trajectory": trajectory}[args.command](args)
+    {"trajectory": trajectory, "logits": logits, "check-export": check_export}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,13 @@ public static class AblationStudy
         var batch = new Option<int>("--batch-size") { DefaultValueFactory = _ => 128, Description = "Batch size." };
         var lr = new Option<double>("--lr") { DefaultValueFactory = _ => 0.1, Description = "Initial learning rate." };
         var model = new Option<string>("--model") { DefaultValueFactory = _ => "resnet18_dtskd", Description = "Model: " + string.Join(", ", MultiBranchModels.Names) + "." };
-        model.AcceptOnlyFromAmong([.. MultiBranchModels.Names]);
+        model.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<string>() is { } name && !MultiBranchModels.IsKnown(name))
+            {
+                r.AddError($"Unknown --model '{name}'. Known models: {string.Join(", ", MultiBranchModels.Names)}.");
+            }
+        });
         var baseWidth = new Option<int>("--base-width") { DefaultValueFactory = _ => 16, Description = "Base width (64 = reference)." };
         var neckWidth = new Option<int>("--neck-width") { DefaultValueFactory = _ => 128, Description = "Neck width (512 = reference)." };
         var precision = new Option<string>("--precision") { DefaultValueFactory = _ => "fp32", Description = "fp32 or bf16 (bfloat16 passes, float32 masters)." };

@@ -28,7 +28,18 @@ throughput.SetAction(r => StepThroughput.Run(
     r.GetValue(batch), r.GetValue(steps), r.GetValue(reference), r.GetValue(stepsOutput),
     "DTSKD.Benchmarks " + string.Join(' ', args)));
 
+var samples = new Option<int>("--samples") { Description = "N, the training set size.", DefaultValueFactory = _ => 1_281_167 };
+var classes = new Option<int>("--classes") { Description = "C, the number of classes.", DefaultValueFactory = _ => 1000 };
+var heads = new Option<int>("--heads") { Description = "Heads (backbone plus branches).", DefaultValueFactory = _ => 4 };
+var history = new Command("history", "The historical teacher at a data set's scale (ImageNet-1k by default): memory and read+update time of every storage mode.") { deviceOption, samples, classes, heads, quick };
+history.SetAction(r =>
+{
+    var (warmup, runs) = r.GetValue(quick) ? (2, 5) : (5, 21);
+    Console.Write(HistoryScale.Table(HistoryScale.Measure(ResolveDevice(r.GetValue(deviceOption)!), r.GetValue(samples), r.GetValue(classes), r.GetValue(heads), warmup, runs), null));
+    return 0;
+});
+
 var ablation = AblationStudy.Command(deviceOption, ResolveDevice, args);
 
-var root = new RootCommand("DTSKD.Core benchmarks and ablation study.") { bench, throughput, ablation };
+var root = new RootCommand("DTSKD.Core benchmarks and ablation study.") { bench, throughput, history, ablation };
 return root.Parse(args).Invoke();

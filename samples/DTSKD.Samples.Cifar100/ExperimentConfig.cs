@@ -42,7 +42,7 @@ public sealed record ExperimentConfig
     public bool Tf32 { get; init; } = true;
     public int Threads { get; init; } = Environment.ProcessorCount;
     public int BaseWidth { get; init; } = 64;
-    public int NeckWidth { get; init; } = 512;
+    public int? NeckWidth { get; init; }
     public int? TrainLimit { get; init; }
     public int? TestLimit { get; init; }
 
@@ -50,6 +50,7 @@ public sealed record ExperimentConfig
     public int? BestAfter { get; init; }
 
     public int LogInterval { get; init; } = 50;
+    public bool TensorBoard { get; init; } = true;
 
     /// <summary>The device the run actually used (written by the sample, not an option).</summary>
     public string? DeviceUsed { get; init; }
@@ -82,9 +83,9 @@ public sealed record ExperimentConfig
                 parts.Add($"e{Epochs}");
             }
 
-            if (BaseWidth != 64 || NeckWidth != 512)
+            if (BaseWidth != 64 || NeckWidth is not null)
             {
-                parts.Add($"w{BaseWidth}x{NeckWidth}");
+                parts.Add(NeckWidth is { } neck ? $"w{BaseWidth}x{neck}" : $"w{BaseWidth}");
             }
 
             if (TrainLimit is { } train)
@@ -103,4 +104,8 @@ public sealed record ExperimentConfig
 
     /// <summary>The run's output folder.</summary>
     public string RunDirectory => Path.Combine(ExperimentsDir, ResolvedName);
+
+    /// <summary>The model's size options: the data set's classes and channels, the widths of the command line.</summary>
+    public Core.Models.MultiBranchModelOptions ModelOptions(int classCount, int inputChannels) =>
+        new() { ClassCount = classCount, InputChannels = inputChannels, BaseWidth = BaseWidth, NeckWidth = NeckWidth };
 }

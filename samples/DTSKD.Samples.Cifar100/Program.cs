@@ -56,17 +56,24 @@ namespace DTSKD.Samples.Cifar100
 
             // 1. The command line (defaults: the paper's recipe).
             using var help = new StringWriter();
-            var (config, error, helpShown) = SampleCommandLine.Parse(args, help);
+            var (request, error, helpShown) = SampleCommandLine.Parse(args, help);
             if (helpShown)
             {
                 console.Write(new Text(help.ToString()));
                 return Ok;
             }
 
-            if (config is null)
+            if (request is null)
             {
                 return Fail(BadArguments, error!);
             }
+
+            if (request.Tool is { } tool)
+            {
+                return await AfterTraining.RunAsync(tool, console, errors, stop.Token).ConfigureAwait(false);
+            }
+
+            var config = request.Train!;
 
             // 2. Everything is checked before anything of the run is written: device, run folder, data, checkpoint.
             var device = config.Device switch
@@ -120,13 +127,7 @@ namespace DTSKD.Samples.Cifar100
 
                 // 3. The model: a multi-branch ResNet whose backbone head is used at test time.
                 manual_seed(config.Seed);
-                using var model = MultiBranchModels.Create(config.ClassifierType, new MultiBranchModelOptions
-                {
-                    ClassCount = train.ClassCount,
-                    InputChannels = train.Channels,
-                    BaseWidth = config.BaseWidth,
-                    NeckWidth = config.NeckWidth,
-                });
+                using var model = MultiBranchModels.Create(config.ClassifierType, config.ModelOptions(train.ClassCount, train.Channels));
 
                 // 4. The two teachers, composed by the dual-teacher loss (built for this model, so the branches agree).
                 using var loss = DualTeacherLoss.For(model, train.Count, SampleRecipe.LossOptions(config, device), device);
@@ -184,11 +185,18 @@ namespace DTSKD.Samples.Cifar100
                 console.MarkupLineInterpolated(
                     $"[bold]{config.ClassifierType}[/] on [bold]{train.Name}[/] ({train.Count} train / {test.Count} test images), {config.Epochs} epochs, device {device.type}, {precision}, {config.Threads} threads, outputs in '{folder.Path}'.");
 
-                // 7. Train: the view shows progress, the outputs callback writes metrics.csv and the plots after every epoch.
+                // 7. Train: the view shows progress, the outputs callback writes metrics.csv and the plots after every epoch, and
+                //    TensorBoard gets every figure.
                 var outputs = new ExperimentOutputs(folder.Path, config);
                 var view = new ProgressView(console, model.BranchCount + 1);
                 trainer.Callbacks.Add(view);
                 trainer.Callbacks.Add(outputs);
+                if (config.TensorBoard)
+                {
+                    var tensorBoard = new TensorBoardCallback(Path.Combine(folder.Path, "tensorboard"));
+                    trainer.Callbacks.Add(tensorBoard);
+                    console.MarkupLineInterpolated($"Follow it in TensorBoard: [bold]tensorboard --logdir {tensorBoard.LogDirectory}[/]");
+                }
                 TrainingResult result;
                 try
                 {

@@ -1,22 +1,31 @@
 using System.CommandLine;
 using System.CommandLine.Parsing;
+using DTSKD.Core.Data;
 using DTSKD.Core.Models;
 
 namespace DTSKD.Samples.Cifar100;
 
-/// <summary>The command line: the release's flags in .NET style, defaulting to the paper's CIFAR-100 recipe.</summary>
+/// <summary>What the command line asks for: a training run (the root command), or one of the after-training commands.</summary>
+/// <param name="Train">The training run's configuration, for the root command.</param>
+/// <param name="Tool">The request of <c>evaluate</c>, <c>export</c> or <c>predict</c>.</param>
+public sealed record SampleRequest(ExperimentConfig? Train, ToolRequest? Tool);
+
+/// <summary>
+/// The command line: the release's flags in .NET style, defaulting to the paper's CIFAR-100 recipe, and the commands
+/// that use a trained run (<c>evaluate</c>, <c>export</c>, <c>predict</c>).
+/// </summary>
 public static class SampleCommandLine
 {
-    private static readonly string[] DataTypes = ["cifar100", "cifar10", "fashion-mnist"];
     private static readonly string[] Decays = ["cos", "linear"];
     private static readonly string[] Devices = ["auto", "cpu", "cuda"];
     private static readonly string[] Precisions = ["auto", "fp32", "bf16", "fp16"];
+    private static readonly ExperimentConfig Defaults = new();
 
     /// <summary>Parses and validates the arguments.</summary>
-    /// <returns>The configuration, or the first error as one line.</returns>
-    public static (ExperimentConfig? Config, string? Error, bool HelpShown) Parse(string[] args, TextWriter output)
+    /// <returns>The request, or the first error as one line, or that help or the version was shown.</returns>
+    public static (SampleRequest? Request, string? Error, bool HelpShown) Parse(string[] args, TextWriter output)
     {
-        var d = new ExperimentConfig();
+        var d = Defaults;
         var lr = Positive(new Option<double>("--lr") { Description = "Initial learning rate.", DefaultValueFactory = _ => d.Lr });
         var schedule = new Option<int[]>("--lr-decay-schedule")
         {
@@ -29,7 +38,6 @@ public static class SampleCommandLine
         var momentum = NonNegative(new Option<double>("--momentum") { Description = "SGD Nesterov momentum.", DefaultValueFactory = _ => d.Momentum });
         var epochs = Positive(new Option<int>("--epochs") { Description = "Number of epochs.", DefaultValueFactory = _ => d.Epochs });
         var batch = Positive(new Option<int>("--batch-size") { Description = "Training batch size.", DefaultValueFactory = _ => d.BatchSize });
-        var evalBatch = Positive(new Option<int>("--eval-batch-size") { Description = "Evaluation batch size.", DefaultValueFactory = _ => d.EvalBatchSize });
         var hskd = new Option<int>("--hskd") { Description = "1: historical teacher on (soft targets on every head); 0: hard-label CE on the backbone.", DefaultValueFactory = _ => 1 };
         hskd.AcceptOnlyFromAmong("0", "1");
         var backbone = NonNegative(new Option<double>("--backbone-weight") { Description = "Weight of the backbone's historical term.", DefaultValueFactory = _ => d.BackboneWeight });
@@ -44,27 +52,15 @@ public static class SampleCommandLine
         var cosMax = Unit(new Option<double>("--cos-max") { Description = "alpha_t at epoch 0 (cos).", DefaultValueFactory = _ => d.CosMax });
         var cosMin = Unit(new Option<double>("--cos-min") { Description = "alpha_t approached at the end (cos).", DefaultValueFactory = _ => d.CosMin });
         var alphaT = Unit(new Option<double>("--alpha-t") { Description = "The release's --alpha_T (linear): alpha_t = 1 - alpha_T (e+1)/E.", DefaultValueFactory = _ => d.AlphaT });
-        var model = new Option<string>("--classifier-type") { Description = $"Model: {string.Join(", ", MultiBranchModels.Names)}.", DefaultValueFactory = _ => d.ClassifierType };
-        model.Validators.Add(r =>
-        {
-            var name = Value<string>(r);
-            if (!MultiBranchModels.Names.Contains(name, StringComparer.OrdinalIgnoreCase))
-            {
-                r.AddError($"Unknown --classifier-type '{name}'. Known models: {string.Join(", ", MultiBranchModels.Names)}.");
-            }
-        });
-        var dataType = new Option<string>("--data-type") { Description = "Data set: cifar100, cifar10 or fashion-mnist.", DefaultValueFactory = _ => d.DataType };
-        dataType.AcceptOnlyFromAmong(DataTypes);
-        var dataPath = new Option<string?>("--data-path") { Description = "Data folder (default: ./data for CIFAR, /usr/share/datasets/fashion-mnist for Fashion-MNIST)." };
         var noDownload = new Option<bool>("--no-download") { Description = "Fail instead of downloading CIFAR-100 when it is missing." };
         var experimentsDir = new Option<string>("--experiments-dir") { Description = "Folder for the runs' outputs.", DefaultValueFactory = _ => d.ExperimentsDir };
-        var experimentsName = new Option<string?>("--experiments-name") { Description = "Name of this run's folder (default: <classifier>-<data>-seed<seed>)." };
+        var experimentsName = new Option<string?>("--experiments-name")
+        {
+            Description = "Name of this run's folder (default: <classifier>-<data>-seed<seed>, plus epochs, widths and limits where they differ from the recipe).",
+        };
         var resume = new Option<bool>("--resume") { Description = "Continue the run from <experiments-dir>/<name>/last.ckpt." };
         var overwrite = new Option<bool>("--overwrite") { Description = "Start afresh in a run folder that already holds a run; the old run is first moved aside to <name>.replaced-<time>, not deleted." };
-        var threads = Positive(new Option<int>("--threads") { Description = "CPU threads for LibTorch (default: all cores). Results depend on it in the last bits: resume with the same count.", DefaultValueFactory = _ => d.Threads });
         var seed = new Option<long>("--seed") { Description = "Seed of the model initialisation, shuffling and augmentation.", DefaultValueFactory = _ => d.Seed };
-        var device = new Option<string>("--device") { Description = "auto (CUDA when available), cpu or cuda.", DefaultValueFactory = _ => d.Device };
-        device.AcceptOnlyFromAmong(Devices);
         var precision = new Option<string>("--precision")
         {
             Description = "Forward/backward format: auto (fp32; on CUDA with TF32), fp32, bf16 or fp16 (with loss scaling). bf16 and fp16 are opt-in: they have not yet been checked on a GPU.",
@@ -72,21 +68,7 @@ public static class SampleCommandLine
         };
         precision.AcceptOnlyFromAmong(Precisions);
         var noTf32 = new Option<bool>("--no-tf32") { Description = "On CUDA, keep float32 matrix maths out of TF32." };
-        var baseWidth = Positive(new Option<int>("--base-width") { Description = "Channels of the first ResNet stage (64 = reference).", DefaultValueFactory = _ => d.BaseWidth });
-        var neckWidth = Positive(new Option<int>("--neck-width") { Description = "Channels of the branch neck (512 = reference).", DefaultValueFactory = _ => d.NeckWidth });
-        var trainLimit = new Option<int?>("--train-limit") { Description = "Use only the first N training images (quick runs)." };
-        var testLimit = new Option<int?>("--test-limit") { Description = "Use only the first N test images (quick runs)." };
-        foreach (var limit in new[] { trainLimit, testLimit })
-        {
-            limit.Validators.Add(r =>
-            {
-                if (Value<int?>(r) is <= 0)
-                {
-                    r.AddError($"{r.Option.Name} must be greater than 0.");
-                }
-            });
-        }
-
+        var trainLimit = PositiveIfGiven(new Option<int?>("--train-limit") { Description = "Use only the first N training images (quick runs)." });
         var bestAfter = new Option<int?>("--best-after") { Description = "Best top-1 is taken over the epochs after the first N (default: two thirds of the run, as the release's 200 of 300)." };
         bestAfter.Validators.Add(r =>
         {
@@ -96,13 +78,21 @@ public static class SampleCommandLine
             }
         });
         var logInterval = Positive(new Option<int>("--log-interval") { Description = "Report progress every N steps.", DefaultValueFactory = _ => d.LogInterval });
+        var noTensorBoard = new Option<bool>("--no-tensorboard") { Description = "Do not write TensorBoard event files (written by default into <run>/tensorboard)." };
+        var shared = new SharedOptions();
 
-        var root = new RootCommand("Reproduces DTSKD's CIFAR-100 ResNet-18 experiment (Dual Teachers for Self-Knowledge Distillation) with DTSKD.Core.")
+        var root = new RootCommand("Reproduces DTSKD's CIFAR-100 ResNet-18 experiment (Dual Teachers for Self-Knowledge Distillation) with DTSKD.Core. " +
+                                   "After training: evaluate, export and predict (see their --help).")
         {
-            lr, schedule, rate, wd, momentum, epochs, batch, evalBatch, hskd, backbone, b1, b2, b3, ce, kd, temperature, decay, cosMax, cosMin, alphaT,
-            model, dataType, dataPath, noDownload, experimentsDir, experimentsName, resume, overwrite, seed, device, precision, noTf32, threads, baseWidth, neckWidth,
-            trainLimit, testLimit, bestAfter, logInterval,
+            lr, schedule, rate, wd, momentum, epochs, batch, shared.EvalBatch, hskd, backbone, b1, b2, b3, ce, kd, temperature, decay, cosMax, cosMin, alphaT,
+            shared.Model, shared.DataType, shared.DataPath, noDownload, experimentsDir, experimentsName, resume, overwrite, seed, shared.Device, precision, noTf32,
+            shared.Threads, shared.BaseWidth, shared.NeckWidth, trainLimit, shared.TestLimit, bestAfter, logInterval, noTensorBoard,
         };
+
+        // Sample.RunAsync acts on the parse result itself; an action is still needed, because a command with subcommands
+        // and none is a parse error ("Required command was not provided") when no subcommand is given.
+        root.SetAction(_ => Sample.Ok);
+        var tools = AfterTrainingCommands.Add(root);
 
         var result = root.Parse(args);
         if (result.Errors.Count > 0)
@@ -122,21 +112,25 @@ public static class SampleCommandLine
             return (null, null, true);
         }
 
-        var config = new ExperimentConfig
+        if (result.CommandResult.Command != root)
+        {
+            var (tool, toolError) = tools.Read(result);
+            return tool is null ? (null, toolError, false) : (new SampleRequest(null, tool), null, false);
+        }
+
+        var config = shared.Read(result, new ExperimentConfig
         {
             Lr = result.GetValue(lr), LrDecaySchedule = result.GetValue(schedule) ?? [], LrDecayRate = result.GetValue(rate),
             WeightDecay = result.GetValue(wd), Momentum = result.GetValue(momentum), Epochs = result.GetValue(epochs),
-            BatchSize = result.GetValue(batch), EvalBatchSize = result.GetValue(evalBatch), Hskd = result.GetValue(hskd) == 1,
+            BatchSize = result.GetValue(batch), Hskd = result.GetValue(hskd) == 1,
             BackboneWeight = result.GetValue(backbone), B1Weight = result.GetValue(b1), B2Weight = result.GetValue(b2), B3Weight = result.GetValue(b3),
             CeWeight = result.GetValue(ce), KdWeight = result.GetValue(kd), Temperature = result.GetValue(temperature),
             CoeffDecay = result.GetValue(decay)!, CosMax = result.GetValue(cosMax), CosMin = result.GetValue(cosMin), AlphaT = result.GetValue(alphaT),
-            ClassifierType = result.GetValue(model)!.ToLowerInvariant(), DataType = result.GetValue(dataType)!, DataPath = result.GetValue(dataPath),
             Download = !result.GetValue(noDownload), ExperimentsDir = result.GetValue(experimentsDir)!, ExperimentsName = result.GetValue(experimentsName),
-            Resume = result.GetValue(resume), Overwrite = result.GetValue(overwrite), Seed = result.GetValue(seed), Device = result.GetValue(device)!,
-            Precision = result.GetValue(precision)!, Tf32 = !result.GetValue(noTf32), Threads = result.GetValue(threads), BaseWidth = result.GetValue(baseWidth),
-            NeckWidth = result.GetValue(neckWidth), TrainLimit = result.GetValue(trainLimit), TestLimit = result.GetValue(testLimit),
-            BestAfter = result.GetValue(bestAfter), LogInterval = result.GetValue(logInterval),
-        };
+            Resume = result.GetValue(resume), Overwrite = result.GetValue(overwrite), Seed = result.GetValue(seed),
+            Precision = result.GetValue(precision)!, Tf32 = !result.GetValue(noTf32), TrainLimit = result.GetValue(trainLimit),
+            BestAfter = result.GetValue(bestAfter), LogInterval = result.GetValue(logInterval), TensorBoard = !result.GetValue(noTensorBoard),
+        });
 
         if (config.CosMin > config.CosMax)
         {
@@ -153,7 +147,7 @@ public static class SampleCommandLine
             return (null, "--resume and --overwrite exclude each other: continue the run, or start it afresh.", false);
         }
 
-        return (config, null, false);
+        return (new SampleRequest(config, null), null, false);
     }
 
     /// <summary>The package versions a run uses (DTSKD.Core and TorchSharp).</summary>
@@ -167,7 +161,7 @@ public static class SampleCommandLine
     }
 
     // System.CommandLine's messages can span lines and may not say which option they are about.
-    private static string OneLine(ParseError error)
+    internal static string OneLine(ParseError error)
     {
         var message = string.Join(" ", error.Message.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
         var option = error.SymbolResult switch
@@ -179,8 +173,20 @@ public static class SampleCommandLine
         return option is null || message.Contains(option, StringComparison.Ordinal) ? message : $"{option}: {message}";
     }
 
-    private static Option<T> Positive<T>(Option<T> option) where T : struct, IComparable<T> =>
+    internal static Option<T> Positive<T>(Option<T> option) where T : struct, IComparable<T> =>
         Check(option, v => v.CompareTo(default) > 0, "must be greater than 0");
+
+    internal static Option<int?> PositiveIfGiven(Option<int?> option)
+    {
+        option.Validators.Add(r =>
+        {
+            if (Value<int?>(r) is <= 0)
+            {
+                r.AddError($"{r.Option.Name} must be greater than 0.");
+            }
+        });
+        return option;
+    }
 
     private static Option<T> NonNegative<T>(Option<T> option) where T : struct, IComparable<T> =>
         Check(option, v => v.CompareTo(default) >= 0, "must be 0 or more");
@@ -212,5 +218,54 @@ public static class SampleCommandLine
         {
             return default;
         }
+    }
+
+    /// <summary>The options of the model, the data and the machine, which training and the after-training commands share.</summary>
+    internal sealed class SharedOptions
+    {
+        public Option<string> Model { get; } = new("--classifier-type") { Description = $"Model: {string.Join(", ", MultiBranchModels.Names)}.", DefaultValueFactory = _ => Defaults.ClassifierType };
+
+        public Option<string> DataType { get; } = new("--data-type") { Description = "Data set: " + string.Join(", ", StandardDatasets.Names) + ".", DefaultValueFactory = _ => Defaults.DataType };
+
+        public Option<string?> DataPath { get; } = new("--data-path") { Description = "Data folder (default: ./data for CIFAR, /usr/share/datasets/fashion-mnist for Fashion-MNIST)." };
+
+        public Option<int?> TestLimit { get; } = PositiveIfGiven(new Option<int?>("--test-limit") { Description = "Use only the first N test images (quick runs)." });
+
+        public Option<int> BaseWidth { get; } = Positive(new Option<int>("--base-width") { Description = "The network's width (64 = reference; channel counts scale with it).", DefaultValueFactory = _ => Defaults.BaseWidth });
+
+        public Option<int?> NeckWidth { get; } = PositiveIfGiven(new Option<int?>("--neck-width") { Description = "Channels of the branch neck (default: the model's reference, 512; 1024 for shufflev2_dtskd)." });
+
+        public Option<int> EvalBatch { get; } = Positive(new Option<int>("--eval-batch-size") { Description = "Evaluation batch size.", DefaultValueFactory = _ => Defaults.EvalBatchSize });
+
+        public Option<string> Device { get; } = new("--device") { Description = "auto (CUDA when available), cpu or cuda.", DefaultValueFactory = _ => Defaults.Device };
+
+        public Option<int> Threads { get; } = Positive(new Option<int>("--threads")
+        {
+            Description = "CPU threads for LibTorch (default: all cores). Results depend on it in the last bits: resume with the same count.",
+            DefaultValueFactory = _ => Defaults.Threads,
+        });
+
+        public SharedOptions()
+        {
+            Model.Validators.Add(r =>
+            {
+                if (Value<string>(r) is { } name && !MultiBranchModels.IsKnown(name))
+                {
+                    r.AddError($"Unknown --classifier-type '{name}'. Known models: {string.Join(", ", MultiBranchModels.Names)}.");
+                }
+            });
+            DataType.AcceptOnlyFromAmong([.. StandardDatasets.Names]);
+            Device.AcceptOnlyFromAmong(Devices);
+        }
+
+        public IEnumerable<Option> All => [Model, DataType, DataPath, TestLimit, BaseWidth, NeckWidth, EvalBatch, Device, Threads];
+
+        /// <summary>The shared options' values, on top of <paramref name="config"/>.</summary>
+        public ExperimentConfig Read(ParseResult result, ExperimentConfig config) => config with
+        {
+            ClassifierType = result.GetValue(Model)!.ToLowerInvariant(), DataType = result.GetValue(DataType)!, DataPath = result.GetValue(DataPath),
+            TestLimit = result.GetValue(TestLimit), BaseWidth = result.GetValue(BaseWidth), NeckWidth = result.GetValue(NeckWidth),
+            EvalBatchSize = result.GetValue(EvalBatch), Device = result.GetValue(Device)!, Threads = result.GetValue(Threads),
+        };
     }
 }

@@ -69,8 +69,10 @@ public static class PyTorchWeights
         var temp = Path.Combine(directory, $".{Path.GetFileName(path)}.{Guid.NewGuid():N}.tmp");
         try
         {
-            // Contiguous CPU copies: both formats store plain row-major data.
-            var state = module.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().cpu().contiguous());
+            // Fresh contiguous CPU copies, each with its own storage at offset 0: both formats store plain row-major data,
+            // and a parameter that is a view into a larger buffer (an optimizer's flat storage, tied weights, a slice)
+            // would otherwise be pickled with its offset into a storage that holds only its own elements.
+            var state = module.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().cpu().contiguous().clone());
             try
             {
                 using (var stream = File.Create(temp))

@@ -67,6 +67,36 @@ public sealed class InteropTests : IDisposable
     }
 
     [Fact]
+    public void Parameters_that_are_views_into_a_flat_buffer_are_saved_as_tensors_of_their_own()
+    {
+        // FlatSgd (the optimizer of the half-precision trainer, and of anyone who uses it) rebinds every parameter into one
+        // flat buffer: the parameters are views at non-zero offsets. torch.load failed on such files before the fix.
+        using var train = TrainerTests.Halves(64, 61);
+        manual_seed(4);
+        using var model = ResNetDtskd.ResNet18(TrainerTests.TinyModel);
+        var path = Path.Combine(_dir.FullName, "trained.pth");
+        var safetensors = Path.Combine(_dir.FullName, "trained.safetensors");
+        using (var trainer = new Training.Trainer(model, CrossEntropyObjective.AllHeads(model), train, train, new Data.BatchAugmentation([0.4], [0.3]),
+                   new Training.TrainerOptions { Epochs = 1, BatchSize = 16, Milestones = [], Precision = Training.TrainingPrecision.BFloat16 }))
+        {
+            trainer.Run();
+            model.parameters().Should().Contain(p => p.storage_offset() > 0, "the trained model's parameters live in the optimizer's flat buffer");
+            PyTorchWeights.Save(model, path);
+            PyTorchWeights.Save(model, safetensors);
+            using var zip = ZipFile.OpenRead(path);
+            var storages = zip.Entries.Where(e => e.FullName.Contains("/data/", StringComparison.Ordinal)).Sum(e => e.Length);
+            storages.Should().Be(model.state_dict().Values.Sum(t => t.NumberOfElements * t.ElementSize), "each storage holds exactly its tensor");
+            foreach (var file in new[] { path, safetensors })
+            {
+                using var fresh = ResNetDtskd.ResNet18(TrainerTests.TinyModel);
+                PyTorchWeights.Load(fresh, file);
+                var saved = model.state_dict();
+                fresh.state_dict().Should().OnlyContain(kv => Same(kv.Value.to(saved[kv.Key].dtype), saved[kv.Key]), $"{Path.GetExtension(file)} loads back exactly");
+            }
+        }
+    }
+
+    [Fact]
     public void The_torch_save_file_has_pytorchs_zip_and_pickle_layout()
     {
         using var model = Model(3);

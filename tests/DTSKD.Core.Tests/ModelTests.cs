@@ -8,34 +8,83 @@ public class ModelTests
 {
     private static readonly MultiBranchModelOptions Tiny = new() { ClassCount = 10, InputChannels = 1, BaseWidth = 16, NeckWidth = 16 };
 
-    public static TheoryData<string> ReferenceModels => new() { "resnet18_dtskd", "resnet34_dtskd" };
+    /// <summary>The release's five networks: our name, and the name of its state-dict listing in TestData.</summary>
+    public static TheoryData<string, string> ReferenceModels => new()
+    {
+        { "resnet18_dtskd", "resnet18_dtskd" },
+        { "resnet34_dtskd", "resnet34_dtskd" },
+        { "vgg16_dtskd", "vgg16_dtskd" },
+        { "resnext18_dtskd", "resnext18_dtskd" },
+        { "shufflev2_dtskd", "shufflenetv2_dtskd" },
+    };
+
+    private static List<(string Name, string Shape)> ReferenceStateDict(string listing) =>
+        [.. File.ReadAllLines(Path.Combine(AppContext.BaseDirectory, "TestData", $"ref_{listing}_c100_state_dict.tsv"))
+            .Where(l => l.Length > 0)
+            .Select(l => l.Split('\t'))
+            .Select(p => (p[0], p.Length > 1 ? p[1] : string.Empty))];
 
     [Theory]
     [MemberData(nameof(ReferenceModels))]
-    public void State_dict_names_and_shapes_equal_the_reference(string name)
+    public void State_dict_names_shapes_and_order_equal_the_reference(string name, string listing)
     {
-        var expected = File.ReadAllLines(Path.Combine(AppContext.BaseDirectory, "TestData", $"ref_{name}_c100_state_dict.tsv"))
-            .Where(l => l.Length > 0)
-            .Select(l => l.Split('\t'))
-            .ToDictionary(p => p[0], p => p.Length > 1 ? p[1] : string.Empty);
+        var expected = ReferenceStateDict(listing);
+        static bool IsBuffer(string key) =>
+            key.EndsWith("running_mean", StringComparison.Ordinal) || key.EndsWith("running_var", StringComparison.Ordinal) || key.EndsWith("num_batches_tracked", StringComparison.Ordinal);
 
         using var model = MultiBranchModels.Create(name);
-        var actual = model.state_dict().ToDictionary(kv => kv.Key, kv => string.Join("x", kv.Value.shape));
+        var actual = model.state_dict().Select(kv => (kv.Key, string.Join("x", kv.Value.shape))).ToList();
 
-        actual.Keys.Except(expected.Keys).Should().BeEmpty("no state beyond the reference's");
-        expected.Keys.Except(actual.Keys).Should().BeEmpty("no reference state is missing");
-        actual.Should().Equal(expected);
+        actual.Select(a => a.Key).Except(expected.Select(e => e.Name)).Should().BeEmpty("no state beyond the reference's");
+        expected.Select(e => e.Name).Except(actual.Select(a => a.Key)).Should().BeEmpty("no reference state is missing");
+        actual.Should().BeEquivalentTo(expected, "every name has the reference's shape");
+
+        // PyTorch lists each module's parameters then its buffers; TorchSharp lists all parameters, then all buffers.
+        // Loading goes by name either way; what must match is the order of the parameters, and of the buffers, among themselves.
+        model.named_parameters().Select(p => p.name).Should().Equal(expected.Where(e => !IsBuffer(e.Name)).Select(e => e.Name), "PyTorch's parameter order");
+        model.named_buffers().Select(b => b.name).Should().Equal(expected.Where(e => IsBuffer(e.Name)).Select(e => e.Name), "PyTorch's buffer order");
+    }
+
+    [Theory]
+    [MemberData(nameof(ReferenceModels))]
+    public void Parameter_counts_match_the_reference(string name, string listing)
+    {
+        // The listing holds parameters and buffers; BatchNorm's statistics and counters are the buffers.
+        var expected = ReferenceStateDict(listing)
+            .Where(e => !e.Name.EndsWith("running_mean", StringComparison.Ordinal) && !e.Name.EndsWith("running_var", StringComparison.Ordinal)
+                        && !e.Name.EndsWith("num_batches_tracked", StringComparison.Ordinal))
+            .Sum(e => e.Shape.Split('x').Aggregate(1L, (a, d) => a * long.Parse(d, System.Globalization.CultureInfo.InvariantCulture)));
+
+        using var model = MultiBranchModels.Create(name);
+        model.parameters().Sum(p => p.numel()).Should().Be(expected);
+        model.BranchCount.Should().Be(3);
+        model.ClassCount.Should().Be(100);
     }
 
     [Theory]
     [InlineData("resnet18_dtskd", 13_971_920)]
     [InlineData("resnet34_dtskd", 24_080_080)]
-    public void Parameter_counts_match_the_reference(string name, long count)
+    public void The_resnets_have_the_specs_parameter_counts(string name, long count)
     {
         using var model = MultiBranchModels.Create(name);
         model.parameters().Sum(p => p.numel()).Should().Be(count);
-        model.BranchCount.Should().Be(3);
-        model.ClassCount.Should().Be(100);
+    }
+
+    [Theory]
+    [MemberData(nameof(ReferenceModels))]
+    public void Every_network_maps_cifar_and_fashion_mnist_batches_to_four_heads(string name, string listing)
+    {
+        _ = listing;
+        using var scope = NewDisposeScope();
+        using var rgb = MultiBranchModels.Create(name, new MultiBranchModelOptions { BaseWidth = 16, NeckWidth = 32 });
+        using var gray = MultiBranchModels.Create(name, new MultiBranchModelOptions { ClassCount = 10, InputChannels = 1, BaseWidth = 16, NeckWidth = 32 });
+        foreach (var (model, input, classes) in new[] { (rgb, randn(2, 3, 32, 32), 100L), (gray, randn(2, 1, 28, 28), 10L) })
+        {
+            model.train();
+            using var output = model.call(input);
+            output.Heads.Should().HaveCount(4).And.OnlyContain(h => h.shape.SequenceEqual(new long[] { 2, classes }));
+            output.Heads.Should().OnlyContain(h => h.isfinite().all().item<bool>());
+        }
     }
 
     [Fact]
@@ -158,11 +207,16 @@ public class ModelTests
     [Fact]
     public void Registry_is_case_insensitive_and_lists_the_known_names_for_an_unknown_one()
     {
-        MultiBranchModels.Names.Should().Equal("resnet18_dtskd", "resnet34_dtskd");
+        MultiBranchModels.Names.Should().Equal("resnet18_dtskd", "resnet34_dtskd", "resnext18_dtskd", "shufflev2_dtskd", "vgg16_dtskd");
+        using (var alias = MultiBranchModels.Create("shufflenetv2_dtskd", Tiny))
+        {
+            alias.GetType().Should().Be<ShuffleNetV2Dtskd>("the release's file name is accepted as an alias");
+        }
+
         using var model = MultiBranchModels.Create("ResNet18_DTSKD", Tiny);
         model.ClassCount.Should().Be(10);
         ((Action)(() => MultiBranchModels.Create("resnet18_dtkd"))).Should().Throw<ArgumentException>()
-            .WithMessage("Unknown model 'resnet18_dtkd'. Known models: resnet18_dtskd, resnet34_dtskd.*");
+            .WithMessage("Unknown model 'resnet18_dtkd'. Known models: resnet18_dtskd, resnet34_dtskd, resnext18_dtskd, shufflev2_dtskd, vgg16_dtskd.*");
         ((Action)(() => ResNetDtskd.ResNet18(new MultiBranchModelOptions { NeckWidth = 0 }))).Should().Throw<ArgumentOutOfRangeException>()
             .Where(e => e.ParamName == "NeckWidth");
     }

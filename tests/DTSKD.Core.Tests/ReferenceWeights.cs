@@ -11,6 +11,7 @@ namespace DTSKD.Core.Tests;
 /// </summary>
 internal static class ReferenceWeights
 {
+    /// <summary>The formula's values for every parameter (the training-trajectory golden file).</summary>
     public static void Apply(IMultiBranchModel model)
     {
         using var noGrad = no_grad();
@@ -18,6 +19,17 @@ internal static class ReferenceWeights
         {
             using var values = Values(name, parameter.shape);
             parameter.copy_(values);
+        }
+    }
+
+    /// <summary>The formula's values for every parameter and BatchNorm statistic (the logits golden file).</summary>
+    public static void ApplyWithStatistics(IMultiBranchModel model)
+    {
+        using var noGrad = no_grad();
+        foreach (var (name, state) in model.state_dict().Where(kv => kv.Value.is_floating_point()))
+        {
+            using var values = Values(name, state.shape);
+            state.copy_(values);
         }
     }
 
@@ -31,7 +43,9 @@ internal static class ReferenceWeights
         for (long i = 0; i < count; i++)
         {
             var u = Unit(hash, i);
-            data[i] = shape.Length >= 2 ? ((2.0 * u) - 1.0) * scale
+            data[i] = name.EndsWith("running_mean", StringComparison.Ordinal) ? 0.1 * ((2.0 * u) - 1.0)
+                : name.EndsWith("running_var", StringComparison.Ordinal) ? 0.5 + u
+                : shape.Length >= 2 ? ((2.0 * u) - 1.0) * scale
                 : name.EndsWith("weight", StringComparison.Ordinal) ? 1.0 + (0.1 * ((2.0 * u) - 1.0))
                 : 0.1 * ((2.0 * u) - 1.0);
         }

@@ -35,6 +35,7 @@ public sealed class SampleTests : IDisposable
         var folder = Directory.CreateDirectory(Path.Combine(data, "cifar-100-binary"));
         File.WriteAllBytes(Path.Combine(folder.FullName, "train.bin"), CifarRecords(train, 1));
         File.WriteAllBytes(Path.Combine(folder.FullName, "test.bin"), CifarRecords(test, 2));
+        File.WriteAllLines(Path.Combine(folder.FullName, "fine_label_names.txt"), Enumerable.Range(0, 100).Select(i => $"kind{i}"));
         return data;
     }
 
@@ -84,7 +85,7 @@ public sealed class SampleTests : IDisposable
     [Theory]
     [InlineData("--epochs -3", "--epochs must be greater than 0; got -3.")]
     [InlineData("--lr 0", "--lr must be greater than 0; got 0.")]
-    [InlineData("--classifier-type resnet18_dtkd", "Unknown --classifier-type 'resnet18_dtkd'. Known models: resnet18_dtskd, resnet34_dtskd.")]
+    [InlineData("--classifier-type resnet18_dtkd", "Unknown --classifier-type 'resnet18_dtkd'. Known models: resnet18_dtskd, resnet34_dtskd, resnext18_dtskd, shufflev2_dtskd, vgg16_dtskd.")]
     [InlineData("--data-type imagenet", "imagenet")]
     [InlineData("--cos-max 0.2 --cos-min 0.5", "--cos-min (0.5) must not exceed --cos-max (0.2).")]
     [InlineData("--hskd 2", "--hskd")]
@@ -173,8 +174,9 @@ public sealed class SampleTests : IDisposable
     [Fact]
     public void Defaults_are_the_papers_recipe_and_the_config_round_trips()
     {
-        var (config, error, _) = SampleCommandLine.Parse([], TextWriter.Null);
+        var (request, error, _) = SampleCommandLine.Parse([], TextWriter.Null);
         error.Should().BeNull();
+        var config = request!.Train;
         config.Should().BeEquivalentTo(new ExperimentConfig());
         config!.Lr.Should().Be(0.1);
         config.LrDecaySchedule.Should().Equal(150, 225);
@@ -188,7 +190,7 @@ public sealed class SampleTests : IDisposable
         config.Threads.Should().Be(Environment.ProcessorCount);
         config.ResolvedName.Should().Be("resnet18_dtskd-cifar100-seed27");
 
-        var (custom, _, _) = SampleCommandLine.Parse(["--lr", "0.05", "--lr-decay-schedule", "3", "7", "--hskd", "0", "--data-type", "fashion-mnist", "--train-limit", "100"], TextWriter.Null);
+        var custom = SampleCommandLine.Parse(["--lr", "0.05", "--lr-decay-schedule", "3", "7", "--hskd", "0", "--data-type", "fashion-mnist", "--train-limit", "100"], TextWriter.Null).Request!.Train;
         ExperimentOutputs.WriteConfig(_dir.FullName, custom!);
         ExperimentOutputs.ReadConfig(_dir.FullName).Should().BeEquivalentTo(custom);
         custom!.LrDecaySchedule.Should().Equal(3, 7);
@@ -199,7 +201,7 @@ public sealed class SampleTests : IDisposable
     [Fact]
     public void The_default_run_folder_says_what_makes_a_quick_run_different_from_the_recipe()
     {
-        static string Name(params string[] args) => SampleCommandLine.Parse(args, TextWriter.Null).Config!.ResolvedName;
+        static string Name(params string[] args) => SampleCommandLine.Parse(args, TextWriter.Null).Request!.Train!.ResolvedName;
 
         Name().Should().Be("resnet18_dtskd-cifar100-seed27");
         Name("--train-limit", "1280", "--epochs", "1").Should().Be("resnet18_dtskd-cifar100-seed27-e1-train1280", "the README's speed check must not land in a full run's folder");
@@ -229,7 +231,8 @@ public sealed class SampleTests : IDisposable
         var config = ExperimentOutputs.ReadConfig(run);
         config.DeviceUsed.Should().Be("CPU");
         config.Threads.Should().Be(2);
-        output.Should().Contain("epoch 1/1").And.Contain("Done: final backbone top-1");
+        output.Should().Contain("epoch 1/1").And.Contain("Done: final backbone top-1").And.Contain($"tensorboard --logdir {Path.Combine(run, "tensorboard")}");
+        Directory.GetFiles(Path.Combine(run, "tensorboard"), "events.out.tfevents.*").Should().NotBeEmpty();
 
         var (resumed, resumedOutput, _) = await Run([.. common, "--epochs", "2", "--threads", "2", "--resume"]);
 
@@ -374,6 +377,94 @@ public sealed class SampleTests : IDisposable
         static string[] Metrics(string run) =>
             [.. File.ReadAllLines(Path.Combine(run, "metrics.csv")).Select(l => string.Join(",", l.Split(',').SkipLast(3)))];
         Metrics(Path.Combine(experiments, "term")).Should().Equal(Metrics(Path.Combine(experiments, "straight")), "everything but the timing columns");
+    }
+
+    [Fact]
+    public async Task After_training_evaluate_export_and_predict_work_on_the_run()
+    {
+        var (data, experiments, common) = TinyRun("after", train: 256, test: 64);
+        (await Run([.. common, "--epochs", "1"])).Code.Should().Be(Sample.Ok);
+        var run = Path.Combine(experiments, "after");
+        var row = File.ReadAllLines(Path.Combine(run, "metrics.csv")).Select(l => l.Split(',')).ToList();
+        string Reported(string column) => row[1][Array.IndexOf(row[0], column)];
+        static string F(string value, string format) => double.Parse(value, System.Globalization.CultureInfo.InvariantCulture).ToString(format, System.Globalization.CultureInfo.InvariantCulture);
+
+        // evaluate: the run's own numbers for its epoch.
+        var (code, output, errors) = await Run("evaluate", "--run", run, "--device", "cpu");
+        code.Should().Be(Sample.Ok, errors);
+        output.Should().Contain($"backbone  top-1 {F(Reported("test_top1_backbone"), "F2")}%")
+            .And.Contain($"branch 3  top-1 {F(Reported("test_top1_branch3"), "F2")}%")
+            .And.Contain($"top-5 {F(Reported("test_top5_backbone"), "F2")}%  loss {F(Reported("test_loss"), "F4")}")
+            .And.Contain("The run reported for epoch 1");
+
+        // export: the plain classifier, in both formats.
+        (code, output, errors) = await Run("export", "--run", run);
+        code.Should().Be(Sample.Ok, errors);
+        var exported = Path.Combine(run, "backbone.pt");
+        File.Exists(exported).Should().BeTrue();
+        File.Exists(Path.Combine(run, "backbone.safetensors")).Should().BeTrue();
+        Core.Interop.PyTorchWeights.Describe(exported).Keys.Should().Contain("fc.weight").And.NotContain(k => k.StartsWith("fc_b", StringComparison.Ordinal) || k.StartsWith("laterals", StringComparison.Ordinal));
+        output.Should().Contain("parameters");
+
+        // predict: test images written as PNG and JPEG, with the run and with the exported backbone.
+        var records = File.ReadAllBytes(Path.Combine(data, "cifar-100-binary", "test.bin"));
+        var png = WriteImage(records, 0, "first.png", SkiaSharp.SKEncodedImageFormat.Png);
+        var jpeg = WriteImage(records, 1, "second.jpg", SkiaSharp.SKEncodedImageFormat.Jpeg);
+        var (byRun, runOutput, runErrors) = await Run("predict", "--run", run, "--top", "3", png, jpeg);
+        byRun.Should().Be(Sample.Ok, runErrors);
+        var lines = runOutput.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        lines.Should().HaveCount(2).And.OnlyContain(l => l.Split(", ").Length == 3 && l.Contains("kind", StringComparison.Ordinal) && l.EndsWith('%'));
+        var (byExport, exportOutput, _) = await Run("predict", "--weights", exported, "--data-path", data, "--base-width", "16", "--neck-width", "16", "--top", "3", png, jpeg);
+        byExport.Should().Be(Sample.Ok);
+        exportOutput.Should().Be(runOutput, "the exported backbone is the run's backbone");
+    }
+
+    [Fact]
+    public async Task After_training_commands_refuse_bad_input_with_one_line()
+    {
+        var (_, experiments, common) = TinyRun("bad", train: 128, test: 64);
+        (await Run([.. common, "--epochs", "1"])).Code.Should().Be(Sample.Ok);
+        var run = Path.Combine(experiments, "bad");
+        var garbage = Path.Combine(_dir.FullName, "not-an-image.png");
+        await File.WriteAllTextAsync(garbage, "no pixels here");
+        var before = Snapshot(run);
+
+        foreach (var (args, code, message) in new (string[], int, string)[]
+                 {
+                     (["evaluate", "--run", Path.Combine(_dir.FullName, "nowhere")], Sample.Failed, "is not a run folder"),
+                     (["evaluate", "--run", run, "--checkpoint", Path.Combine(run, "missing.ckpt")], Sample.Failed, "missing.ckpt' does not exist"),
+                     (["evaluate", "--weights", Path.Combine(run, "last.ckpt"), "--classifier-type", "resnet34_dtskd", "--base-width", "16", "--neck-width", "16"], Sample.Failed, "does not fit resnet34_dtskd"),
+                     (["predict", "--weights", Path.Combine(run, "last.ckpt"), "--data-type", "cifar10", "--base-width", "16", "--neck-width", "16", garbage], Sample.Failed, "does not fit resnet18_dtskd (10 classes"),
+                     (["predict", "--run", run, garbage], Sample.Failed, "cannot be read: it is not a PNG or JPEG image"),
+                     (["export"], Sample.BadArguments, "needs a trained run (--run <folder>) or weights (--weights <file>)"),
+                 })
+        {
+            var (actual, _, errors) = await Run(args);
+            actual.Should().Be(code, string.Join(' ', args));
+            errors.TrimEnd().Split('\n').Should().ContainSingle().Which.Should().StartWith("error: ").And.Contain(message);
+        }
+
+        Snapshot(run).Should().Equal(before, "refused commands write nothing");
+    }
+
+    private string WriteImage(byte[] records, int index, string name, SkiaSharp.SKEncodedImageFormat format)
+    {
+        using var bitmap = new SkiaSharp.SKBitmap(32, 32);
+        var offset = (index * Cifar100RecordSize) + 2;
+        for (var y = 0; y < 32; y++)
+        {
+            for (var x = 0; x < 32; x++)
+            {
+                var at = offset + (y * 32) + x;
+                bitmap.SetPixel(x, y, new SkiaSharp.SKColor(records[at], records[at + 1024], records[at + 2048]));
+            }
+        }
+
+        var path = Path.Combine(_dir.FullName, name);
+        using var image = SkiaSharp.SKImage.FromBitmap(bitmap);
+        using var encoded = image.Encode(format, 95);
+        File.WriteAllBytes(path, encoded.ToArray());
+        return path;
     }
 
     [Theory]

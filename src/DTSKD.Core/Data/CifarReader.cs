@@ -68,7 +68,7 @@ internal static class CifarReader
             ClassNames(Path.Combine(directory, "batches.meta.txt"), 10));
 
     /// <summary>The class names of a label file that the archives ship (one name per line), or null if it is missing or does not name every class.</summary>
-    private static string[]? ClassNames(string file, int classCount)
+    internal static string[]? ClassNames(string file, int classCount)
     {
         if (!File.Exists(file))
         {

@@ -37,6 +37,34 @@ public static class StandardDatasets
         _ => path,
     };
 
+    /// <summary>A data set's image format and number of classes, without reading it.</summary>
+    /// <param name="name">One of <see cref="Names"/>.</param>
+    public static (int Channels, int Height, int Width, int Classes) Describe(string name) => Check(name) switch
+    {
+        Cifar100 => (3, 32, 32, 100),
+        Cifar10 => (3, 32, 32, 10),
+        _ => (1, 28, 28, 10),
+    };
+
+    /// <summary>A data set's preprocessing: the recipe's crop and flip, and its normalisation.</summary>
+    /// <param name="name">One of <see cref="Names"/>.</param>
+    public static BatchAugmentation Preprocessing(string name) => Check(name) == FashionMnist ? BatchAugmentation.FashionMnist : BatchAugmentation.Cifar;
+
+    /// <summary>A data set's class names, without reading its images: CIFAR's label files in the data folder, Fashion-MNIST's ten names.</summary>
+    /// <param name="name">One of <see cref="Names"/>.</param>
+    /// <param name="path">The data folder; null for <see cref="DefaultPath"/>.</param>
+    /// <returns>One name per class, or null when the data folder does not hold them.</returns>
+    public static IReadOnlyList<string>? ClassNames(string name, string? path = null)
+    {
+        var folder = FilesFolder(name, path ?? DefaultPath(name));
+        return name switch
+        {
+            Cifar100 => CifarReader.ClassNames(Path.Combine(folder, "fine_label_names.txt"), 100),
+            Cifar10 => CifarReader.ClassNames(Path.Combine(folder, "batches.meta.txt"), 10),
+            _ => IdxReader.FashionMnistClasses,
+        };
+    }
+
     /// <summary>Whether the data set's files are in <paramref name="path"/> (without reading them).</summary>
     /// <param name="name">One of <see cref="Names"/>.</param>
     /// <param name="path">The data folder.</param>
@@ -88,13 +116,13 @@ public static class StandardDatasets
             folder = await Cifar100Download.EnsureAsync(path, progress, source, cancellationToken: cancellationToken).ConfigureAwait(false);
         }
 
-        var (train, test, preprocessing) = name switch
+        var (train, test) = name switch
         {
-            Cifar100 => (CifarReader.LoadCifar100(folder, train: true), CifarReader.LoadCifar100(folder, train: false), BatchAugmentation.Cifar),
-            Cifar10 => (CifarReader.LoadCifar10(folder, train: true), CifarReader.LoadCifar10(folder, train: false), BatchAugmentation.Cifar),
-            _ => (IdxReader.LoadFashionMnist(folder, train: true), IdxReader.LoadFashionMnist(folder, train: false), BatchAugmentation.FashionMnist),
+            Cifar100 => (CifarReader.LoadCifar100(folder, train: true), CifarReader.LoadCifar100(folder, train: false)),
+            Cifar10 => (CifarReader.LoadCifar10(folder, train: true), CifarReader.LoadCifar10(folder, train: false)),
+            _ => (IdxReader.LoadFashionMnist(folder, train: true), IdxReader.LoadFashionMnist(folder, train: false)),
         };
-        return new DatasetSplits(Limit(train, trainLimit), Limit(test, testLimit), preprocessing);
+        return new DatasetSplits(Limit(train, trainLimit), Limit(test, testLimit), Preprocessing(name));
     }
 
     /// <summary>One line for a user whose data set is missing: where it was looked for and how to get it.</summary>

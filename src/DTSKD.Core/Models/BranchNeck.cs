@@ -18,8 +18,10 @@ namespace DTSKD.Core.Models;
 /// <c>u = upsample[i](t); t = fuse_{i+1}(cat([u + laterals[i](s_i), u])); z_{b(i+1)} = fc_b{i+1}(flatten(t))</c>.
 /// </para>
 /// <para>
-/// With K = 3, F = W = 512 this is exactly the reference's neck, with its parameter names. Branch logits come
-/// back in the order b1..bK (shallowest stage first).
+/// With K = 3, F = W = 512 this is exactly the neck of the release's ResNets, VGG16 and ResNeXt18, with their parameter
+/// names. The release's ShuffleNetV2 varies it (<see cref="NeckLayout.ShuffleNet"/>): each lateral convolves before it
+/// pools ([1×1 conv c_i→W, BN, ReLU, pool, 1×1 conv W→W, BN, ReLU]), and the deepest step's upsample is a separate
+/// <c>up_conv</c>, so <c>upsample</c> holds K − 1 entries. Branch logits come back in the order b1..bK (shallowest stage first).
 /// </para>
 /// </remarks>
 internal sealed class BranchNeck : Module<IReadOnlyList<Tensor>, Tensor, IReadOnlyList<Tensor>>
@@ -27,6 +29,7 @@ internal sealed class BranchNeck : Module<IReadOnlyList<Tensor>, Tensor, IReadOn
     private readonly ModuleList<Sequential> laterals;
     private readonly ModuleList<Sequential> upsample;
     private readonly Sequential[] _fuses;
+    private readonly Sequential? up_conv;
     private readonly Linear[] _heads;
 
     /// <summary>Builds the neck.</summary>
@@ -34,7 +37,8 @@ internal sealed class BranchNeck : Module<IReadOnlyList<Tensor>, Tensor, IReadOn
     /// <param name="featureChannels">F, the channels of the backbone's final pooled feature.</param>
     /// <param name="classCount">C, the number of classes of every branch head.</param>
     /// <param name="neckWidth">W, the neck's channel width (512 in the reference).</param>
-    public BranchNeck(IReadOnlyList<int> stageChannels, int featureChannels, int classCount, int neckWidth = 512)
+    /// <param name="layout">The release's layout to follow.</param>
+    public BranchNeck(IReadOnlyList<int> stageChannels, int featureChannels, int classCount, int neckWidth = 512, NeckLayout layout = NeckLayout.Standard)
         : base(nameof(BranchNeck))
     {
         ArgumentNullException.ThrowIfNull(stageChannels);
@@ -54,19 +58,31 @@ internal sealed class BranchNeck : Module<IReadOnlyList<Tensor>, Tensor, IReadOn
         NeckWidth = neckWidth;
         ClassCount = classCount;
 
+        var shuffle = layout == NeckLayout.ShuffleNet;
         laterals = new ModuleList<Sequential>(stageChannels
-            .Select(c => Sequential(AdaptiveAvgPool2d(1), Conv2d(c, neckWidth, kernel_size: 1, bias: false), BatchNorm2d(neckWidth), ReLU()))
+            .Select(c => shuffle
+                ? Sequential(
+                    Conv2d(c, neckWidth, kernel_size: 1, bias: false), BatchNorm2d(neckWidth), ReLU(), AdaptiveAvgPool2d(1),
+                    Conv2d(neckWidth, neckWidth, kernel_size: 1, bias: false), BatchNorm2d(neckWidth), ReLU())
+                : Sequential(AdaptiveAvgPool2d(1), Conv2d(c, neckWidth, kernel_size: 1, bias: false), BatchNorm2d(neckWidth), ReLU()))
             .ToArray());
-        upsample = new ModuleList<Sequential>(Enumerable.Range(0, k)
+        upsample = new ModuleList<Sequential>(Enumerable.Range(0, shuffle ? k - 1 : k)
             .Select(i => ConvBnRelu(i == k - 1 ? featureChannels : neckWidth, neckWidth)).ToArray());
+        up_conv = shuffle ? ConvBnRelu(featureChannels, neckWidth) : null;
         _fuses = Enumerable.Range(0, k).Select(_ => ConvBnRelu(2 * neckWidth, neckWidth)).ToArray();
         _heads = Enumerable.Range(0, k).Select(_ => Linear(neckWidth, classCount)).ToArray();
 
+        // Registration order is the release's state-dict order.
         register_module(nameof(laterals), laterals);
         register_module(nameof(upsample), upsample);
         for (var i = 0; i < k; i++)
         {
             register_module($"fuse_{i + 1}", _fuses[i]);
+        }
+
+        if (up_conv is not null)
+        {
+            register_module(nameof(up_conv), up_conv);
         }
 
         for (var i = 0; i < k; i++)
@@ -108,7 +124,8 @@ internal sealed class BranchNeck : Module<IReadOnlyList<Tensor>, Tensor, IReadOn
         var logits = new Tensor[BranchCount];
         for (var i = BranchCount - 1; i >= 0; i--)
         {
-            var u = upsample[i].call(t);
+            var u = i == BranchCount - 1 && up_conv is not null ? up_conv.call(t) : upsample[i].call(t);
+
             // IList overload: the array and span overloads only exist from TorchSharp 0.106 on.
             t = _fuses[i].call(cat(new List<Tensor> { u.add(laterals[i].call(stages[i])), u }, 1));
             logits[i] = _heads[i].call(t.flatten(1));

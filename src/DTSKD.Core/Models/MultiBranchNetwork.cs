@@ -15,7 +15,7 @@ namespace DTSKD.Core.Models;
 /// // model.BranchCount == 2; parameters are named backbone.*, fc.*, neck.*
 /// </code>
 /// </example>
-public sealed class MultiBranchNetwork : MultiBranchModule
+public sealed class MultiBranchNetwork : MultiBranchModule, IBackboneSource
 {
     private readonly Module<Tensor, BackboneFeatures> backbone;
     private readonly Linear fc;
@@ -42,6 +42,16 @@ public sealed class MultiBranchNetwork : MultiBranchModule
 
     /// <inheritdoc />
     public override int BranchCount => neck.BranchCount;
+
+    /// <inheritdoc />
+    public IEnumerable<(string Name, nn.Module Module)> BackboneChildren() => [(nameof(backbone), backbone), (nameof(fc), fc)];
+
+    /// <inheritdoc />
+    public Tensor BackboneLogits(Tensor input)
+    {
+        using var scope = NewDisposeScope();
+        return fc.call(backbone.call(input).Feature.flatten(1)).MoveToOuterDisposeScope();
+    }
 
     /// <inheritdoc />
     public override MultiBranchOutput forward(Tensor input)

@@ -7,18 +7,18 @@ using static TorchSharp.torch;
 namespace DTSKD.Core.Training;
 
 /// <summary>
-/// Writes and restores the whole state of a training run (model, optimizer, objective, precision state and the run's
-/// position and metrics) through <see cref="CheckpointFile"/>. A restore checks everything first and changes nothing
-/// unless all of it applies.
+/// The trainer's checkpoint files (<c>last.ckpt</c>, <c>best.ckpt</c>): the whole state of a training run (model, optimizer,
+/// objective, precision state, the run's position and metrics), checked by SHA-256. <see cref="Trainer.LoadCheckpoint"/>
+/// resumes a run from one; <see cref="LoadModel"/> takes only the model's weights, to evaluate or export them.
 /// </summary>
-internal static class TrainerCheckpoint
+public static class TrainerCheckpoint
 {
     private static readonly string[] Sections = ["model", "optimizer", "objective", "precision"];
 
     /// <summary>What a checkpoint holds state for; the header describes the rest.</summary>
     internal sealed record Parts(IMultiBranchModel Model, optim.Optimizer Optimizer, IMultiBranchObjective Objective, PrecisionPolicy Precision);
 
-    public static void Write(string path, CheckpointHeader header, Parts parts) =>
+    internal static void Write(string path, CheckpointHeader header, Parts parts) =>
         CheckpointFile.Write(path, JsonSerializer.Serialize(header), [
             ("model", s => WriteModel(parts.Model, s)),
             ("optimizer", s => WriteOptimizer(parts.Optimizer, s)),
@@ -30,27 +30,60 @@ internal static class TrainerCheckpoint
             }),
         ]);
 
+    /// <summary>
+    /// Copies the model weights (parameters and BatchNorm statistics) of a checkpoint into a model of the same architecture
+    /// and size; nothing else of the run is touched. Nothing is changed unless the checkpoint is intact and matches.
+    /// </summary>
+    /// <param name="path">A checkpoint written by the trainer.</param>
+    /// <param name="model">A model built like the one that was trained (same network, classes, channels and widths).</param>
+    /// <returns>What the checkpoint says about its run: its epochs' metrics and how many epochs it completed.</returns>
+    /// <exception cref="FileNotFoundException">The file does not exist.</exception>
+    /// <exception cref="InvalidDataException">The file is corrupted, or its model differs from <paramref name="model"/>; the message says how.</exception>
+    public static CheckpointSummary LoadModel(string path, IMultiBranchModel model)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        ArgumentNullException.ThrowIfNull(model);
+        var (json, sections) = CheckpointFile.Read(path);
+        var header = ParseHeader(path, json);
+        CheckModel(path, header.ModelState, DescribeModel(model));
+        if (!sections.TryGetValue("model", out var section))
+        {
+            throw new InvalidDataException($"Checkpoint '{path}' has no 'model' section.");
+        }
+
+        var live = model.state_dict();
+        var loaded = ReadModel(section, live);
+        try
+        {
+            using var noGrad = no_grad();
+            foreach (var (name, tensor) in loaded)
+            {
+                live[name].copy_(tensor);
+            }
+        }
+        finally
+        {
+            foreach (var tensor in loaded.Values)
+            {
+                tensor.Dispose();
+            }
+        }
+
+        return new CheckpointSummary(header.NextEpoch, header.NextStep, header.Metrics, header.Objective);
+    }
+
     /// <summary>Describes the live model's state for a header: every tensor's name, dtype and shape.</summary>
-    public static Dictionary<string, string> DescribeModel(IMultiBranchModel model) =>
+    internal static Dictionary<string, string> DescribeModel(IMultiBranchModel model) =>
         model.state_dict().ToDictionary(kv => kv.Key, kv => $"{kv.Value.dtype}[{string.Join(",", kv.Value.shape)}]");
 
     /// <summary>Checks a checkpoint against the live run (<paramref name="expected"/>) and, if it matches, restores every part.</summary>
     /// <returns>The checkpoint's header (position, metrics, best).</returns>
     /// <exception cref="FileNotFoundException">The file does not exist.</exception>
     /// <exception cref="InvalidDataException">The file is corrupted or does not match; nothing was changed.</exception>
-    public static CheckpointHeader Restore(string path, CheckpointHeader expected, Parts parts)
+    internal static CheckpointHeader Restore(string path, CheckpointHeader expected, Parts parts)
     {
         var (json, sections) = CheckpointFile.Read(path);
-        CheckpointHeader header;
-        try
-        {
-            header = JsonSerializer.Deserialize<CheckpointHeader>(json) ?? throw new InvalidDataException($"Checkpoint '{path}' has an empty header.");
-        }
-        catch (JsonException ex)
-        {
-            throw new InvalidDataException($"Checkpoint '{path}' has an unreadable header: {ex.Message}", ex);
-        }
-
+        var header = ParseHeader(path, json);
         Check(path, header, expected, sections);
 
         // Everything is validated: read the model tensors into temporaries, then apply all parts, optimizer first so
@@ -95,6 +128,31 @@ internal static class TrainerCheckpoint
         return header;
     }
 
+    private static CheckpointHeader ParseHeader(string path, string json)
+    {
+        try
+        {
+            return JsonSerializer.Deserialize<CheckpointHeader>(json) ?? throw new InvalidDataException($"Checkpoint '{path}' has an empty header.");
+        }
+        catch (JsonException ex)
+        {
+            throw new InvalidDataException($"Checkpoint '{path}' has an unreadable header: {ex.Message}", ex);
+        }
+    }
+
+    private static void CheckModel(string path, Dictionary<string, string> saved, Dictionary<string, string> live)
+    {
+        var problems = live.Keys.Except(saved.Keys).Select(k => $"missing {k}")
+            .Concat(saved.Keys.Except(live.Keys).Select(k => $"unexpected {k}"))
+            .Concat(live.Keys.Intersect(saved.Keys).Where(k => live[k] != saved[k]).Select(k => $"{k}: checkpoint {saved[k]}, model {live[k]}"))
+            .ToList();
+        if (problems.Count > 0)
+        {
+            throw new InvalidDataException(
+                $"Checkpoint '{path}' does not match this model ({problems.Count} differences): {string.Join("; ", problems.Take(10))}.");
+        }
+    }
+
     private static void Check(string path, CheckpointHeader header, CheckpointHeader expected, Dictionary<string, byte[]> sections)
     {
         foreach (var name in Sections.Where(n => !sections.ContainsKey(n)))
@@ -102,16 +160,7 @@ internal static class TrainerCheckpoint
             throw new InvalidDataException($"Checkpoint '{path}' has no '{name}' section.");
         }
 
-        var problems = expected.ModelState.Keys.Except(header.ModelState.Keys).Select(k => $"missing {k}")
-            .Concat(header.ModelState.Keys.Except(expected.ModelState.Keys).Select(k => $"unexpected {k}"))
-            .Concat(expected.ModelState.Keys.Intersect(header.ModelState.Keys).Where(k => expected.ModelState[k] != header.ModelState[k])
-                .Select(k => $"{k}: checkpoint {header.ModelState[k]}, model {expected.ModelState[k]}"))
-            .ToList();
-        if (problems.Count > 0)
-        {
-            throw new InvalidDataException(
-                $"Checkpoint '{path}' does not match this model ({problems.Count} differences): {string.Join("; ", problems.Take(10))}.");
-        }
+        CheckModel(path, header.ModelState, expected.ModelState);
 
         if (header.Objective != expected.Objective)
         {

@@ -1,0 +1,223 @@
+using System.Globalization;
+using DTSKD.Core.Data;
+using DTSKD.Core.Interop;
+using DTSKD.Core.Models;
+using DTSKD.Core.Training;
+using SkiaSharp;
+using Spectre.Console;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace DTSKD.Samples.Cifar100;
+
+/// <summary>
+/// What a user does with a trained run: <c>evaluate</c> it again on the test set, <c>export</c> the plain classifier it
+/// contains (the backbone and its head) for PyTorch or TorchSharp, and <c>predict</c> the classes of image files.
+/// </summary>
+public static class AfterTraining
+{
+    public static async Task<int> RunAsync(ToolRequest request, IAnsiConsole console, TextWriter errors, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        ArgumentNullException.ThrowIfNull(console);
+        ArgumentNullException.ThrowIfNull(errors);
+        try
+        {
+            // 1. The model and the data: from the run's config.json, or from the command line.
+            var (options, weights) = Resolve(request);
+            set_num_threads(options.Threads);
+            var device = options.Device == "cuda" || (options.Device == "auto" && cuda.is_available()) ? CUDA : CPU;
+            var (channels, height, width, classes) = StandardDatasets.Describe(options.DataType);
+            using var model = MultiBranchModels.Create(options.ClassifierType, options.ModelOptions(classes, channels));
+            using var backbone = BackboneClassifier.From(model);
+
+            // 2. The weights: a trainer checkpoint, a PyTorch state dict of the whole model, or of its exported backbone.
+            var (summary, backboneOnly) = LoadWeights(model, backbone, weights, options);
+            model.eval();
+            switch (request.Command)
+            {
+                case "evaluate":
+                    await EvaluateAsync(model, options, device, summary, backboneOnly, console, cancellationToken).ConfigureAwait(false);
+                    return Sample.Ok;
+                case "export":
+                    return Export(backbone, request, options, weights, console, errors);
+                default:
+                    return Predict(backbone, request, options, (channels, height, width), console, errors);
+            }
+        }
+        catch (Exception ex) when (ex is FileNotFoundException or DirectoryNotFoundException or InvalidDataException or UnauthorizedAccessException or System.Text.Json.JsonException)
+        {
+            errors.WriteLine($"error: {ex.Message}");
+            return Sample.Failed;
+        }
+    }
+
+    private static (ExperimentConfig Options, string Weights) Resolve(ToolRequest request)
+    {
+        var options = request.Options;
+        string? checkpoint = null;
+        if (request.Run is { } run)
+        {
+            if (!File.Exists(Path.Combine(run, "config.json")))
+            {
+                throw new FileNotFoundException($"'{run}' is not a run folder: it has no config.json (give --run the folder training wrote, or --weights a file).");
+            }
+
+            var saved = ExperimentOutputs.ReadConfig(run);
+
+            // The run decides the model and the data; the command line may point at another copy of the data, or use part of it.
+            options = saved with
+            {
+                DataPath = request.Options.DataPath ?? saved.DataPath,
+                TestLimit = request.Options.TestLimit ?? saved.TestLimit,
+                Device = request.Options.Device,
+                Threads = request.Options.Threads,
+            };
+            checkpoint = request.Checkpoint switch
+            {
+                "best" => File.Exists(Path.Combine(run, "best.ckpt")) ? Path.Combine(run, "best.ckpt") : Path.Combine(run, "last.ckpt"),
+                "last" => Path.Combine(run, "last.ckpt"),
+                var file => file,
+            };
+        }
+
+        var weights = request.Weights ?? checkpoint!;
+        return File.Exists(weights) ? (options, weights) : throw new FileNotFoundException($"'{weights}' does not exist.", weights);
+    }
+
+    private static (CheckpointSummary? Summary, bool BackboneOnly) LoadWeights(MultiBranchModule model, BackboneClassifier backbone, string weights, ExperimentConfig options)
+    {
+        var what = $"{options.ClassifierType} ({StandardDatasets.Describe(options.DataType).Classes} classes, width {options.BaseWidth})";
+        try
+        {
+            if (weights.EndsWith(".ckpt", StringComparison.OrdinalIgnoreCase))
+            {
+                return (TrainerCheckpoint.LoadModel(weights, model), false);
+            }
+
+            // A state dict: the whole multi-branch model, or the plain classifier that export wrote.
+            var names = PyTorchWeights.Describe(weights).Keys.ToHashSet(StringComparer.Ordinal);
+            var backboneNames = backbone.state_dict().Keys.ToHashSet(StringComparer.Ordinal);
+            var onlyBackbone = names.IsSubsetOf(backboneNames) && names.Count > 0;
+            PyTorchWeights.Load(onlyBackbone ? backbone : model, weights);
+            return (null, onlyBackbone);
+        }
+        catch (InvalidDataException ex)
+        {
+            throw new InvalidDataException($"'{weights}' does not fit {what}: {ex.Message}", ex);
+        }
+    }
+
+    private static async Task EvaluateAsync(MultiBranchModule model, ExperimentConfig options, Device device, CheckpointSummary? summary, bool backboneOnly, IAnsiConsole console, CancellationToken ct)
+    {
+        using var data = await StandardDatasets.LoadAsync(options.DataType, options.ResolvedDataPath, trainLimit: 1, options.TestLimit, download: false, cancellationToken: ct).ConfigureAwait(false);
+        model.to(device);
+        var result = Evaluator.Evaluate(model, data.Test, data.Preprocessing, device, options.EvalBatchSize);
+        var inv = CultureInfo.InvariantCulture;
+        console.WriteLine(string.Create(inv, $"{options.ClassifierType} on {data.Test.Name} ({result.Count} test images):"));
+        for (var h = 0; h < (backboneOnly ? 1 : result.Top1.Count); h++)
+        {
+            console.WriteLine(string.Create(inv, $"  {(h == 0 ? "backbone" : $"branch {h}"),-9} top-1 {result.Top1[h]:F2}%"));
+        }
+
+        console.WriteLine(string.Create(inv, $"  backbone  top-5 {result.Top5:F2}%  loss {result.Loss:F4}"));
+        if (summary is { Metrics.Count: > 0 } s && s.StepsDone == 0)
+        {
+            var m = s.Metrics[^1];
+            console.WriteLine(string.Create(inv, $"The run reported for epoch {m.Epoch + 1}: backbone top-1 {m.TestTop1[0]:F2}%, top-5 {m.TestTop5:F2}%, loss {m.TestLoss:F4}."));
+        }
+    }
+
+    private static int Export(BackboneClassifier backbone, ToolRequest request, ExperimentConfig options, string weights, IAnsiConsole console, TextWriter errors)
+    {
+        var stem = request.Output ?? Path.Combine(request.Run ?? Path.GetDirectoryName(Path.GetFullPath(weights))!, "backbone");
+        var folder = new RunFolder(Path.GetDirectoryName(Path.GetFullPath(stem))!);
+        if (folder.WhyNotWritable() is { } why)
+        {
+            errors.WriteLine($"error: --output '{stem}': {why}.");
+            return Sample.BadArguments;
+        }
+
+        PyTorchWeights.Save(backbone, stem + ".pt");
+        PyTorchWeights.Save(backbone, stem + ".safetensors");
+        var parameters = backbone.parameters().Sum(p => p.numel());
+        console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"Wrote {stem}.pt and {stem}.safetensors: the {options.ClassifierType} backbone and its head, {backbone.state_dict().Count} tensors, {parameters:N0} parameters."));
+        console.WriteLine("Load it into the plain network with strict=True (docs/interop.md), or here with `predict --weights`.");
+        return Sample.Ok;
+    }
+
+    private static int Predict(BackboneClassifier backbone, ToolRequest request, ExperimentConfig options, (int Channels, int Height, int Width) shape, IAnsiConsole console, TextWriter errors)
+    {
+        // Every image is read first: one unreadable file stops the command before anything is printed.
+        var images = new List<byte[]>();
+        foreach (var file in request.Images)
+        {
+            if (!File.Exists(file))
+            {
+                errors.WriteLine($"error: image '{file}' does not exist.");
+                return Sample.Failed;
+            }
+
+            using var bitmap = SKBitmap.Decode(file);
+            if (bitmap is null)
+            {
+                errors.WriteLine($"error: image '{file}' cannot be read: it is not a PNG or JPEG image.");
+                return Sample.Failed;
+            }
+
+            images.Add(Pixels(bitmap, shape));
+        }
+
+        var names = StandardDatasets.ClassNames(options.DataType, options.ResolvedDataPath);
+        var preprocessing = StandardDatasets.Preprocessing(options.DataType);
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var batch = tensor([.. images.SelectMany(b => b)], [images.Count, shape.Channels, shape.Height, shape.Width], ScalarType.Byte);
+        var probabilities = backbone.call(preprocessing.Normalize(batch)).softmax(1);
+        var k = Math.Min(request.Top, (int)probabilities.shape[1]);
+        var (values, indices) = probabilities.topk(k, dim: 1);
+        var p = values.data<float>().ToArray();
+        var c = indices.data<long>().ToArray();
+        for (var i = 0; i < images.Count; i++)
+        {
+            var ranked = Enumerable.Range(0, k).Select(j =>
+                string.Create(CultureInfo.InvariantCulture, $"{(names is null ? $"class {c[(i * k) + j]}" : names[(int)c[(i * k) + j]])} {100 * p[(i * k) + j]:F2}%"));
+            console.WriteLine($"{request.Images[i]}: {string.Join(", ", ranked)}");
+        }
+
+        return Sample.Ok;
+    }
+
+    /// <summary>
+    /// The image as training saw its data set: resized to the data set's size when it differs, as RGB planes or as
+    /// grayscale (ITU-R 601 luma, as PIL's "L"), uint8 in channel-major order.
+    /// </summary>
+    private static byte[] Pixels(SKBitmap bitmap, (int Channels, int Height, int Width) shape)
+    {
+        using var resized = bitmap.Width == shape.Width && bitmap.Height == shape.Height
+            ? null
+            : bitmap.Resize(new SKImageInfo(shape.Width, shape.Height), new SKSamplingOptions(SKCubicResampler.Mitchell));
+        var source = resized ?? bitmap;
+        var plane = shape.Height * shape.Width;
+        var bytes = new byte[shape.Channels * plane];
+        for (var y = 0; y < shape.Height; y++)
+        {
+            for (var x = 0; x < shape.Width; x++)
+            {
+                var color = source.GetPixel(x, y);
+                var at = (y * shape.Width) + x;
+                if (shape.Channels == 1)
+                {
+                    bytes[at] = (byte)(((color.Red * 19595) + (color.Green * 38470) + (color.Blue * 7471) + 0x8000) >> 16);
+                }
+                else
+                {
+                    (bytes[at], bytes[plane + at], bytes[(2 * plane) + at]) = (color.Red, color.Green, color.Blue);
+                }
+            }
+        }
+
+        return bytes;
+    }
+}

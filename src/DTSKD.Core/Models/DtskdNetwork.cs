@@ -1,0 +1,103 @@
+using static TorchSharp.torch;
+
+namespace DTSKD.Core.Models;
+
+/// <summary>
+/// What the release's multi-branch networks share: a backbone that yields K stage maps and a pooled feature, a backbone
+/// head, and a <see cref="BranchNeck"/> whose parts sit at the top level under the release's names.
+/// </summary>
+internal abstract class DtskdNetwork : MultiBranchModule, IBackboneSource
+{
+    private BranchNeck? _neck;
+
+    protected DtskdNetwork(string name, MultiBranchModelOptions options)
+        : base(name)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        TorchSharpRuntime.EnsureLoaded();
+        Options = options;
+    }
+
+    /// <summary>The size options the model was built with.</summary>
+    public MultiBranchModelOptions Options { get; }
+
+    /// <inheritdoc />
+    public override int ClassCount => Options.ClassCount;
+
+    /// <inheritdoc />
+    public override int BranchCount => Neck.BranchCount;
+
+    private BranchNeck Neck => _neck ?? throw new InvalidOperationException("The network has no neck yet.");
+
+    /// <summary>Runs the backbone, its head and the neck.</summary>
+    /// <param name="input">Images, [B, InputChannels, H, W].</param>
+    /// <returns>Backbone logits and the branch logits b1..bK.</returns>
+    public override MultiBranchOutput forward(Tensor input)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        if (input.dim() != 4 || input.shape[1] != Options.InputChannels)
+        {
+            throw new ArgumentException(
+                $"input must be [batch, {Options.InputChannels}, height, width]; got {TensorChecks.Shape(input)}.", nameof(input));
+        }
+
+        using var scope = NewDisposeScope();
+        var (stages, feature) = Backbone(input);
+        var logits = Head(feature.flatten(1));
+        var branches = Neck.call(stages, feature);
+        return new MultiBranchOutput(logits, branches).MoveToOuterDisposeScope();
+    }
+
+    /// <inheritdoc />
+    public IEnumerable<(string Name, nn.Module Module)> BackboneChildren()
+    {
+        var neck = Neck.named_children().Select(c => c.name).ToHashSet(StringComparer.Ordinal);
+        return named_children().Where(c => !neck.Contains(c.name)).Select(c => (c.name, c.module));
+    }
+
+    /// <inheritdoc />
+    public Tensor BackboneLogits(Tensor input)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        using var scope = NewDisposeScope();
+        return Head(Backbone(input).Feature.flatten(1)).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The stage maps that get a branch (shallowest first) and the pooled final feature [B, F, 1, 1].</summary>
+    protected abstract (IReadOnlyList<Tensor> Stages, Tensor Feature) Backbone(Tensor input);
+
+    /// <summary>The backbone head: logits from the flattened feature [B, F].</summary>
+    protected abstract Tensor Head(Tensor feature);
+
+    /// <summary>Registers the neck's parts at the top level, as the release names them (after the backbone's).</summary>
+    protected void RegisterNeck(BranchNeck neck)
+    {
+        _neck = neck;
+        foreach (var (childName, child) in neck.named_children())
+        {
+            register_module(childName, child);
+        }
+    }
+
+    // Every component is registered explicitly, so that the neck's parts keep the release's top-level names and the
+    // neck object itself is not registered a second time.
+    /// <inheritdoc />
+    protected override void RegisterComponents()
+    {
+    }
+
+    /// <inheritdoc />
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            _neck?.Dispose();
+        }
+
+        base.Dispose(disposing);
+    }
+
+    /// <summary>Channels scaled from the reference's (at base width 64) to the options' base width, at least 1.</summary>
+    protected int Scaled(int reference) => Math.Max(1, reference * Options.BaseWidth / 64);
+}

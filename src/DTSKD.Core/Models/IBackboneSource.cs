@@ -1,0 +1,13 @@
+using static TorchSharp.torch;
+
+namespace DTSKD.Core.Models;
+
+/// <summary>A multi-branch network whose backbone and head can run alone: what <see cref="BackboneClassifier"/> exports.</summary>
+internal interface IBackboneSource
+{
+    /// <summary>The network's registered children that belong to the backbone and its head, by their names, in order.</summary>
+    IEnumerable<(string Name, nn.Module Module)> BackboneChildren();
+
+    /// <summary>The backbone head's logits for a batch, without the neck or the branches.</summary>
+    Tensor BackboneLogits(Tensor input);
+}
