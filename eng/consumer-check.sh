@@ -46,9 +46,9 @@ using DTSKD.Core.Models;
 using static TorchSharp.torch;
 
 manual_seed(1);
-using var model = ResNetDtskd.ResNet18(new MultiBranchModelOptions { ClassCount = 10, BaseWidth = 8, NeckWidth = 32 });
-using var history = new HistoricalTeacher(sampleCount: 64, classCount: 10, headCount: model.BranchCount + 1);
-var loss = new DualTeacherLoss(new DualTeacherLossOptions(), history);
+// Widths that are multiples of 16: LibTorch 2.10's CPU 3x3 convolution gets its input gradient wrong otherwise.
+using var model = MultiBranchModels.resnet18_dtskd(numClasses: 10, baseWidth: 16, neckWidth: 64);
+using var loss = DualTeacherLoss.For(model, sampleCount: 64);
 using var optimizer = optim.SGD(model.parameters(), 0.05, momentum: 0.9, nesterov: true);
 using var images = randn(64, 3, 32, 32);
 using var labels = randint(0, 10, [64], dtype: ScalarType.Int64);

@@ -21,11 +21,13 @@ BatchNorm statistics get values too: running_mean 0.1 (2u - 1), running_var 0.5 
 tests/DTSKD.Core.Tests/ReferenceWeights.cs.
 """
 import argparse
+import atexit
 import base64
 import importlib
 import json
 import math
 import os
+import shutil
 import sys
 import tempfile
 
@@ -90,6 +92,7 @@ def init_state(model):
 
 def import_release(path):
     stub = tempfile.mkdtemp(prefix="yacs-stub-")
+    atexit.register(shutil.rmtree, stub, ignore_errors=True)
     os.makedirs(os.path.join(stub, "yacs"))
     open(os.path.join(stub, "yacs", "__init__.py"), "w").close()
     open(os.path.join(stub, "yacs", "config.py"), "w").close()

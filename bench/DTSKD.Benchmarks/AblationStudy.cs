@@ -78,7 +78,7 @@ public static class AblationStudy
         return command;
     }
 
-    private static string Quote(string arg) => arg.Contains('[') || arg.Contains(';') ? $"\"{arg}\"" : arg;
+    private static string Quote(string arg) => arg.IndexOfAny(['[', ';', ' ', ':']) >= 0 ? $"\"{arg}\"" : arg;
 
     private sealed record Settings(
         Device Device, string DataType, string? DataPath, int Epochs, int? TrainLimit, int? TestLimit, int BatchSize, double Lr,
@@ -130,7 +130,12 @@ public static class AblationStudy
     {
         var v = values.ToArray();
         var mean = v.Average();
-        var spread = v.Length > 1 ? Math.Sqrt(v.Sum(x => (x - mean) * (x - mean)) / (v.Length - 1)) : 0;
+        if (v.Length == 1)
+        {
+            return v[0].ToString("F2", CultureInfo.InvariantCulture);
+        }
+
+        var spread = Math.Sqrt(v.Sum(x => (x - mean) * (x - mean)) / (v.Length - 1));
         return string.Create(CultureInfo.InvariantCulture, $"{mean:F2} ± {spread:F2}");
     }
 
@@ -174,6 +179,7 @@ public static class AblationStudy
         plot.SavePng(Path.Combine(assets, "ablation-backbone.png"), 1000, 550);
 #endif
 
+        var spreadNote = s.Seeds.Length > 1 ? "Mean ± standard deviation over seeds." : "One seed per row: no spread is known.";
         var text = new StringBuilder();
         text.AppendLine(CultureInfo.InvariantCulture, $"# {s.Title}");
         text.AppendLine();
@@ -181,7 +187,7 @@ public static class AblationStudy
             $"`{s.Model}` at width {s.BaseWidth}/{s.NeckWidth} on {train.Name} ({train.Count} training, {test.Count} test images, {train.Channels} x {train.Height} x {train.Width}), " +
             $"{s.Epochs} epochs per run, batch {s.BatchSize}, {s.Precision}, SGD lr {s.Lr.ToString(inv)} (Nesterov 0.9, weight decay 5e-4) x0.1 at epochs {milestones[0] + 1} and {milestones[1] + 1}, " +
             $"crop (padding 4) + flip; the same budget, seeds ({string.Join(", ", s.Seeds)}) and initialisations for every row. " +
-            $"Best = best backbone test top-1 over epochs {bestAfter + 1}-{s.Epochs} (the recipe's \"last third\"); final = last epoch; train = the last epoch's backbone top-1 on the augmented training batches. Mean ± standard deviation over seeds.");
+            $"Best = best backbone test top-1 over epochs {bestAfter + 1}-{s.Epochs} (the recipe's \"last third\"); final = last epoch; train = the last epoch's backbone top-1 on the augmented training batches. {spreadNote}");
         text.AppendLine();
         text.Append("| row | objective | backbone best | backbone final | train (final) |");
         text.AppendLine(string.Concat(Enumerable.Range(1, heads - 1).Select(h => $" branch {h} final |")));

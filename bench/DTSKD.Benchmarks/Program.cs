@@ -21,9 +21,11 @@ var batch = new Option<int>("--batch-size") { Description = "Batch size.", Defau
 var steps = new Option<int>("--steps") { Description = "Steps per epoch (two epochs run; the second is measured).", DefaultValueFactory = _ => 50 };
 var reference = new Option<bool>("--reference-width") { Description = "Use the reference width (64/512) instead of 16/128." };
 var stepsOutput = new Option<string?>("--output") { Description = "Markdown file for the table." };
-var throughput = new Command("steps", "Training throughput through the Trainer in each precision mode.") { deviceOption, modes, batch, steps, reference, stepsOutput };
+var stepModels = new Option<string>("--models") { Description = "Comma-separated models: " + string.Join(", ", DTSKD.Core.Models.MultiBranchModels.Names) + ".", DefaultValueFactory = _ => "resnet18_dtskd" };
+var throughput = new Command("steps", "Training throughput through the Trainer for each model and precision mode.") { deviceOption, stepModels, modes, batch, steps, reference, stepsOutput };
 throughput.SetAction(r => StepThroughput.Run(
     ResolveDevice(r.GetValue(deviceOption)!),
+    r.GetValue(stepModels)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
     r.GetValue(modes)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
     r.GetValue(batch), r.GetValue(steps), r.GetValue(reference), r.GetValue(stepsOutput),
     "DTSKD.Benchmarks " + string.Join(' ', args)));

@@ -9,18 +9,18 @@ using static TorchSharp.torch;
 namespace DTSKD.Benchmarks;
 
 /// <summary>
-/// Training throughput through the real Trainer path (gather, on-device augmentation, model, DualTeacherLoss,
-/// FlatSgd, loss scaling) in each precision mode, on synthetic CIFAR-sized data.
+/// Training throughput through the real Trainer path (gather, on-device augmentation, model, DualTeacherLoss, optimizer,
+/// loss scaling) for each model and precision mode, on synthetic CIFAR-sized data.
 /// </summary>
 public static class StepThroughput
 {
-    public static int Run(Device device, string[] modes, int batch, int steps, bool referenceWidth, string? output, string command)
+    public static int Run(Device device, string[] models, string[] modes, int batch, int steps, bool referenceWidth, string? output, string command)
     {
         var inv = CultureInfo.InvariantCulture;
         var rows = new List<string>();
         Console.WriteLine($"Machine: {MachineInfo.Describe(device)}");
         var width = referenceWidth ? new MultiBranchModelOptions() : new MultiBranchModelOptions { BaseWidth = 16, NeckWidth = 128 };
-        foreach (var mode in modes)
+        foreach (var (name, mode) in models.SelectMany(m => modes.Select(mode => (m, mode))))
         {
             var (precision, tf32) = mode switch
             {
@@ -37,7 +37,7 @@ public static class StepThroughput
             using var labels = randint(0, 100, [n], ScalarType.Int64).DetachFromDisposeScope();
             using var train = ImageDataset.FromTensors(images, labels, 100, "synthetic-cifar");
             using var test = train.Take(batch);
-            using var model = MultiBranchModels.Create("resnet18_dtskd", width);
+            using var model = MultiBranchModels.Create(name, width);
             using var loss = DualTeacherLoss.For(model, n, new DualTeacherLossOptions { ValidateInputs = false }, device);
             using var trainer = new Trainer(model, loss, train, test, BatchAugmentation.Cifar, new TrainerOptions
             {
@@ -47,7 +47,7 @@ public static class StepThroughput
             // Epoch 1 warms up (allocator, cuDNN algorithm choice); epoch 2 is measured.
             var result = trainer.Run();
             var measured = result.Metrics[1];
-            rows.Add(string.Create(inv, $"| {mode} | {measured.ImagesPerSecond:F0} | {1000.0 * measured.TrainSeconds / steps:F2} |"));
+            rows.Add(string.Create(inv, $"| {name} | {mode} | {measured.ImagesPerSecond:F0} | {1000.0 * measured.TrainSeconds / steps:F2} |"));
             Console.WriteLine(rows[^1]);
         }
 
@@ -56,10 +56,10 @@ public static class StepThroughput
             var text = new StringBuilder();
             text.AppendLine(CultureInfo.InvariantCulture, $"Measured on: {MachineInfo.Describe(device)}.");
             text.AppendLine();
-            text.AppendLine(CultureInfo.InvariantCulture, $"Command: `{command}`. resnet18_dtskd {(referenceWidth ? "reference width" : "16/128")}, batch {batch}, {steps} steps per epoch, second epoch measured; the whole training path (gather, augmentation, forward, DTSKD loss, backward, FlatSgd).");
+            text.AppendLine(CultureInfo.InvariantCulture, $"Command: `{command}`. Width {(referenceWidth ? "reference (64, neck 512; 1024 for shufflev2_dtskd)" : "16/128")}, 100 classes, batch {batch}, {steps} steps per epoch, second epoch measured; the whole training path (gather, augmentation, forward, DTSKD loss, backward, optimizer step).");
             text.AppendLine();
-            text.AppendLine("| mode | train images/s | ms per step |");
-            text.AppendLine("| --- | --- | --- |");
+            text.AppendLine("| model | mode | train images/s | ms per step |");
+            text.AppendLine("| --- | --- | --- | --- |");
             rows.ForEach(r => text.AppendLine(r));
             File.WriteAllText(output, text.ToString());
         }

@@ -63,7 +63,7 @@ public static class SampleCommandLine
         var seed = new Option<long>("--seed") { Description = "Seed of the model initialisation, shuffling and augmentation.", DefaultValueFactory = _ => d.Seed };
         var precision = new Option<string>("--precision")
         {
-            Description = "Forward/backward format: auto (fp32; on CUDA with TF32), fp32, bf16 or fp16 (with loss scaling). bf16 and fp16 are opt-in: they have not yet been checked on a GPU.",
+            Description = "Forward/backward format: auto (bf16 on CPUs with native bfloat16, AVX512-BF16 or AMX; fp32 on other CPUs and on CUDA, with TF32), fp32, bf16 or fp16 (with loss scaling). On CUDA the half formats are opt-in: they have not yet been checked on a GPU.",
             DefaultValueFactory = _ => d.Precision,
         };
         precision.AcceptOnlyFromAmong(Precisions);

@@ -29,6 +29,25 @@ public class BackboneClassifierTests
         names.Should().Equal(model.state_dict().Keys.Where(names.Contains), "the backbone's entries, in the model's order");
     }
 
+    // docs/models.md's "backbone alone" column: 11,220,132 parameters for resnet18_dtskd, 1,360,896 for shufflev2_dtskd, ...
+    [Theory]
+    [InlineData("resnet18_dtskd", 11_220_132L)]
+    [InlineData("resnet34_dtskd", 21_328_292L)]
+    [InlineData("vgg16_dtskd", 15_299_748L)]
+    [InlineData("resnext18_dtskd", 22_209_444L)]
+    [InlineData("shufflev2_dtskd", 1_360_896L)]
+    public void At_the_reference_size_the_classifier_keeps_every_parameter_outside_the_neck(string name, long count)
+    {
+        using var model = MultiBranchModels.Create(name);
+        using var backbone = BackboneClassifier.From(model);
+
+        backbone.parameters().Sum(p => p.numel()).Should().Be(count);
+        var neck = model.named_parameters()
+            .Where(p => new[] { "laterals", "upsample", "up_conv", "fuse_", "fc_b" }.Any(prefix => p.name.StartsWith(prefix, StringComparison.Ordinal)))
+            .Sum(p => p.parameter.numel());
+        (count + neck).Should().Be(model.parameters().Sum(p => p.numel()), "backbone and neck partition the model");
+    }
+
     [Fact]
     public void The_resnet18_backbone_is_the_plain_cifar_resnet18()
     {

@@ -53,6 +53,36 @@ public class DualTeacherLossTests
         }
     }
 
+    // docs/method.md: the release never writes its memory, so every target it trains on is the one-hot label;
+    // a constant alpha of 1 gives exactly that whatever our (updated) memory holds.
+    [Fact]
+    public void A_constant_label_weight_of_one_trains_on_the_one_hot_labels_as_the_release_does()
+    {
+        var rng = new Random(47);
+        using var loss = new DualTeacherLoss(branchCount: 3, Classes, sampleCount: 3, new DualTeacherLossOptions { Schedule = CoefficientSchedule.Constant(1) });
+        long[] y = [2, 0, 4];
+        using var labels = tensor(y);
+        using var indices = tensor(new long[] { 0, 1, 2 });
+        var oneHot = Reference.OneHot(y, Classes);
+
+        for (var epoch = 0; epoch < 3; epoch++)
+        {
+            var heads = Enumerable.Range(0, 4).Select(_ => TestTensors.RandomLogits(rng, 3, Classes)).ToArray();
+            using var output = new MultiBranchOutput(TestTensors.ToTensor(heads[0]), heads.Skip(1).Select(h => TestTensors.ToTensor(h)).ToArray());
+
+            using var result = loss.Compute(output, labels, indices, epoch, totalEpochs: 3);
+
+            for (var h = 0; h < 4; h++)
+            {
+                var term = Reference.SoftTargetKl(heads[h], oneHot, 1.0);
+                var name = h == 0 ? "history/backbone" : $"history/branch{h}";
+                result.Components[name].item<float>().Should().BeApproximately((float)term, (float)(1e-5 * Math.Max(term, 1)), $"epoch {epoch}, {name}");
+            }
+        }
+
+        loss.HistoricalTeacher!.SeenCount().Should().Be(3, "the memory is still written; alpha = 1 only ignores it");
+    }
+
     [Fact]
     public void With_history_off_the_loss_is_backbone_CE_plus_KD()
     {

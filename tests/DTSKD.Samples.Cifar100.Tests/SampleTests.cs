@@ -2,8 +2,10 @@ using System.Diagnostics;
 using System.Reflection;
 using System.Runtime.InteropServices;
 using System.Security.Cryptography;
+using DTSKD.Core.Training;
 using DTSKD.Samples.Cifar100;
 using Spectre.Console.Testing;
+using static TorchSharp.torch;
 
 namespace DTSKD.Samples.Cifar100.Tests;
 
@@ -79,7 +81,30 @@ public sealed class SampleTests : IDisposable
         var data = WriteCifar100(train, test);
         var experiments = Path.Combine(_dir.FullName, "experiments");
         return (data, experiments, ["--data-path", data, "--experiments-dir", experiments, "--experiments-name", name, "--base-width", "16", "--neck-width", "16",
-            "--batch-size", batch.ToString(System.Globalization.CultureInfo.InvariantCulture), "--log-interval", logInterval.ToString(System.Globalization.CultureInfo.InvariantCulture), "--device", "cpu"]);
+            "--batch-size", batch.ToString(System.Globalization.CultureInfo.InvariantCulture), "--log-interval", logInterval.ToString(System.Globalization.CultureInfo.InvariantCulture), "--device", "cpu",
+
+            // auto means bf16 on CPUs with native bfloat16 only: pinned, so the suite trains the same on every CI machine.
+            "--precision", "fp32"]);
+    }
+
+    [Theory]
+    [InlineData("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16 avx512_vnni\nbugs\t\t: spectre_v1\n", true)]
+    [InlineData("flags\t\t: fpu amx_bf16 amx_tile\n", true)]
+    [InlineData("flags\t\t: fpu sse2 avx2 avx512f avx512_vnni\nbugs\t\t: avx512_bf16\n", false)]
+    [InlineData("flags\t\t: fpu avx512_bf16x\n", false)]
+    [InlineData(null, false)]
+    public void Native_bfloat16_is_read_from_the_cpu_flags_only(string? cpuInfo, bool expected) =>
+        CpuFeatures.HasNativeBFloat16(cpuInfo).Should().Be(expected);
+
+    [Fact]
+    public void Auto_precision_is_bf16_only_on_a_cpu_with_native_bfloat16()
+    {
+        var auto = new ExperimentConfig();
+        var cuda = new Device(TorchSharp.DeviceType.CUDA);   // a description only: torch.CUDA would initialise CUDA, absent here
+        SampleRecipe.Precision(auto, CPU).Should().Be(CpuFeatures.NativeBFloat16 ? TrainingPrecision.BFloat16 : TrainingPrecision.Float32);
+        SampleRecipe.Precision(auto, cuda).Should().Be(TrainingPrecision.Float32, "the half formats are opt-in on GPUs until measured there");
+        SampleRecipe.Precision(auto with { Precision = "fp32" }, CPU).Should().Be(TrainingPrecision.Float32);
+        SampleRecipe.Precision(auto with { Precision = "bf16" }, cuda).Should().Be(TrainingPrecision.BFloat16);
     }
 
     [Theory]
