@@ -9,6 +9,7 @@ python3-torch (1.13, CPU):
     /usr/bin/python3 eng/release-reference.py --release /tmp/dtskd-release trajectory
     /usr/bin/python3 eng/release-reference.py --release /tmp/dtskd-release logits
     /usr/bin/python3 eng/release-reference.py --release /tmp/dtskd-release check-export --file backbone.pt
+    /usr/bin/python3 eng/release-reference.py --release /tmp/dtskd-release check-weights --file model.pth --model resnet18_dtskd
 
 Nothing of the release is copied: its model and loss classes are imported from the checkout. Its
 utils/label_dynamic.py imports `yacs`, which Debian lacks; this script puts an empty stand-in on the path.
@@ -243,6 +244,22 @@ def check_export(args):
     print(f"loaded {len(state)} tensors into the release's CIFAR ResNet18 with strict=True ({result}); logits shape {tuple(out.shape)}")
 
 
+def check_weights(args):
+    """Loads a whole multi-branch state dict saved by DTSKD.Core (PyTorchWeights.Save) into the release's network."""
+    net = release_networks(args.release)[args.model]()
+    state = torch.load(args.file, map_location="cpu")
+    result = net.load_state_dict(state, strict=True)
+    net.eval()
+    with torch.no_grad():
+        heads = [h.double() for h in net(torch.zeros(1, 3, 32, 32))]
+    print(f"loaded {len(state)} tensors into the release's {args.model} with strict=True ({result})")
+    if args.logits:
+        with open(args.logits) as f:
+            expected = torch.tensor(json.load(f), dtype=torch.float64)
+        worst = max(float((heads[h][0] - expected[h]).abs().max() / expected[h].abs().max()) for h in range(len(heads)))
+        print(f"eval-mode logits of all {len(heads)} heads for a zero image: worst difference {worst:.2e} of the row's largest logit")
+
+
 def write(path, obj):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     temp = path + ".tmp"
@@ -262,8 +279,12 @@ def main():
     check = sub.add_parser("check-export", help="load an exported backbone state dict into the release's plain ResNet18")
     check.add_argument("--file", required=True)
     check.add_argument("--classes", type=int, default=100)
+    weights = sub.add_parser("check-weights", help="load a whole multi-branch state dict into the release's network of that name")
+    weights.add_argument("--file", required=True)
+    weights.add_argument("--model", default="resnet18_dtskd")
+    weights.add_argument("--logits", help="a JSON list of the four heads' logits for a zero image, to compare")
     args = parser.parse_args()
-    {"trajectory": trajectory, "logits": logits, "check-export": check_export}[args.command](args)
+    {"trajectory": trajectory, "logits": logits, "check-export": check_export, "check-weights": check_weights}[args.command](args)
 
 
 if __name__ == "__main__":

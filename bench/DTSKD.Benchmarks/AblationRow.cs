@@ -58,7 +58,7 @@ public sealed partial record AblationRow(string Key, string Description, Func<IM
         }
 
         var edits = overrides.Select(ParseOverride).ToList();
-        var text = edits.Count == 0 ? description : description + "; " + string.Join(", ", edits.Select(e => e.Text));
+        var text = edits.Count == 0 ? description : description + "; changed: " + string.Join(", ", edits.Select(e => e.Text));
         return new AblationRow(spec, text, (model, n, device) =>
         {
             var options = new DualTeacherLossOptions();

@@ -135,7 +135,7 @@ public static class BenchmarkSuite
         report.AppendLine("## Long run");
         report.AppendLine();
         report.AppendLine(CultureInfo.InvariantCulture,
-            $"{steps} training steps through `Trainer` (small resnet18_dtskd 16/32, batch 128, DTSKD loss, evaluation every 100 steps): live tensors at each report {(liveFlat ? "constant" : "NOT constant")} ({string.Join(", ", liveCounts.Distinct())}); resident memory {rssStart / 1e6:F0} MB after the first 100 steps, {rssEnd / 1e6:F0} MB at the end ({(rssGrowth >= 0 ? "+" : "")}{rssGrowth:F1} MB); peak {peak / 1e6:F0} MB.");
+            $"{steps} training steps through `Trainer` (small resnet18_dtskd 16/32, batch 128, DTSKD loss, evaluation every 100 steps): live tensors at each report {(liveFlat ? "constant" : "NOT constant")} ({string.Join(", ", liveCounts.Distinct())}); resident memory {rssStart / 1e6:F0} MB after the first 100 steps, {rssEnd / 1e6:F0} MB at the end ({(rssGrowth >= 0 ? "+" : "")}{rssGrowth:F1} MB); the process's peak {peak / 1e6:F0} MB, which includes the ImageNet-scale tables above.");
         report.AppendLine();
         report.AppendLine(failures.Count == 0 ? "All targets met." : "Targets missed: " + string.Join("; ", failures) + ".");
 

@@ -53,6 +53,16 @@ public sealed class DualTeacherLossOptions
     /// </summary>
     public bool ValidateInputs { get; set; } = true;
 
+    /// <summary>
+    /// The recipe with each KD term taken without the T² factor (w_kd = 0.8 instead of 0.8 · T² = 12.8 per branch), for
+    /// small data sets on which cross-entropy overfits. There the paper's structural term collapses short runs, and this
+    /// preset beat cross-entropy in each of three seeds on 2,000 Fashion-MNIST images (+0.65 points on average); with
+    /// 5,000 images, where cross-entropy hardly overfits, it was 0.47 points below (docs/results.md). For CIFAR-100 keep
+    /// the paper's recipe (the default options).
+    /// </summary>
+    /// <returns>New options; change them freely.</returns>
+    public static DualTeacherLossOptions SmallData() => new() { ScaleKdByTemperatureSquared = false };
+
     /// <summary>The weight of the KD part at a 0-based epoch: <see cref="KdWeight"/>, ramped over <see cref="KdWarmupEpochs"/>.</summary>
     /// <param name="epoch">The 0-based epoch.</param>
     internal double KdWeightAt(int epoch) =>

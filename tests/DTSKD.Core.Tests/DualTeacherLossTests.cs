@@ -105,6 +105,32 @@ public class DualTeacherLossTests
     }
 
     [Fact]
+    public void The_small_data_preset_is_the_recipe_with_kd_terms_without_the_T2_factor()
+    {
+        var rng = new Random(47);
+        var heads = Enumerable.Range(0, 4).Select(_ => TestTensors.RandomLogits(rng, 3, Classes)).ToArray();
+        long[] y = [1, 4, 0];
+        using var labels = tensor(y);
+        using var indices = tensor(new long[] { 2, 0, 1 });
+        using var output = new MultiBranchOutput(TestTensors.ToTensor(heads[0]), heads.Skip(1).Select(h => TestTensors.ToTensor(h)).ToArray());
+        var preset = DualTeacherLossOptions.SmallData();
+        preset.ScaleKdByTemperatureSquared.Should().BeFalse();
+        preset.Should().BeEquivalentTo(new DualTeacherLossOptions(), o => o.Excluding(x => x.ScaleKdByTemperatureSquared), "everything else is the recipe");
+        DualTeacherLossOptions.SmallData().Should().NotBeSameAs(preset, "each call gives options of its own");
+
+        using var recipe = new DualTeacherLoss(branchCount: 3, Classes, sampleCount: 3);
+        using var small = new DualTeacherLoss(branchCount: 3, Classes, sampleCount: 3, preset);
+        using var a = recipe.Compute(output, labels, indices, epoch: 0, totalEpochs: 10);
+        using var b = small.Compute(output, labels, indices, epoch: 0, totalEpochs: 10);
+
+        foreach (var (name, term) in a.Components)
+        {
+            var expected = name.StartsWith("structural/", StringComparison.Ordinal) ? term.item<float>() / 16 : term.item<float>();
+            b.Components[name].item<float>().Should().BeApproximately(expected, 1e-6f * Math.Max(1, Math.Abs(expected)), name);
+        }
+    }
+
+    [Fact]
     public void Gradients_flow_into_every_head()
     {
         using var loss = new DualTeacherLoss(3, Classes, 8);

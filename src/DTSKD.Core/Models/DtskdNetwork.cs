@@ -70,6 +70,23 @@ internal abstract class DtskdNetwork : MultiBranchModule, IBackboneSource
     /// <summary>The backbone head: logits from the flattened feature [B, F].</summary>
     protected abstract Tensor Head(Tensor feature);
 
+    /// <summary>
+    /// The CIFAR ResNet family's backbone (ResNet and the release's ResNeXt): stem, then the stages in turn; the branches
+    /// read every stage but the last, whose pooled map is the feature.
+    /// </summary>
+    protected static (IReadOnlyList<Tensor> Stages, Tensor Feature) ResNetBackbone(
+        Tensor input, nn.Module<Tensor, Tensor> conv1, nn.Module<Tensor, Tensor> bn1, IReadOnlyList<nn.Module<Tensor, Tensor>> layers)
+    {
+        var x = nn.functional.relu(bn1.call(conv1.call(input)));
+        var stages = new Tensor[layers.Count];
+        for (var s = 0; s < stages.Length; s++)
+        {
+            x = stages[s] = layers[s].call(x);
+        }
+
+        return (stages[..^1], nn.functional.adaptive_avg_pool2d(stages[^1], 1));
+    }
+
     /// <summary>Registers the neck's parts at the top level, as the release names them (after the backbone's).</summary>
     protected void RegisterNeck(BranchNeck neck)
     {

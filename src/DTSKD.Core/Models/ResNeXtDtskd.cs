@@ -65,17 +65,8 @@ internal sealed class ResNeXtDtskd : DtskdNetwork
     }
 
     /// <inheritdoc />
-    protected override (IReadOnlyList<Tensor> Stages, Tensor Feature) Backbone(Tensor input)
-    {
-        var x = functional.relu(bn1.call(conv1.call(input)));
-        var stages = new Tensor[4];
-        for (var s = 0; s < 4; s++)
-        {
-            x = stages[s] = _layers[s].call(x);
-        }
-
-        return (stages[..3], functional.adaptive_avg_pool2d(stages[3], 1));
-    }
+    protected override (IReadOnlyList<Tensor> Stages, Tensor Feature) Backbone(Tensor input) =>
+        ResNetBackbone(input, conv1, bn1, _layers);
 
     /// <inheritdoc />
     protected override Tensor Head(Tensor feature) => fc.call(feature);

@@ -64,17 +64,8 @@ internal sealed class ResNetDtskd : DtskdNetwork
         new("resnet34_dtskd", [3, 4, 6, 3], options ?? new MultiBranchModelOptions());
 
     /// <inheritdoc />
-    protected override (IReadOnlyList<Tensor> Stages, Tensor Feature) Backbone(Tensor input)
-    {
-        var x = functional.relu(bn1.call(conv1.call(input)));
-        var stages = new Tensor[4];
-        for (var s = 0; s < 4; s++)
-        {
-            x = stages[s] = _layers[s].call(x);
-        }
-
-        return (stages[..3], functional.adaptive_avg_pool2d(stages[3], 1));
-    }
+    protected override (IReadOnlyList<Tensor> Stages, Tensor Feature) Backbone(Tensor input) =>
+        ResNetBackbone(input, conv1, bn1, _layers);
 
     /// <inheritdoc />
     protected override Tensor Head(Tensor feature) => fc.call(feature);

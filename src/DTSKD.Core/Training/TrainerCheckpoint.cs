@@ -55,18 +55,11 @@ public static class TrainerCheckpoint
         var loaded = ReadModel(section, live);
         try
         {
-            using var noGrad = no_grad();
-            foreach (var (name, tensor) in loaded)
-            {
-                live[name].copy_(tensor);
-            }
+            CopyInto(live, loaded);
         }
         finally
         {
-            foreach (var tensor in loaded.Values)
-            {
-                tensor.Dispose();
-            }
+            DisposeAll(loaded);
         }
 
         return new CheckpointSummary(header.NextEpoch, header.NextStep, header.Metrics, header.Objective);
@@ -111,18 +104,11 @@ public static class TrainerCheckpoint
                 throw new InvalidDataException($"Checkpoint '{path}' does not match this trainer: {ex.Message}", ex);
             }
 
-            using var noGrad = no_grad();
-            foreach (var (name, tensor) in loaded)
-            {
-                live[name].copy_(tensor);
-            }
+            CopyInto(live, loaded);
         }
         finally
         {
-            foreach (var tensor in loaded.Values)
-            {
-                tensor.Dispose();
-            }
+            DisposeAll(loaded);
         }
 
         return header;
@@ -195,6 +181,23 @@ public static class TrainerCheckpoint
         {
             writer.Write(name);
             tensor.Save(writer);
+        }
+    }
+
+    private static void CopyInto(Dictionary<string, Tensor> live, Dictionary<string, Tensor> loaded)
+    {
+        using var noGrad = no_grad();
+        foreach (var (name, tensor) in loaded)
+        {
+            live[name].copy_(tensor);
+        }
+    }
+
+    private static void DisposeAll(Dictionary<string, Tensor> loaded)
+    {
+        foreach (var tensor in loaded.Values)
+        {
+            tensor.Dispose();
         }
     }
 
