@@ -87,10 +87,14 @@ libstdcxx=$(ls /lib/x86_64-linux-gnu/libstdc++.so.6 /usr/lib/x86_64-linux-gnu/li
 if command -v readelf >/dev/null && [ -n "$libstdcxx" ] && ! grep -q GLIBCXX_3.4.32 "$libstdcxx"; then
   echo "== checking the package's TorchSharp load fix (this host's libstdc++ lacks GLIBCXX_3.4.32)"
   native=runtimes/linux-x64/native/libLibTorchSharp.so
-  readelf -V "bin/Release/net10.0/$native" | grep -q 'GLIBCXX_3.4.32 *Flags: WEAK' \
+  # readelf's output is read whole first: `readelf | grep -q` under pipefail fails at random when grep exits before
+  # readelf has written its last lines (SIGPIPE).
+  versions=$(readelf -V "bin/Release/net10.0/$native")
+  grep -q 'GLIBCXX_3.4.32 *Flags: WEAK' <<<"$versions" \
     || { echo "consumer check: the app's libLibTorchSharp.so was not patched" >&2; exit 1; }
   dotnet build -c Release -nologo -v q -p:DtskdFixTorchSharpLoad=false -o "$scratch/optout" >/dev/null
-  if readelf -V "$scratch/optout/$native" | grep -q 'GLIBCXX_3.4.32 *Flags: WEAK'; then
+  versions=$(readelf -V "$scratch/optout/$native")
+  if grep -q 'GLIBCXX_3.4.32 *Flags: WEAK' <<<"$versions"; then
     echo "consumer check: DtskdFixTorchSharpLoad=false did not turn the fix off" >&2
     exit 1
   fi
