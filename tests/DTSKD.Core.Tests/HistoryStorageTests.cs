@@ -127,17 +127,7 @@ public sealed class HistoryStorageTests : IDisposable
             {
                 Epochs = 2, BatchSize = 16, LearningRate = 0.05, Milestones = [], LogInterval = 2, Seed = 3, CheckpointDirectory = dir,
             });
-            if (stop is not null)
-            {
-                trainer.Callbacks.Add(new TestCallback { Progress = p => { if (p.Epoch == 1 && p.Step == 2) { stop.Cancel(); } } });
-            }
-
-            if (resume is not null)
-            {
-                trainer.LoadCheckpoint(resume);
-            }
-
-            return trainer.Run(stop?.Token ?? default);
+            return InterruptedRun.Run(trainer, stop, resume);
         }
 
         var full = Run(null, 1, null);

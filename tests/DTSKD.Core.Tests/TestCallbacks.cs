@@ -21,3 +21,24 @@ internal sealed class TestCallback : TrainerCallback
 
     public override void OnCheckpointSaved(Trainer trainer, string path) => CheckpointSaved?.Invoke(path);
 }
+
+/// <summary>The run the resume tests compare: cancelled inside epoch 2 when asked, or continued from a checkpoint.</summary>
+internal static class InterruptedRun
+{
+    /// <summary>Runs <paramref name="trainer"/>, first loading <paramref name="resume"/> if given, and cancelling
+    /// through <paramref name="stop"/> (if given) at step 2 of epoch 2.</summary>
+    public static TrainingResult Run(Trainer trainer, CancellationTokenSource? stop, string? resume)
+    {
+        if (stop is not null)
+        {
+            trainer.Callbacks.Add(new TestCallback { Progress = p => { if (p.Epoch == 1 && p.Step == 2) { stop.Cancel(); } } });
+        }
+
+        if (resume is not null)
+        {
+            trainer.LoadCheckpoint(resume);
+        }
+
+        return trainer.Run(stop?.Token ?? default);
+    }
+}

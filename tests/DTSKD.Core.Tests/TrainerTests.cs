@@ -280,17 +280,7 @@ public sealed class TrainerTests : IDisposable
             using var loss = DualTeacherLoss.For(model, train.Count, Learnable);
             using var trainer = new Trainer(model, loss, train, test, Gray, Options(dir));
             trainer.Optimizer.Should().BeOfType<TorchSharp.Modules.Adam>();
-            if (stopAt is not null)
-            {
-                trainer.Callbacks.Add(new TestCallback { Progress = p => { if (p.Epoch == 1 && p.Step == 2) { stopAt.Cancel(); } } });
-            }
-
-            if (resume is not null)
-            {
-                trainer.LoadCheckpoint(resume);
-            }
-
-            return trainer.Run(stopAt?.Token ?? default);
+            return InterruptedRun.Run(trainer, stopAt, resume);
         }
 
         var full = Train(null, 1, null);
