@@ -183,10 +183,10 @@ public sealed class HistoricalTeacher : IDisposable
         writer.Write(Describe());
         foreach (var table in _store.Tables)
         {
-            table.Save(writer);
+            TensorIO.Write(writer, table);
         }
 
-        _seen.Save(writer);
+        TensorIO.Write(writer, _seen);
     }
 
     /// <summary>Replaces the memory with one written by <see cref="Save"/> from a teacher of the same shape and storage.</summary>
@@ -217,10 +217,10 @@ public sealed class HistoricalTeacher : IDisposable
             var seen = zeros_like(_seen, device: CPU);
             foreach (var table in tables)
             {
-                table.Load(reader);
+                TensorIO.Read(reader, table, "history table");
             }
 
-            seen.Load(reader);
+            TensorIO.Read(reader, seen, "history seen-mask");
             using var noGrad = no_grad();
             foreach (var (live, loaded) in _store.Tables.Zip(tables))
             {

@@ -69,8 +69,8 @@ public sealed class InteropTests : IDisposable
     [Fact]
     public void Parameters_that_are_views_into_a_flat_buffer_are_saved_as_tensors_of_their_own()
     {
-        // FlatSgd (the optimizer of the half-precision trainer, and of anyone who uses it) rebinds every parameter into one
-        // flat buffer: the parameters are views at non-zero offsets. torch.load failed on such files before the fix.
+        // Half-precision training keeps its master weights in flat buffers and rebinds every parameter into one: the
+        // parameters are views at non-zero offsets. torch.load failed on such files before the fix.
         using var train = TrainerTests.Halves(64, 61);
         manual_seed(4);
         using var model = ResNetDtskd.ResNet18(TrainerTests.TinyModel);
@@ -80,7 +80,7 @@ public sealed class InteropTests : IDisposable
                    new Training.TrainerOptions { Epochs = 1, BatchSize = 16, Milestones = [], Precision = Training.TrainingPrecision.BFloat16 }))
         {
             trainer.Run();
-            model.parameters().Should().Contain(p => p.storage_offset() > 0, "the trained model's parameters live in the optimizer's flat buffer");
+            model.parameters().Should().Contain(p => p.storage_offset() > 0, "the trained model's parameters live in the master weights' flat buffer");
             PyTorchWeights.Save(model, path);
             PyTorchWeights.Save(model, safetensors);
             using var zip = ZipFile.OpenRead(path);

@@ -51,57 +51,78 @@ public sealed class MixedPrecisionTests : IDisposable
     }
 
     [Fact]
-    public void An_overflowing_step_leaves_weights_and_momentum_untouched()
+    public void An_overflowing_float16_step_leaves_masters_and_the_optimizer_state_untouched()
     {
         manual_seed(1);
         using var model = ResNetDtskd.ResNet18(new MultiBranchModelOptions { ClassCount = 4, BaseWidth = 16, NeckWidth = 16 });
-        using var sgd = new FlatSgd(model.parameters(), 0.1, 0.9, 5e-4, nesterov: true);
-        using var scaler = new DynamicLossScaler(CPU, initialScale: 4);
-        using var before = sgd.Flat.clone();
+        using var precision = new PrecisionPolicy(TrainingPrecision.Float16, CPU, allowTf32: true);
+        using var sgd = optim.SGD(precision.Prepare(model), 0.1, 0.9, 0, 5e-4, nesterov: true);
+        var names = model.named_parameters().Select(p => p.name).ToHashSet();
+        var masters = precision.CheckpointState(model).Where(kv => names.Contains(kv.Key)).ToDictionary();
+        var before = masters.ToDictionary(kv => kv.Key, kv => kv.Value.clone());
+
         using (var scope = NewDisposeScope())
         {
-            using var output = model.call(randn(2, 3, 16, 16));
-            scaler.ScaleLoss(output.Backbone.sum().mul(float.PositiveInfinity)).backward();
+            precision.ZeroGradients(sgd);
+            using var output = model.call(randn(2, 3, 16, 16).to(ScalarType.Float16));
+            precision.BackwardAndStep(output.Backbone.to(ScalarType.Float32).sum().mul(float.PositiveInfinity), sgd);
         }
 
-        using var overflow = scaler.Unscale(sgd.GatherGradients());
-        sgd.Step(overflow);
-        scaler.Update(overflow);
+        masters.Should().OnlyContain(kv => kv.Value.allclose(before[kv.Key], 0, 0, false), "the step was skipped");
+        sgd.state_dict().State.Select(s => ((TorchSharp.Modules.SGD.State)s).momentum_buffer).Should().OnlyContain(b => ReferenceEquals(b, null), "no momentum was accumulated");
 
-        overflow.item<bool>().Should().BeTrue();
-        sgd.Flat.allclose(before, 0, 0, false).Should().BeTrue("the step was skipped");
-        scaler.Scale.Should().Be(2);
+        // A finite step then moves the masters, and the half weights follow them.
+        using (var scope = NewDisposeScope())
+        {
+            precision.ZeroGradients(sgd);
+            using var output = model.call(randn(2, 3, 16, 16).to(ScalarType.Float16));
+            precision.BackwardAndStep(output.Backbone.to(ScalarType.Float32).mean().mul(1e-3), sgd);
+        }
+
+        masters["conv1.weight"].allclose(before["conv1.weight"], 0, 0, false).Should().BeFalse();
+        using var rounded = masters["conv1.weight"].to(ScalarType.Float16);
+        model.state_dict()["conv1.weight"].allclose(rounded, 0, 0, false).Should().BeTrue();
+        foreach (var t in before.Values)
+        {
+            t.Dispose();
+        }
     }
 
     [Fact]
-    public void Half_weights_keep_float32_masters_and_batchnorm_in_float32()
+    public void Any_optimizer_steps_the_float32_masters_with_the_gathered_gradients()
     {
         manual_seed(2);
         using var model = ResNetDtskd.ResNet18(new MultiBranchModelOptions { ClassCount = 4, BaseWidth = 16, NeckWidth = 16 });
         using var precision = new PrecisionPolicy(TrainingPrecision.BFloat16, CPU, allowTf32: true);
-        precision.Prepare(model);
+        var parameters = precision.Prepare(model);
         var state = model.state_dict();
         state["conv1.weight"].dtype.Should().Be(ScalarType.BFloat16);
         state["fc_b2.bias"].dtype.Should().Be(ScalarType.BFloat16);
         state["bn1.weight"].dtype.Should().Be(ScalarType.Float32);
         state["fuse_1.1.running_var"].dtype.Should().Be(ScalarType.Float32);
+        parameters.Should().HaveCount(model.parameters().Count()).And.OnlyContain(p => p.dtype == ScalarType.Float32);
 
-        using var sgd = new FlatSgd(model.parameters(), 0.1, 0.9);
-        sgd.Count.Should().Be(model.parameters().Sum(p => p.numel()));
+        // Plain SGD, lr 0.5: each master moves by exactly -0.5 times the float32 copy of its half parameter's gradient.
+        using var sgd = optim.SGD(parameters, 0.5);
+        var before = parameters.Select(p => p.detach().clone()).ToList();
+        precision.ZeroGradients(sgd);
         using (var scope = NewDisposeScope())
         {
             using var output = model.call(randn(4, 3, 16, 16).to(ScalarType.BFloat16));
             output.Backbone.dtype.Should().Be(ScalarType.BFloat16);
-            output.Backbone.to(ScalarType.Float32).sum().backward();
+            precision.BackwardAndStep(output.Backbone.to(ScalarType.Float32).sum(), sgd);
         }
 
-        sgd.step();
-        // The model's bfloat16 weights are the float32 masters, rounded.
-        using var master = sgd.Flat.narrow(0, 0, state["conv1.weight"].numel());
-        var conv1 = model.parameters().First(p => p.dtype == ScalarType.BFloat16);
-        using var rounded = master.to(ScalarType.BFloat16).to(ScalarType.Float32);
-        using var live = conv1.flatten().to(ScalarType.Float32);
-        rounded.allclose(live, 0, 0, false).Should().BeTrue();
+        var live = model.named_parameters().ToList();
+        for (var i = 0; i < parameters.Count; i++)
+        {
+            using var expected = before[i].add(live[i].parameter.grad!.to(ScalarType.Float32), alpha: -0.5);
+            parameters[i].allclose(expected, 0, 0, false).Should().BeTrue(live[i].name);
+            using var rounded = parameters[i].to(live[i].parameter.dtype);
+            live[i].parameter.allclose(rounded, 0, 0, false).Should().BeTrue($"{live[i].name} is its master, rounded");
+        }
+
+        before.ForEach(t => t.Dispose());
     }
 
     [Fact]
@@ -111,29 +132,38 @@ public sealed class MixedPrecisionTests : IDisposable
         manual_seed(3);
         using var model = ResNetDtskd.ResNet18(TrainerTests.TinyModel);
         Tensor master;
+        var path = Path.Combine(_dir.FullName, "bf16.ckpt");
         using (var trainer = new Trainer(model, CrossEntropyObjective.AllHeads(model), train, train, new BatchAugmentation([0.4], [0.3]), new TrainerOptions
                {
                    Epochs = 1, BatchSize = 16, Precision = TrainingPrecision.BFloat16, Milestones = [],
                }))
         {
             trainer.Run();
+            trainer.SaveCheckpoint(path);
             model.state_dict()["conv1.weight"].dtype.Should().Be(ScalarType.BFloat16);
-            var optimizer = (FlatSgd)trainer.Optimizer;
-            var conv1 = optimizer.HalfMasters().First(h => h.Parameter.shape.SequenceEqual(new long[] { 16, 1, 3, 3 }));
-            master = conv1.Master.clone();
+            master = trainer.Optimizer.ParamGroups.Cast<TorchSharp.Modules.ParamGroup>().SelectMany(g => g.Parameters)
+                .First(p => p.shape.SequenceEqual(new long[] { 16, 1, 3, 3 })).detach().clone();
         }
 
         model.state_dict().Values.Where(t => t.is_floating_point()).Should().OnlyContain(t => t.dtype == ScalarType.Float32);
+        model.parameters().Should().OnlyContain(p => p.storage_offset() == 0, "every parameter has storage of its own again");
         model.state_dict()["conv1.weight"].allclose(master, 0, 0, false).Should().BeTrue("the float32 master, not its bfloat16 rounding");
         using var roundTrip = master.to(ScalarType.BFloat16).to(ScalarType.Float32);
         roundTrip.allclose(master, 0, 0, false).Should().BeFalse("the master carries more precision than bfloat16");
+
+        // The checkpoint holds the same float32 model.
+        using var loaded = ResNetDtskd.ResNet18(TrainerTests.TinyModel);
+        TrainerCheckpoint.LoadModel(path, loaded).Precision.Should().Be(TrainingPrecision.BFloat16);
+        loaded.state_dict().Should().OnlyContain(kv => kv.Value.allclose(model.state_dict()[kv.Key], 0, 0, false));
         master.Dispose();
     }
 
     [Theory]
-    [InlineData(TrainingPrecision.BFloat16)]
-    [InlineData(TrainingPrecision.Float16)]
-    public void Half_precision_training_learns_and_resumes_exactly_on_cpu(TrainingPrecision precision)
+    [InlineData(TrainingPrecision.BFloat16, "sgd")]
+    [InlineData(TrainingPrecision.Float16, "sgd")]
+    [InlineData(TrainingPrecision.BFloat16, "adam")]
+    [InlineData(TrainingPrecision.Float16, "adamw")]
+    public void Half_precision_training_learns_and_resumes_exactly_on_cpu(TrainingPrecision precision, string optimizer)
     {
         using var train = TrainerTests.Halves(256, 21);
         using var test = TrainerTests.Halves(64, 22);
@@ -142,6 +172,12 @@ public sealed class MixedPrecisionTests : IDisposable
         {
             Epochs = 3, BatchSize = 16, EvalBatchSize = 64, LearningRate = 0.05, Milestones = [2], BestAfterEpoch = 1, LogInterval = 4, Seed = 5,
             Precision = precision, CheckpointDirectory = dir,
+            Optimizer = optimizer switch
+            {
+                "adam" => parameters => optim.Adam(parameters, 0.01),
+                "adamw" => parameters => optim.AdamW(parameters, 0.01, weight_decay: 0.01),
+                _ => null,
+            },
         };
 
         TrainingResult Run(string? dir, int modelSeed, string? resume, CancellationToken token = default, TrainerCallback? callback = null)
@@ -150,6 +186,7 @@ public sealed class MixedPrecisionTests : IDisposable
             using var model = ResNetDtskd.ResNet18(TrainerTests.TinyModel);
             using var loss = DualTeacherLoss.For(model, train.Count, TrainerTests.Learnable);
             using var trainer = new Trainer(model, loss, train, test, gray, Options(dir));
+            trainer.Optimizer.GetType().Name.Should().Be(optimizer switch { "adam" => "Adam", "adamw" => "AdamW", _ => "SGD" });
             if (callback is not null)
             {
                 trainer.Callbacks.Add(callback);
@@ -166,7 +203,7 @@ public sealed class MixedPrecisionTests : IDisposable
         var full = Run(null, 1, null);
         full.Metrics[^1].BackboneTop1.Should().BeGreaterThan(90, $"{precision} training learns the separable problem");
 
-        var dir = Path.Combine(_dir.FullName, precision.ToString());
+        var dir = Path.Combine(_dir.FullName, precision + optimizer);
         using var cts = new CancellationTokenSource();
         Run(dir, 1, null, cts.Token, new TestCallback { Progress = p => { if (p.Epoch == 1 && p.Step == 4) { cts.Cancel(); } } });
         var resumed = Run(null, 7, Path.Combine(dir, "last.ckpt"));

@@ -3,8 +3,9 @@ namespace DTSKD.Core.Training;
 /// <summary>What a checkpoint says about its run (<see cref="TrainerCheckpoint.LoadModel"/>).</summary>
 public sealed record CheckpointSummary
 {
-    internal CheckpointSummary(int epochsDone, int stepsDone, IReadOnlyList<EpochMetrics> metrics, string objective)
+    internal CheckpointSummary(int epochsDone, int stepsDone, IReadOnlyList<EpochMetrics> metrics, string objective, TrainingPrecision precision)
     {
+        Precision = precision;
         EpochsDone = epochsDone;
         StepsDone = stepsDone;
         Metrics = metrics;
@@ -19,6 +20,9 @@ public sealed record CheckpointSummary
 
     /// <summary>Every completed epoch's metrics, in order.</summary>
     public IReadOnlyList<EpochMetrics> Metrics { get; }
+
+    /// <summary>The precision the run trained (and evaluated) in; evaluate in it to reproduce the run's own figures.</summary>
+    public TrainingPrecision Precision { get; }
 
     /// <summary>The name of the objective the run trained with.</summary>
     public string Objective { get; }

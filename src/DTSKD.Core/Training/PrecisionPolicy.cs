@@ -6,29 +6,23 @@ namespace DTSKD.Core.Training;
 
 /// <summary>
 /// Everything the trainer does differently per <see cref="TrainingPrecision"/>: the model's weight formats, the input
-/// format, the optimizer that keeps float32 masters, loss scaling for float16, TF32 while a run is active, and giving
-/// the model back in its original format.
+/// format, float32 master weights under any optimizer in the half formats (<see cref="MasterWeights"/>), loss scaling
+/// for float16, TF32 while a run is active, what a checkpoint stores of the model, and giving the model back in float32.
 /// </summary>
 internal sealed class PrecisionPolicy : IDisposable
 {
-    private const string StateMagic = "DTSKD.Precision/1";
+    private const string StateMagic = "DTSKD.Precision/2";
     private readonly Device _device;
     private readonly bool _allowTf32;
     private DynamicLossScaler? _scaler;
-    private FlatSgd? _masters;
+    private MasterWeights? _masters;
 
     public PrecisionPolicy(TrainingPrecision precision, Device device, bool allowTf32)
     {
         Precision = precision;
         _device = device;
         _allowTf32 = allowTf32;
-        WeightType = precision switch
-        {
-            TrainingPrecision.BFloat16 => ScalarType.BFloat16,
-            TrainingPrecision.Float16 => ScalarType.Float16,
-            TrainingPrecision.Float64 => ScalarType.Float64,
-            _ => null,
-        };
+        WeightType = WeightTypeOf(precision);
         _scaler = precision == TrainingPrecision.Float16 ? new DynamicLossScaler(device) : null;
     }
 
@@ -39,42 +33,75 @@ internal sealed class PrecisionPolicy : IDisposable
 
     private bool IsHalf => Precision is TrainingPrecision.BFloat16 or TrainingPrecision.Float16;
 
-    /// <summary>Converts the model: half formats for every leaf module but normalisation layers, or float64 for everything.</summary>
-    public void Prepare(IMultiBranchModel model)
+    /// <summary>The format of a precision's weights and inputs, or null for float32.</summary>
+    public static ScalarType? WeightTypeOf(TrainingPrecision precision) => precision switch
     {
-        if (Precision == TrainingPrecision.Float64)
+        TrainingPrecision.BFloat16 => ScalarType.BFloat16,
+        TrainingPrecision.Float16 => ScalarType.Float16,
+        TrainingPrecision.Float64 => ScalarType.Float64,
+        _ => null,
+    };
+
+    /// <summary>Converts a model to a precision: half formats for every leaf module but normalisation layers, or float64 for everything.</summary>
+    public static void Convert(IMultiBranchModel model, TrainingPrecision precision)
+    {
+        var type = WeightTypeOf(precision);
+        foreach (var module in Leaves(model).Where(m => type is not { } t || t == ScalarType.Float64 || !IsNormalisation(m)))
         {
-            foreach (var module in Leaves(model))
-            {
-                module.to(ScalarType.Float64);
-            }
-        }
-        else if (WeightType is { } half)
-        {
-            foreach (var module in Leaves(model).Where(m => !IsNormalisation(m)))
-            {
-                module.to(half);
-            }
+            module.to(type ?? ScalarType.Float32);
         }
     }
 
-    /// <summary>The optimizer: the user's or the recipe's SGD, or, in a half format, the flat SGD holding the float32 masters.</summary>
-    public optim.Optimizer CreateOptimizer(IMultiBranchModel model, TrainerOptions options)
+    /// <summary>Converts the model, and in a half format sets up its float32 masters.</summary>
+    /// <returns>The parameters the optimizer steps: the model's own, or, in a half format, the float32 masters.</returns>
+    /// <exception cref="ArgumentException">A half format needs a float32 model on one device; nothing is changed then.</exception>
+    public IReadOnlyList<Parameter> Prepare(IMultiBranchModel model)
     {
-        IReadOnlyList<Parameter> parameters = [.. model.parameters()];
-        if (IsHalf)
+        if (IsHalf && model.named_parameters().FirstOrDefault(p => p.parameter.dtype != ScalarType.Float32) is { name: { } odd } found)
         {
-            _masters = new FlatSgd(parameters, options.LearningRate, options.Momentum, options.WeightDecay, options.Nesterov);
-            return _masters;
+            throw new ArgumentException($"Precision {Precision} trains a float32 model with float32 master weights; parameter '{odd}' is {found.parameter.dtype}.", nameof(model));
         }
 
-        return options.Optimizer?.Invoke(parameters) ?? options.CreateDefaultOptimizer(parameters);
+        if (IsHalf && model.parameters().Select(p => p.device.ToString()).Distinct().Count() > 1)
+        {
+            throw new ArgumentException($"Precision {Precision} needs every parameter on one device.", nameof(model));
+        }
+
+        if (Precision != TrainingPrecision.Float32)
+        {
+            Convert(model, Precision);
+        }
+
+        if (!IsHalf)
+        {
+            return [.. model.parameters()];
+        }
+
+        _masters = new MasterWeights([.. model.named_parameters()]);
+        return _masters.Parameters;
     }
 
-    /// <summary>Back-propagates the loss and applies one optimizer step (skipped on a float16 overflow, decided on the device).</summary>
+    /// <summary>Zeroes the gradients of a step.</summary>
+    public void ZeroGradients(optim.Optimizer optimizer)
+    {
+        if (_masters is null)
+        {
+            optimizer.zero_grad();
+        }
+        else
+        {
+            _masters.ZeroGradients();
+        }
+    }
+
+    /// <summary>
+    /// Back-propagates the loss and applies one optimizer step. In a half format the gradients reach the float32 masters
+    /// first and the updated masters come back rounded; with float16, a step whose gradients overflow is skipped (deciding
+    /// that reads one flag from the device, as PyTorch's <c>GradScaler</c> does).
+    /// </summary>
     public void BackwardAndStep(Tensor loss, optim.Optimizer optimizer)
     {
-        if (_scaler is null)
+        if (_masters is null)
         {
             loss.backward();
             optimizer.step();
@@ -82,14 +109,46 @@ internal sealed class PrecisionPolicy : IDisposable
         }
 
         using var scope = NewDisposeScope();
-        _scaler.ScaleLoss(loss).backward();
-        var overflow = _scaler.Unscale(_masters!.GatherGradients());
-        _masters.Step(overflow);
-        _scaler.Update(overflow);
+        (_scaler is null ? loss : _scaler.ScaleLoss(loss)).backward();
+        _masters.GatherGradients();
+        if (_scaler is not null)
+        {
+            var overflow = _scaler.Unscale(_masters.Gradients);
+            _scaler.Update(overflow);
+            if (overflow.item<bool>())
+            {
+                return;
+            }
+        }
+
+        optimizer.step();
+        _masters.PublishWeights();
     }
 
     /// <summary>With float16 a non-finite loss is an overflow the scaler handles, not a divergence.</summary>
     public bool GuardsNonFiniteLoss => _scaler is null;
+
+    /// <summary>
+    /// The model's state as checkpoints store it: every parameter and buffer by name, with each half parameter's float32
+    /// master in its place, so a checkpoint holds the float32 model whatever the training precision (the half weights
+    /// are the masters, rounded). The tensors are the live ones or views of them: do not dispose them.
+    /// </summary>
+    public Dictionary<string, Tensor> CheckpointState(IMultiBranchModel model)
+    {
+        var state = model.state_dict();
+        if (_masters is not null)
+        {
+            foreach (var (name, value) in _masters.Values)
+            {
+                state[name] = value;
+            }
+        }
+
+        return state;
+    }
+
+    /// <summary>Call after values were copied into <see cref="CheckpointState"/>'s tensors: the half weights follow their masters.</summary>
+    public void CheckpointStateLoaded() => _masters?.PublishWeights();
 
     /// <summary>Turns TF32 on or off for the duration of a run on CUDA, and back to what it was afterwards.</summary>
     public IDisposable Activate()
@@ -119,7 +178,7 @@ internal sealed class PrecisionPolicy : IDisposable
 
     public void Load(BinaryReader reader)
     {
-        if (reader.ReadString() is var magic && magic != StateMagic)
+        if (reader.ReadString() is var magic && magic != StateMagic && magic != "DTSKD.Precision/1")
         {
             throw new InvalidDataException($"Not a precision state (found '{magic}').");
         }
@@ -136,43 +195,29 @@ internal sealed class PrecisionPolicy : IDisposable
         }
     }
 
-    /// <summary>Gives the model back in float32, with the optimizer's float32 master weights (not their rounded copies).</summary>
-    public void RestoreFloat32(IMultiBranchModel model)
+    /// <summary>Undoes <see cref="Prepare"/> after a failed construction: the model back in float32, with its exact values.</summary>
+    public void Undo(IMultiBranchModel model)
     {
-        if (!IsHalf || _masters is null)
+        if (_masters is not null)
         {
-            return;
+            RestoreFloat32(model);
         }
-
-        var names = new Dictionary<object, string>(ReferenceEqualityComparer.Instance);
-        foreach (var (name, parameter) in model.named_parameters())
+        else if (Precision == TrainingPrecision.Float64)
         {
-            names[parameter] = name;
-        }
-
-        var masters = _masters.HalfMasters().Select(h =>
-        {
-            using var view = h.Master;
-            return (Name: names[h.Parameter], Master: view.clone().DetachFromDisposeScope());
-        }).ToList();
-        foreach (var module in Leaves(model))
-        {
-            module.to(ScalarType.Float32);
-        }
-
-        var live = model.named_parameters().ToDictionary(p => p.name, p => p.parameter);
-        using var noGrad = no_grad();
-        foreach (var (name, master) in masters)
-        {
-            live[name].copy_(master);
-            master.Dispose();
+            // float32 values survive a round trip through float64 exactly.
+            Convert(model, TrainingPrecision.Float32);
         }
     }
+
+    /// <summary>In a half format, gives the model back in float32 with the master weights (not their rounded copies).</summary>
+    public void RestoreFloat32(IMultiBranchModel model) => _masters?.Release(model, () => Convert(model, TrainingPrecision.Float32));
 
     public void Dispose()
     {
         _scaler?.Dispose();
         _scaler = null;
+        _masters?.Dispose();
+        _masters = null;
     }
 
     private static IEnumerable<nn.Module> Leaves(IMultiBranchModel model) => model.modules().Where(m => !m.children().Any());

@@ -39,8 +39,12 @@ public sealed class Trainer : IDisposable
     private static readonly Action<ILogger, string, int, int, Exception?> LogCheckpoint =
         LoggerMessage.Define<string, int, int>(LogLevel.Information, new EventId(2, "Checkpoint"), "Checkpoint written to {Path} (next epoch {Epoch}, step {Step})");
 
-    private static readonly Action<ILogger, string, string, string, Exception?> LogOptionChanged =
-        LoggerMessage.Define<string, string, string>(LogLevel.Warning, new EventId(3, "OptionChanged"), "Resuming with {Option} = {Now}; the checkpoint was written with {Then}");
+    private static readonly Action<ILogger, string, string, string, int, Exception?> LogOptionChanged =
+        LoggerMessage.Define<string, string, string, int>(LogLevel.Information, new EventId(3, "OptionChanged"),
+            "Resuming with {Option} = {Now} (the checkpoint was written with {Then}): applied from epoch {Epoch}");
+
+    private static readonly Action<ILogger, string, string, Exception?> LogLeftover =
+        LoggerMessage.Define<string, string>(LogLevel.Information, new EventId(5, "Leftover"), "Removed {File}, left in {Folder} by an interrupted write");
 
     private static readonly Action<ILogger, int, int, Exception?> LogThreadsChanged =
         LoggerMessage.Define<int, int>(LogLevel.Warning, new EventId(4, "ThreadsChanged"),
@@ -72,14 +76,18 @@ public sealed class Trainer : IDisposable
     private int? _bestEpoch;
     private bool _disposed;
 
-    /// <summary>Creates a trainer and moves the model and the datasets to <see cref="TrainerOptions.Device"/>.</summary>
+    /// <summary>
+    /// Creates a trainer: checks everything first, then moves the model and the datasets to <see cref="TrainerOptions.Device"/>
+    /// and converts the model to <see cref="TrainerOptions.Precision"/>. If construction fails, the model is left as it was.
+    /// </summary>
     /// <param name="model">The multi-branch model, a TorchSharp module (not owned).</param>
     /// <param name="objective">The training objective (not owned), for example a <see cref="DualTeacherLoss"/>.</param>
     /// <param name="train">The training set (not owned); its sample indices are what the objective sees.</param>
     /// <param name="test">The test set evaluated after every epoch (not owned).</param>
     /// <param name="preprocessing">Training augmentation and test normalisation.</param>
-    /// <param name="options">The recipe; validated here.</param>
+    /// <param name="options">The recipe; validated and copied here (later changes to it do not reach the trainer).</param>
     /// <param name="logger">Receives a line per epoch and per checkpoint.</param>
+    /// <exception cref="ArgumentException">An option, the data, the model or the optimizer does not fit; the message says which. The model is unchanged.</exception>
     public Trainer(
         IMultiBranchModel model,
         IMultiBranchObjective objective,
@@ -95,6 +103,7 @@ public sealed class Trainer : IDisposable
         ArgumentNullException.ThrowIfNull(test);
         ArgumentNullException.ThrowIfNull(preprocessing);
         ArgumentNullException.ThrowIfNull(options);
+        options = options.Clone();
         options.Validate();
         if (model is not nn.Module module)
         {
@@ -114,33 +123,51 @@ public sealed class Trainer : IDisposable
                 $"The model predicts {model.ClassCount} classes; the training set has {train.ClassCount} and the test set {test.ClassCount}.", nameof(train));
         }
 
+        if (options.BatchSize > train.Count)
+        {
+            throw new ArgumentException(
+                $"BatchSize {options.BatchSize} is larger than the training set ({train.Count} samples); at most {train.Count}.", nameof(options));
+        }
+
+        _device = options.Device ?? CPU;
+        CheckStepMemory(model, train, options, _device);
+
         _model = model;
         _objective = objective;
         _preprocessing = preprocessing;
         _options = options;
         _logger = logger ?? NullLogger.Instance;
-        _device = options.Device ?? CPU;
         _trainCount = train.Count;
         _testCount = test.Count;
 
-        module.to(_device);
+        // From here on the model changes; a failure puts it back where and how it was.
+        var home = model.parameters().FirstOrDefault()?.device ?? CPU;
         _precision = new PrecisionPolicy(options.Precision, _device, options.AllowTf32);
-        _precision.Prepare(model);
+        try
+        {
+            module.to(_device);
+            var parameters = _precision.Prepare(model);
+            _optimizer = options.Optimizer?.Invoke(parameters) ?? options.CreateDefaultOptimizer(parameters);
+            if (_optimizer is not OptimizerHelper)
+            {
+                throw new ArgumentException(
+                    $"The optimizer {_optimizer.GetType().Name} cannot save its state for checkpoints; use a TorchSharp optimizer (they derive from OptimizerHelper).",
+                    nameof(options));
+            }
+        }
+        catch
+        {
+            _precision.Undo(model);
+            _precision.Dispose();
+            module.to(home);
+            throw;
+        }
 
         _ownsDeviceData = _device.type != DeviceType.CPU;
         _trainImages = _ownsDeviceData ? train.Images.to(_device).DetachFromDisposeScope() : train.Images;
         _trainLabels = _ownsDeviceData ? train.Labels.to(_device).DetachFromDisposeScope() : train.Labels;
         _testImages = _ownsDeviceData ? test.Images.to(_device).DetachFromDisposeScope() : test.Images;
         _testLabels = _ownsDeviceData ? test.Labels.to(_device).DetachFromDisposeScope() : test.Labels;
-
-        _optimizer = _precision.CreateOptimizer(model, options);
-        if (_optimizer is not OptimizerHelper)
-        {
-            throw new ArgumentException(
-                $"The optimizer {_optimizer.GetType().Name} cannot save its state for checkpoints; use a TorchSharp optimizer (they derive from OptimizerHelper).",
-                nameof(options));
-        }
-
         _sums = new RunningSums(_device);
     }
 
@@ -171,6 +198,17 @@ public sealed class Trainer : IDisposable
     public TrainingResult Run(CancellationToken cancellationToken = default)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
+
+        // One run per folder; holding it, the temporary files a killed run left there are surely stale.
+        using var folder = _options.CheckpointDirectory is { } directory ? RunLock.Acquire(directory) : null;
+        if (folder is not null)
+        {
+            foreach (var leftover in AtomicFile.RemoveLeftovers(folder.Directory))
+            {
+                LogLeftover(_logger, leftover, folder.Directory, null);
+            }
+        }
+
         using var precision = _precision.Activate();
         StartScheduler();
         Notify(c => c.OnTrainStart(this));
@@ -231,6 +269,7 @@ public sealed class Trainer : IDisposable
 
     /// <summary>Writes a checkpoint of the whole training state (atomically: temporary file, then rename).</summary>
     /// <param name="path">The file to write; an existing one is replaced only once the new one is complete.</param>
+    /// <exception cref="IOException">The file could not be written (disk full, no permission...); the message names it, and an existing file is unchanged.</exception>
     public void SaveCheckpoint(string path)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
@@ -244,18 +283,28 @@ public sealed class Trainer : IDisposable
     /// Restores a checkpoint written by <see cref="SaveCheckpoint"/> (or by the trainer into its checkpoint folder), so that
     /// <see cref="Run"/> continues where it stopped. Nothing is changed unless the whole checkpoint is valid and matches.
     /// </summary>
+    /// <remarks>
+    /// The run continues with this trainer's options: the optimizer's hyper-parameters (learning rate, momentum, weight
+    /// decay...), the schedule, the number of epochs (more extends the run) and the rule for the best epoch are the ones
+    /// given now, and every change is logged; the optimizer's state (momentum buffers, step counts) comes from the
+    /// checkpoint. What cannot change is refused: the seed, the sample order, and inside an epoch the batch size.
+    /// </remarks>
     /// <param name="path">The checkpoint file.</param>
     /// <exception cref="FileNotFoundException">The file does not exist.</exception>
-    /// <exception cref="InvalidDataException">The file is truncated or corrupted, or does not match this model, objective, optimizer or data; the message says which.</exception>
+    /// <exception cref="InvalidDataException">The file is truncated or corrupted, or does not match this model, objective, optimizer, data or options; the message says which.</exception>
     public void LoadCheckpoint(string path)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         ArgumentNullException.ThrowIfNull(path);
         var expected = Header();
-        var header = TrainerCheckpoint.Restore(path, expected, Parts());
+        var configured = HyperParameters();
+        var header = TrainerCheckpoint.Restore(path, expected, Parts(), h => CheckResumable(path, h));
+
+        // The optimizer's state is the checkpoint's; its hyper-parameters are this run's (the scheduler starts from them).
+        ApplyHyperParameters(configured);
         foreach (var (option, then, now) in header.Options.Differences(expected.Options))
         {
-            LogOptionChanged(_logger, option, now, then, null);
+            LogOptionChanged(_logger, option, now, then, header.NextEpoch + 1, null);
         }
 
         if (header.Threads != expected.Threads)
@@ -265,8 +314,7 @@ public sealed class Trainer : IDisposable
 
         _metrics.Clear();
         _metrics.AddRange(header.Metrics);
-        _bestTop1 = header.BestTop1;
-        _bestEpoch = header.BestEpoch;
+        (_bestTop1, _bestEpoch) = BestOf(_metrics);
         _nextEpoch = header.NextEpoch;
         _nextStep = header.NextStep;
         _schedulerSteps = header.SchedulerSteps;
@@ -303,8 +351,8 @@ public sealed class Trainer : IDisposable
         var images = _preprocessing.Augment(_trainImages.index_select(0, idx), _options.Seed, epoch, step);
         var labels = _trainLabels.index_select(0, idx);
         using var output = _model.call(_precision.WeightType is { } type ? images.to(type) : images);
-        using var result = _objective.Compute(output, labels, idx, epoch, _options.Epochs);
-        _optimizer.zero_grad();
+        using var result = Objective(output, labels, idx, epoch, step);
+        _precision.ZeroGradients(_optimizer);
         _precision.BackwardAndStep(result.Total, _optimizer);
         _sums.Add(result, output.Backbone, labels, step, guardNonFinite: _precision.GuardsNonFiniteLoss);
         if (Callbacks.Count > 0)
@@ -316,6 +364,38 @@ public sealed class Trainer : IDisposable
         if (_options.SchedulerInterval == SchedulerInterval.Step)
         {
             StepScheduler();
+        }
+    }
+
+    /// <summary>The objective's loss; an objective that refuses non-finite logits means the training diverged.</summary>
+    private MultiBranchLossResult Objective(MultiBranchOutput output, Tensor labels, Tensor indices, int epoch, int step)
+    {
+        try
+        {
+            return _objective.Compute(output, labels, indices, epoch, _options.Epochs);
+        }
+        catch (ArgumentException) when (output.Heads.Any(h => !h.isfinite().all().item<bool>()))
+        {
+            throw new TrainingDivergedException(epoch, step);
+        }
+    }
+
+    /// <summary>Refuses a batch whose training step cannot fit in the memory left (CPU devices, where the system says how much that is).</summary>
+    private static void CheckStepMemory(IMultiBranchModel model, ImageDataset train, TrainerOptions options, Device device)
+    {
+        if (StepMemory.AvailableBytes(device) is not { } available || model.parameters().Any(p => p.device_type != DeviceType.CPU))
+        {
+            return;
+        }
+
+        var perSample = StepMemory.PerSampleBytes(model, train.Channels, train.Height, train.Width, PrecisionPolicy.WeightTypeOf(options.Precision));
+        var step = StepMemory.StepBytes(perSample, options.BatchSize);
+        if (step > available)
+        {
+            var fits = Math.Max(1, (int)(available / (double)StepMemory.StepBytes(perSample, 1)));
+            throw new ArgumentException(
+                $"BatchSize {options.BatchSize} needs about {StepMemory.Gigabytes(step)} for a training step of {train.Channels}x{train.Height}x{train.Width} images " +
+                $"with this model; {StepMemory.Gigabytes(available)} of memory is available. Use a batch of at most about {fits}.", nameof(options));
         }
     }
 
@@ -412,6 +492,74 @@ public sealed class Trainer : IDisposable
         }
     }
 
+    /// <summary>The best backbone top-1 over the epochs the options count, and its epoch (the first of equals).</summary>
+    private (double? Top1, int? Epoch) BestOf(IEnumerable<EpochMetrics> metrics)
+    {
+        (double? Top1, int? Epoch) best = (null, null);
+        foreach (var m in metrics.Where(m => m.Epoch >= _options.ResolvedBestAfterEpoch))
+        {
+            if (best.Top1 is null || m.BackboneTop1 > best.Top1)
+            {
+                best = (m.BackboneTop1, m.Epoch);
+            }
+        }
+
+        return best;
+    }
+
+    /// <summary>Refuses to resume with what would make the continued run another run.</summary>
+    private void CheckResumable(string path, CheckpointHeader header)
+    {
+        var then = header.Options;
+        string? refused = null;
+        if (then.Seed != _options.Seed)
+        {
+            refused = $"Seed {_options.Seed} (the run's is {then.Seed}: it decides the sample order and every augmentation draw)";
+        }
+        else if (then.CustomOrder != (_options.EpochOrder is not null))
+        {
+            refused = "EpochOrder (the run was trained in another sample order)";
+        }
+        else if (header.NextStep > 0 && then.BatchSize != _options.BatchSize)
+        {
+            refused = $"BatchSize {_options.BatchSize} inside an epoch (the run stopped at step {header.NextStep} of epoch {header.NextEpoch + 1} with batch size {then.BatchSize}; change it at an epoch boundary)";
+        }
+        else if (header.NextStep > 0 && then.DropLast != _options.DropLast)
+        {
+            refused = "DropLast inside an epoch";
+        }
+        else if (_options.Epochs < header.NextEpoch || (_options.Epochs == header.NextEpoch && header.NextStep > 0))
+        {
+            refused = $"Epochs {_options.Epochs} (the run has already trained {header.NextEpoch} epochs{(header.NextStep > 0 ? $" and {header.NextStep} steps of the next" : string.Empty)}; give at least {header.NextEpoch + (header.NextStep > 0 ? 1 : 0)})";
+        }
+
+        if (refused is not null)
+        {
+            throw new InvalidDataException($"Cannot resume '{path}' with {refused}.");
+        }
+    }
+
+    /// <summary>The optimizer's configured hyper-parameters, group by group, in TorchSharp's own format.</summary>
+    private byte[][] HyperParameters() => [.. _optimizer.ParamGroups.Cast<ParamGroup>().Select(group =>
+    {
+        using var buffer = new MemoryStream();
+        using (var writer = new BinaryWriter(buffer, System.Text.Encoding.UTF8, leaveOpen: true))
+        {
+            group.Options.SaveStateDict(writer);
+        }
+
+        return buffer.ToArray();
+    })];
+
+    private void ApplyHyperParameters(byte[][] saved)
+    {
+        foreach (var (group, bytes) in _optimizer.ParamGroups.Cast<ParamGroup>().Zip(saved))
+        {
+            using var reader = new BinaryReader(new MemoryStream(bytes), System.Text.Encoding.UTF8);
+            group.Options.LoadStateDict(reader);
+        }
+    }
+
     private TrainingResult Finish(bool cancelled)
     {
         var result = new TrainingResult([.. _metrics], _bestTop1, _bestEpoch, _metrics.Count > 0 ? _metrics[^1].BackboneTop1 : null, cancelled);
@@ -434,7 +582,7 @@ public sealed class Trainer : IDisposable
         Precision: _options.Precision.ToString(),
         TrainCount: _trainCount,
         TestCount: _testCount,
-        ModelState: TrainerCheckpoint.DescribeModel(_model),
+        ModelState: TrainerCheckpoint.Describe(_precision.CheckpointState(_model)),
         Options: OptionsSnapshot.From(_options),
         Threads: get_num_threads(),
         SchedulerSteps: _schedulerSteps,

@@ -1,16 +1,20 @@
 using System.Text;
 using System.Text.Json;
-using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
 namespace DTSKD.Core.Training;
 
 /// <summary>
-/// The trainer's checkpoint files (<c>last.ckpt</c>, <c>best.ckpt</c>): the whole state of a training run (model, optimizer,
-/// objective, precision state, the run's position and metrics), checked by SHA-256. <see cref="Trainer.LoadCheckpoint"/>
-/// resumes a run from one; <see cref="LoadModel"/> takes only the model's weights, to evaluate or export them.
+/// The trainer's checkpoint files (<c>last.ckpt</c>, <c>best.ckpt</c>): the whole state of a training run (the model in
+/// float32, the optimizer, the objective, the precision state, the run's position and metrics), checked by SHA-256.
+/// <see cref="Trainer.LoadCheckpoint"/> resumes a run from one; <see cref="LoadModel"/> takes only the model's weights,
+/// to evaluate or export them.
 /// </summary>
+/// <remarks>
+/// The model is stored in float32 whatever the training precision (a half-precision run stores its float32 master
+/// weights, of which its half weights are the rounding), so any checkpoint loads into a model built in the usual way.
+/// </remarks>
 public static class TrainerCheckpoint
 {
     private static readonly string[] Sections = ["model", "optimizer", "objective", "precision"];
@@ -20,7 +24,7 @@ public static class TrainerCheckpoint
 
     internal static void Write(string path, CheckpointHeader header, Parts parts) =>
         CheckpointFile.Write(path, JsonSerializer.Serialize(header), [
-            ("model", s => WriteModel(parts.Model, s)),
+            ("model", s => WriteModel(parts.Precision.CheckpointState(parts.Model), s)),
             ("optimizer", s => WriteOptimizer(parts.Optimizer, s)),
             ("objective", parts.Objective.SaveState),
             ("precision", s =>
@@ -32,27 +36,23 @@ public static class TrainerCheckpoint
 
     /// <summary>
     /// Copies the model weights (parameters and BatchNorm statistics) of a checkpoint into a model of the same architecture
-    /// and size; nothing else of the run is touched. Nothing is changed unless the checkpoint is intact and matches.
+    /// and size; nothing else of the run is touched. Checkpoints of every training precision load, into a float32 model
+    /// or any other. Nothing is changed unless the checkpoint is intact and matches.
     /// </summary>
     /// <param name="path">A checkpoint written by the trainer.</param>
     /// <param name="model">A model built like the one that was trained (same network, classes, channels and widths).</param>
-    /// <returns>What the checkpoint says about its run: its epochs' metrics and how many epochs it completed.</returns>
+    /// <returns>What the checkpoint says about its run: its epochs' metrics, how many epochs it completed, its precision.</returns>
     /// <exception cref="FileNotFoundException">The file does not exist.</exception>
-    /// <exception cref="InvalidDataException">The file is corrupted, or its model differs from <paramref name="model"/>; the message says how.</exception>
+    /// <exception cref="InvalidDataException">The file is not an intact checkpoint, or its model differs from <paramref name="model"/>; the message says how.</exception>
     public static CheckpointSummary LoadModel(string path, IMultiBranchModel model)
     {
         ArgumentNullException.ThrowIfNull(path);
         ArgumentNullException.ThrowIfNull(model);
-        var (json, sections) = CheckpointFile.Read(path);
-        var header = ParseHeader(path, json);
-        CheckModel(path, header.ModelState, DescribeModel(model));
-        if (!sections.TryGetValue("model", out var section))
-        {
-            throw new InvalidDataException($"Checkpoint '{path}' has no 'model' section.");
-        }
-
+        var file = CheckpointFile.Open(path);
+        var header = ParseHeader(path, file.HeaderJson);
         var live = model.state_dict();
-        var loaded = ReadModel(section, live);
+        CheckModel(path, header.ModelState, Describe(live), compareTypes: false);
+        var loaded = ReadModel(file, live);
         try
         {
             CopyInto(live, loaded);
@@ -62,49 +62,66 @@ public static class TrainerCheckpoint
             DisposeAll(loaded);
         }
 
-        return new CheckpointSummary(header.NextEpoch, header.NextStep, header.Metrics, header.Objective);
+        var precision = Enum.TryParse<TrainingPrecision>(header.Precision, out var p) ? p : TrainingPrecision.Float32;
+        return new CheckpointSummary(header.NextEpoch, header.NextStep, header.Metrics, header.Objective, precision);
     }
 
-    /// <summary>Describes the live model's state for a header: every tensor's name, dtype and shape.</summary>
-    internal static Dictionary<string, string> DescribeModel(IMultiBranchModel model) =>
-        model.state_dict().ToDictionary(kv => kv.Key, kv => $"{kv.Value.dtype}[{string.Join(",", kv.Value.shape)}]");
+    /// <summary>Describes a model state for a header: every tensor's name, dtype and shape.</summary>
+    internal static Dictionary<string, string> Describe(Dictionary<string, Tensor> state) =>
+        state.ToDictionary(kv => kv.Key, kv => $"{kv.Value.dtype}[{string.Join(",", kv.Value.shape)}]");
 
     /// <summary>Checks a checkpoint against the live run (<paramref name="expected"/>) and, if it matches, restores every part.</summary>
+    /// <param name="path">The checkpoint.</param>
+    /// <param name="expected">The live run's header: what the checkpoint must match.</param>
+    /// <param name="parts">The live run's parts, restored from the checkpoint.</param>
+    /// <param name="checkHeader">Further checks of the checkpoint's header against the live run (options that cannot change); throws to refuse.</param>
     /// <returns>The checkpoint's header (position, metrics, best).</returns>
     /// <exception cref="FileNotFoundException">The file does not exist.</exception>
     /// <exception cref="InvalidDataException">The file is corrupted or does not match; nothing was changed.</exception>
-    internal static CheckpointHeader Restore(string path, CheckpointHeader expected, Parts parts)
+    internal static CheckpointHeader Restore(string path, CheckpointHeader expected, Parts parts, Action<CheckpointHeader> checkHeader)
     {
-        var (json, sections) = CheckpointFile.Read(path);
-        var header = ParseHeader(path, json);
-        Check(path, header, expected, sections);
+        var file = CheckpointFile.Open(path);
+        var header = ParseHeader(path, file.HeaderJson);
+        foreach (var name in Sections.Where(n => !file.Has(n)))
+        {
+            throw new InvalidDataException($"Checkpoint '{path}' has no '{name}' section.");
+        }
+
+        Check(path, file.Version, header, expected);
+        checkHeader(header);
 
         // Everything is validated: read the model tensors into temporaries, then apply all parts, optimizer first so
         // that its snapshot can undo it if a later part fails.
-        var live = parts.Model.state_dict();
-        var loaded = ReadModel(sections["model"], live);
+        var live = parts.Precision.CheckpointState(parts.Model);
+        var loaded = ReadModel(file, live);
         using var snapshot = new MemoryStream();
         WriteOptimizer(parts.Optimizer, snapshot);
         try
         {
             try
             {
-                ReadOptimizer(parts.Optimizer, sections["optimizer"]);
-                using (var objective = new MemoryStream(sections["objective"]))
+                using (var optimizer = file.OpenSection("optimizer"))
+                {
+                    ReadOptimizer(parts.Optimizer, optimizer);
+                }
+
+                using (var objective = file.OpenSection("objective"))
                 {
                     parts.Objective.LoadState(objective);
                 }
 
-                using var precision = new BinaryReader(new MemoryStream(sections["precision"]), Encoding.UTF8);
+                using var precision = new BinaryReader(file.OpenSection("precision"), Encoding.UTF8);
                 parts.Precision.Load(precision);
             }
             catch (Exception ex) when (ex is InvalidDataException or EndOfStreamException or ArgumentException)
             {
-                ReadOptimizer(parts.Optimizer, snapshot.ToArray());
+                snapshot.Position = 0;
+                ReadOptimizer(parts.Optimizer, snapshot);
                 throw new InvalidDataException($"Checkpoint '{path}' does not match this trainer: {ex.Message}", ex);
             }
 
             CopyInto(live, loaded);
+            parts.Precision.CheckpointStateLoaded();
         }
         finally
         {
@@ -126,11 +143,15 @@ public static class TrainerCheckpoint
         }
     }
 
-    private static void CheckModel(string path, Dictionary<string, string> saved, Dictionary<string, string> live)
+    /// <summary>Compares names and shapes, and with <paramref name="compareTypes"/> dtypes too (a resumed run continues in its own formats).</summary>
+    private static void CheckModel(string path, Dictionary<string, string> saved, Dictionary<string, string> live, bool compareTypes)
     {
+        static string ShapeOf(string description) => description[description.IndexOf('[', StringComparison.Ordinal)..];
         var problems = live.Keys.Except(saved.Keys).Select(k => $"missing {k}")
             .Concat(saved.Keys.Except(live.Keys).Select(k => $"unexpected {k}"))
-            .Concat(live.Keys.Intersect(saved.Keys).Where(k => live[k] != saved[k]).Select(k => $"{k}: checkpoint {saved[k]}, model {live[k]}"))
+            .Concat(live.Keys.Intersect(saved.Keys)
+                .Where(k => compareTypes ? live[k] != saved[k] : ShapeOf(live[k]) != ShapeOf(saved[k]))
+                .Select(k => $"{k}: checkpoint {saved[k]}, model {live[k]}"))
             .ToList();
         if (problems.Count > 0)
         {
@@ -139,15 +160,17 @@ public static class TrainerCheckpoint
         }
     }
 
-    private static void Check(string path, CheckpointHeader header, CheckpointHeader expected, Dictionary<string, byte[]> sections)
+    private static void Check(string path, int version, CheckpointHeader header, CheckpointHeader expected)
     {
-        foreach (var name in Sections.Where(n => !sections.ContainsKey(n)))
+        var half = header.Precision is nameof(TrainingPrecision.BFloat16) or nameof(TrainingPrecision.Float16);
+        if (version < CheckpointFile.FormatVersion && half)
         {
-            throw new InvalidDataException($"Checkpoint '{path}' has no '{name}' section.");
+            throw new InvalidDataException(
+                $"Checkpoint '{path}' was written in {header.Precision} by an earlier DTSKD.Core (checkpoint format {version}), whose optimizer state this version " +
+                "cannot continue. Its weights still load for evaluation and export (TrainerCheckpoint.LoadModel); start a new run to train further.");
         }
 
-        CheckModel(path, header.ModelState, expected.ModelState);
-
+        CheckModel(path, header.ModelState, expected.ModelState, compareTypes: true);
         if (header.Objective != expected.Objective)
         {
             throw new InvalidDataException($"Checkpoint '{path}' was written with objective '{header.Objective}', this trainer uses '{expected.Objective}'.");
@@ -164,23 +187,16 @@ public static class TrainerCheckpoint
             throw new InvalidDataException(
                 $"Checkpoint '{path}' was written for {header.TrainCount} training and {header.TestCount} test samples; this trainer has {expected.TrainCount} and {expected.TestCount}.");
         }
-
-        if (header.NextStep > 0 && header.Options.BatchSize != expected.Options.BatchSize)
-        {
-            throw new InvalidDataException(
-                $"Checkpoint '{path}' stopped inside an epoch with batch size {header.Options.BatchSize}; resume it with the same batch size (this trainer has {expected.Options.BatchSize}).");
-        }
     }
 
-    private static void WriteModel(IMultiBranchModel model, Stream stream)
+    private static void WriteModel(Dictionary<string, Tensor> state, Stream stream)
     {
         using var writer = new BinaryWriter(stream, Encoding.UTF8, leaveOpen: true);
-        var state = model.state_dict();
         writer.Write(state.Count);
         foreach (var (name, tensor) in state)
         {
             writer.Write(name);
-            tensor.Save(writer);
+            TensorIO.Write(writer, tensor);
         }
     }
 
@@ -189,7 +205,16 @@ public static class TrainerCheckpoint
         using var noGrad = no_grad();
         foreach (var (name, tensor) in loaded)
         {
-            live[name].copy_(tensor);
+            var target = live[name];
+            if (tensor.dtype == target.dtype)
+            {
+                target.copy_(tensor);
+            }
+            else
+            {
+                using var converted = tensor.to(target.dtype);
+                target.copy_(converted);
+            }
         }
     }
 
@@ -201,64 +226,56 @@ public static class TrainerCheckpoint
         }
     }
 
-    private static Dictionary<string, Tensor> ReadModel(byte[] section, Dictionary<string, Tensor> live)
+    /// <summary>Reads the model section into CPU temporaries (the caller disposes them), checked against the live shapes.</summary>
+    private static Dictionary<string, Tensor> ReadModel(CheckpointFile.Reader file, Dictionary<string, Tensor> live)
     {
         var result = new Dictionary<string, Tensor>(StringComparer.Ordinal);
         try
         {
-            using var reader = new BinaryReader(new MemoryStream(section), Encoding.UTF8);
+            using var reader = new BinaryReader(file.OpenSection("model"), Encoding.UTF8);
             var count = reader.ReadInt32();
             for (var i = 0; i < count; i++)
             {
                 var name = reader.ReadString();
-                var tensor = zeros_like(live[name], device: CPU).DetachFromDisposeScope();
+                var tensor = TensorIO.ReadNew(reader, $"model tensor '{name}'");
                 result[name] = tensor;
-                tensor.Load(reader);
+                if (!live.TryGetValue(name, out var target) || !tensor.shape.SequenceEqual(target.shape))
+                {
+                    throw new InvalidDataException($"its tensor '{name}' does not match the model");
+                }
+            }
+
+            if (result.Count != live.Count)
+            {
+                throw new InvalidDataException($"it holds {result.Count} tensors; the model has {live.Count}");
             }
 
             return result;
         }
-        catch (Exception ex) when (ex is EndOfStreamException or ArgumentException or KeyNotFoundException)
+        catch (Exception ex) when (ex is EndOfStreamException or ArgumentException or InvalidDataException)
         {
-            foreach (var tensor in result.Values)
-            {
-                tensor.Dispose();
-            }
-
-            throw new InvalidDataException("The checkpoint's model section does not match its header: " + ex.Message, ex);
+            DisposeAll(result);
+            throw new InvalidDataException($"Checkpoint '{file.Path}': the model section does not match its header: {ex.Message}", ex);
         }
     }
 
     private static void WriteOptimizer(optim.Optimizer optimizer, Stream stream)
     {
         using var writer = new BinaryWriter(stream, Encoding.UTF8, leaveOpen: true);
-        switch (optimizer)
+        if (optimizer is not OptimizerHelper helper)
         {
-            case FlatSgd flat:
-                flat.Save(writer);
-                break;
-            case OptimizerHelper helper:
-                helper.save_state_dict(writer);
-                break;
-            default:
-                throw new NotSupportedException($"The optimizer {optimizer.GetType().Name} cannot save its state.");
+            throw new NotSupportedException($"The optimizer {optimizer.GetType().Name} cannot save its state.");
         }
+
+        helper.save_state_dict(writer);
     }
 
-    private static void ReadOptimizer(optim.Optimizer optimizer, byte[] section)
+    private static void ReadOptimizer(optim.Optimizer optimizer, Stream stream)
     {
         try
         {
-            using var reader = new BinaryReader(new MemoryStream(section), Encoding.UTF8);
-            switch (optimizer)
-            {
-                case FlatSgd flat:
-                    flat.Load(reader);
-                    break;
-                case OptimizerHelper helper:
-                    helper.load_state_dict(reader);
-                    break;
-            }
+            using var reader = new BinaryReader(stream, Encoding.UTF8, leaveOpen: true);
+            ((OptimizerHelper)optimizer).load_state_dict(reader);
         }
         catch (Exception ex) when (ex is EndOfStreamException or ArgumentException or KeyNotFoundException or InvalidCastException)
         {

@@ -38,10 +38,10 @@ public sealed class TrainerOptions
     public double Gamma { get; set; } = 0.1;
 
     /// <summary>
-    /// Builds the optimizer over the model's parameters; null (default) for the recipe: SGD with <see cref="LearningRate"/>,
-    /// <see cref="Momentum"/>, <see cref="Nesterov"/> and <see cref="WeightDecay"/>. Any TorchSharp optimizer works (its state
-    /// goes into checkpoints) in <see cref="TrainingPrecision.Float32"/> and <see cref="TrainingPrecision.Float64"/>; the half
-    /// precisions use the recipe's SGD, which keeps float32 master weights.
+    /// Builds the optimizer over the parameters it is given; null (default) for the recipe: SGD with <see cref="LearningRate"/>,
+    /// <see cref="Momentum"/>, <see cref="Nesterov"/> and <see cref="WeightDecay"/>. Any TorchSharp optimizer works, in every
+    /// precision (its state goes into checkpoints). In the half precisions the parameters it is given are the float32 master
+    /// weights of the model's half ones.
     /// </summary>
     public Func<IReadOnlyList<Parameter>, optim.Optimizer>? Optimizer { get; set; }
 
@@ -135,12 +135,14 @@ public sealed class TrainerOptions
             throw new ArgumentOutOfRangeException(nameof(BestAfterEpoch), BestAfterEpoch, "BestAfterEpoch must be >= 0.");
         }
 
-        if (Precision is TrainingPrecision.BFloat16 or TrainingPrecision.Float16 && Optimizer is not null)
-        {
-            throw new ArgumentException(
-                $"Precision {Precision} trains with the recipe's SGD, which keeps the float32 master weights; a custom {nameof(Optimizer)} needs Precision Float32 or Float64.",
-                nameof(Optimizer));
-        }
+    }
+
+    /// <summary>A copy, so a trainer is not changed by later edits of the options it was built with.</summary>
+    internal TrainerOptions Clone()
+    {
+        var copy = (TrainerOptions)MemberwiseClone();
+        copy.Milestones = Milestones is null ? null! : [.. Milestones];
+        return copy;
     }
 
     /// <summary>The recipe's optimizer (SGD) over the parameters.</summary>
