@@ -103,7 +103,7 @@ public static class AblationStudy
                 manual_seed(seed);
                 using var model = MultiBranchModels.Create(s.Model, new MultiBranchModelOptions
                 {
-                    ClassCount = train.ClassCount, InputChannels = train.Channels, BaseWidth = s.BaseWidth, NeckWidth = s.NeckWidth,
+                    ClassCount = train.ClassCount, InputChannels = train.Shape.Channels, BaseWidth = s.BaseWidth, NeckWidth = s.NeckWidth,
                 });
                 var objective = row.Build(model, train.Count, s.Device);
                 using var owned = objective as IDisposable;
@@ -139,7 +139,7 @@ public static class AblationStudy
         return string.Create(CultureInfo.InvariantCulture, $"{mean:F2} ± {spread:F2}");
     }
 
-    private static void Write(Settings s, List<RunResult> results, ImageDataset train, ImageDataset test, int bestAfter, int[] milestones, TimeSpan cpu, TimeSpan wall)
+    private static void Write(Settings s, List<RunResult> results, IImageSource train, IImageSource test, int bestAfter, int[] milestones, TimeSpan cpu, TimeSpan wall)
     {
         var inv = CultureInfo.InvariantCulture;
         var output = Path.GetFullPath(s.Output);
@@ -184,7 +184,7 @@ public static class AblationStudy
         text.AppendLine(CultureInfo.InvariantCulture, $"# {s.Title}");
         text.AppendLine();
         text.AppendLine(CultureInfo.InvariantCulture,
-            $"`{s.Model}` at width {s.BaseWidth}/{s.NeckWidth} on {train.Name} ({train.Count} training, {test.Count} test images, {train.Channels} x {train.Height} x {train.Width}), " +
+            $"`{s.Model}` at width {s.BaseWidth}/{s.NeckWidth} on {train.Name} ({train.Count} training, {test.Count} test images, {train.Shape.Channels} x {train.Shape.Height} x {train.Shape.Width}), " +
             $"{s.Epochs} epochs per run, batch {s.BatchSize}, {s.Precision}, SGD lr {s.Lr.ToString(inv)} (Nesterov 0.9, weight decay 5e-4) x0.1 at epochs {milestones[0] + 1} and {milestones[1] + 1}, " +
             $"crop (padding 4) + flip; the same budget, seeds ({string.Join(", ", s.Seeds)}) and initialisations for every row. " +
             $"Best = best backbone test top-1 over epochs {bestAfter + 1}-{s.Epochs} (the recipe's \"last third\"); final = last epoch; train = the last epoch's backbone top-1 on the augmented training batches. {spreadNote}");

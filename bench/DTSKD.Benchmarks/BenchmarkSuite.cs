@@ -294,7 +294,7 @@ public static class BenchmarkSuite
         manual_seed(2);
         using var images = randint(0, 256, [50_000, 3, 32, 32], ScalarType.Byte, device).DetachFromDisposeScope();
         var sampler = new BatchSampler(50_000, Batch, seed: 1);
-        var augmentation = BatchAugmentation.Cifar;
+        var augmentation = PadCropFlip.Cifar;
         void Epoch(int count)
         {
             var step = 0;
@@ -353,7 +353,7 @@ public static class BenchmarkSuite
         using var test = train.Take(512);
         using var model = MultiBranchModels.resnet18_dtskd(numClasses: 10, baseWidth: 16, neckWidth: 32);
         using var loss = DualTeacherLoss.For(model, train.Count, device: device);
-        using var trainer = new Trainer(model, loss, train, test, BatchAugmentation.Cifar, new TrainerOptions
+        using var trainer = new Trainer(model, loss, train, test, PadCropFlip.Cifar, new TrainerOptions
         {
             Epochs = steps / perEpoch, BatchSize = Batch, LogInterval = 25, Device = device, Milestones = [],
         });

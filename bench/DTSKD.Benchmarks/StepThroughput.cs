@@ -39,7 +39,7 @@ public static class StepThroughput
             using var test = train.Take(batch);
             using var model = MultiBranchModels.Create(name, width);
             using var loss = DualTeacherLoss.For(model, n, new DualTeacherLossOptions { ValidateInputs = false }, device);
-            using var trainer = new Trainer(model, loss, train, test, BatchAugmentation.Cifar, new TrainerOptions
+            using var trainer = new Trainer(model, loss, train, test, PadCropFlip.Cifar, new TrainerOptions
             {
                 Epochs = 2, BatchSize = batch, Device = device, Precision = precision, AllowTf32 = tf32, Milestones = [], LogInterval = 1_000_000,
             });

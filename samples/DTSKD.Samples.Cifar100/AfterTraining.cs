@@ -174,7 +174,7 @@ public static class AfterTraining
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         var batch = tensor([.. images.SelectMany(b => b)], [images.Count, shape.Channels, shape.Height, shape.Width], ScalarType.Byte);
-        var probabilities = backbone.call(preprocessing.Normalize(batch)).softmax(1);
+        var probabilities = backbone.call(preprocessing.Prepare(batch)).softmax(1);
         var k = Math.Min(request.Top, (int)probabilities.shape[1]);
         var (values, indices) = probabilities.topk(k, dim: 1);
         var p = values.data<float>().ToArray();

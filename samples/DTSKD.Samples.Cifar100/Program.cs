@@ -127,7 +127,7 @@ namespace DTSKD.Samples.Cifar100
 
                 // 3. The model: a multi-branch ResNet whose backbone head is used at test time.
                 manual_seed(config.Seed);
-                using var model = MultiBranchModels.Create(config.ClassifierType, config.ModelOptions(train.ClassCount, train.Channels));
+                using var model = MultiBranchModels.Create(config.ClassifierType, config.ModelOptions(train.ClassCount, train.Shape.Channels));
 
                 // 4. The two teachers, composed by the dual-teacher loss (built for this model, so the branches agree).
                 using var loss = DualTeacherLoss.For(model, train.Count, SampleRecipe.LossOptions(config, device), device);

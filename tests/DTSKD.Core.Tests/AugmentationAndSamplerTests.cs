@@ -32,9 +32,9 @@ public class AugmentationAndSamplerTests
         const int n = 2000, size = 8, pad = 2;
         using var one = arange(1, 1 + (size * size), dtype: ScalarType.Int32).view(1, 1, size, size).to(ScalarType.Byte);
         using var images = one.expand(n, 1, size, size).contiguous();
-        var identity = new BatchAugmentation([0.0], [1.0 / 255], padding: pad);
+        var identity = new PadCropFlip([0.0], [1.0 / 255], padding: pad);
 
-        using var output = identity.Augment(images, seed: 1, epoch: 0, step: 0);
+        using var output = identity.Augment(images, seed: 1, epoch: 0, stepInEpoch: 0);
         var values = output.to(ScalarType.Int32).data<int>().ToArray();
 
         var flips = 0;
@@ -54,8 +54,8 @@ public class AugmentationAndSamplerTests
     public void Normalisation_is_exact_and_draws_depend_only_on_seed_epoch_and_step()
     {
         using var images = randint(0, 256, [4, 3, 6, 6], dtype: ScalarType.Byte);
-        var cifar = BatchAugmentation.Cifar;
-        using var normalized = cifar.Normalize(images);
+        var cifar = PadCropFlip.Cifar;
+        using var normalized = cifar.Prepare(images);
         double[] mean = [0.4914, 0.4822, 0.4465], std = [0.2023, 0.1994, 0.2010];
         for (var c = 0; c < 3; c++)
         {
@@ -80,9 +80,9 @@ public class AugmentationAndSamplerTests
     {
         using var floats = zeros(2, 3, 8, 8);
         using var gray = zeros([2, 1, 8, 8], ScalarType.Byte);
-        ((Action)(() => BatchAugmentation.Cifar.Augment(floats, 1, 0, 0))).Should().Throw<ArgumentException>().WithMessage("*uint8 [batch, 3, height, width]*Float32*");
-        ((Action)(() => BatchAugmentation.Cifar.Normalize(gray))).Should().Throw<ArgumentException>().Where(e => e.ParamName == "images");
-        ((Action)(() => new BatchAugmentation([0.5], [0.0]))).Should().Throw<ArgumentException>();
+        ((Action)(() => PadCropFlip.Cifar.Augment(floats, 1, 0, 0))).Should().Throw<ArgumentException>().WithMessage("*uint8 [batch, 3, height, width]*Float32*");
+        ((Action)(() => PadCropFlip.Cifar.Prepare(gray))).Should().Throw<ArgumentException>().Where(e => e.ParamName == "images");
+        ((Action)(() => new PadCropFlip([0.5], [0.0]))).Should().Throw<ArgumentException>();
     }
 
     // Finds the shift (and flip) that maps the original 8x8 grid onto the sample; padding pixels are 0.

@@ -109,7 +109,7 @@ public sealed class Cifar100DownloadTests : IDisposable
 
         cifar.Train.Count.Should().Be(12);
         cifar.Test.Count.Should().Be(5);
-        cifar.Preprocessing.Should().BeSameAs(BatchAugmentation.Cifar);
+        cifar.Preprocessing.Should().BeSameAs(PadCropFlip.Cifar);
         cifar.Train.ClassNames![7].Should().Be("class7");
         var missing = () => StandardDatasets.LoadAsync(StandardDatasets.FashionMnist, Path.Combine(_dir.FullName, "none"));
         (await missing.Should().ThrowAsync<FileNotFoundException>()).WithMessage("Fashion-MNIST is not in*apt-get install dataset-fashion-mnist*");

@@ -44,7 +44,12 @@ public sealed class DataReaderTests : IDisposable
         ds.Images.shape.Should().Equal(5, 3, 32, 32);
         ds.ClassCount.Should().Be(100);
         ds.Labels.data<long>().ToArray().Should().Equal(0, 7, 14, 21, 28);
-        ds.CoarseLabels!.data<long>().ToArray().Should().Equal(0, 1, 2, 3, 4);
+        // The coarse labels are checked, not kept: a record with superclass 20 is not CIFAR-100.
+        var bad = (byte[])bytes.Clone();
+        bad[3 * 3074] = 20;
+        var badFile = Path.Combine(_dir.FullName, "bad-coarse.bin");
+        File.WriteAllBytes(badFile, bad);
+        ((Action)(() => CifarReader.ReadCifar100(badFile))).Should().Throw<InvalidDataException>().WithMessage("*record 3 has coarse label 20*");
         // Record 3, green plane (offset 1024), row 5, column 9.
         ds.Images[3, 1, 5, 9].item<byte>().Should().Be(bytes[(3 * 3074) + 2 + 1024 + (5 * 32) + 9]);
         ds.Images[4, 2, 31, 31].item<byte>().Should().Be(bytes[(5 * 3074) - 1]);
@@ -62,7 +67,6 @@ public sealed class DataReaderTests : IDisposable
         using var ds = CifarReader.ReadCifar10(a, b);
 
         ds.Count.Should().Be(5);
-        ds.CoarseLabels.Should().BeNull();
         ds.Labels.data<long>().ToArray().Should().Equal(0, 1, 2, 0, 1);
         ds.Images[4, 0, 0, 0].item<byte>().Should().Be(second[3073 + 1]);
     }

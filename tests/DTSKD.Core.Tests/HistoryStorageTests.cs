@@ -123,7 +123,7 @@ public sealed class HistoryStorageTests : IDisposable
             manual_seed(modelSeed);
             using var model = Models.ResNetDtskd.ResNet18(TrainerTests.TinyModel);
             using var loss = DualTeacherLoss.For(model, train.Count, options);
-            using var trainer = new Trainer(model, loss, train, test, new Data.BatchAugmentation([0.4], [0.3], padding: 1), new TrainerOptions
+            using var trainer = new Trainer(model, loss, train, test, new Data.PadCropFlip([0.4], [0.3], padding: 1), new TrainerOptions
             {
                 Epochs = 2, BatchSize = 16, LearningRate = 0.05, Milestones = [], LogInterval = 2, Seed = 3, CheckpointDirectory = dir,
             });

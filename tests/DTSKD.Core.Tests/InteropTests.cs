@@ -76,7 +76,7 @@ public sealed class InteropTests : IDisposable
         using var model = ResNetDtskd.ResNet18(TrainerTests.TinyModel);
         var path = Path.Combine(_dir.FullName, "trained.pth");
         var safetensors = Path.Combine(_dir.FullName, "trained.safetensors");
-        using (var trainer = new Training.Trainer(model, CrossEntropyObjective.AllHeads(model), train, train, new Data.BatchAugmentation([0.4], [0.3]),
+        using (var trainer = new Training.Trainer(model, CrossEntropyObjective.AllHeads(model), train, train, new Data.PadCropFlip([0.4], [0.3]),
                    new Training.TrainerOptions { Epochs = 1, BatchSize = 16, Milestones = [], Precision = Training.TrainingPrecision.BFloat16 }))
         {
             trainer.Run();

@@ -133,7 +133,7 @@ public sealed class MixedPrecisionTests : IDisposable
         using var model = ResNetDtskd.ResNet18(TrainerTests.TinyModel);
         Tensor master;
         var path = Path.Combine(_dir.FullName, "bf16.ckpt");
-        using (var trainer = new Trainer(model, CrossEntropyObjective.AllHeads(model), train, train, new BatchAugmentation([0.4], [0.3]), new TrainerOptions
+        using (var trainer = new Trainer(model, CrossEntropyObjective.AllHeads(model), train, train, new PadCropFlip([0.4], [0.3]), new TrainerOptions
                {
                    Epochs = 1, BatchSize = 16, Precision = TrainingPrecision.BFloat16, Milestones = [],
                }))
@@ -167,7 +167,7 @@ public sealed class MixedPrecisionTests : IDisposable
     {
         using var train = TrainerTests.Halves(256, 21);
         using var test = TrainerTests.Halves(64, 22);
-        var gray = new BatchAugmentation([0.4], [0.3], padding: 1);
+        var gray = new PadCropFlip([0.4], [0.3], padding: 1);
         TrainerOptions Options(string? dir = null) => new()
         {
             Epochs = 3, BatchSize = 16, EvalBatchSize = 64, LearningRate = 0.05, Milestones = [2], BestAfterEpoch = 1, LogInterval = 4, Seed = 5,

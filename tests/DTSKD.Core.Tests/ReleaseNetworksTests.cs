@@ -31,7 +31,7 @@ public class ReleaseNetworksTests
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         var images = tensor(bytes, [bytes.Length / 3072, 3, 32, 32], ScalarType.Byte);
-        using var output = model.call(new BatchAugmentation([0, 0, 0], [1, 1, 1], padding: 0, horizontalFlip: false).Normalize(images));
+        using var output = model.call(new PadCropFlip([0, 0, 0], [1, 1, 1], padding: 0, horizontalFlip: false).Prepare(images));
 
         var expected = golden.GetProperty("logits");
         for (var h = 0; h < 4; h++)

@@ -61,7 +61,7 @@ public class ReleaseTrajectoryTests(Xunit.Abstractions.ITestOutputHelper output)
         using var testImages = tensor(golden.TestImages, [golden.TestImages.Length / 3072, .. golden.ImageShape], ScalarType.Byte);
         using var testLabels = zeros([testImages.shape[0]], ScalarType.Int64);
         using var test = ImageDataset.FromTensors(testImages, testLabels, golden.Classes, "golden-test");
-        var identity = new BatchAugmentation([0, 0, 0], [1, 1, 1], padding: 0, horizontalFlip: false);
+        var identity = new PadCropFlip([0, 0, 0], [1, 1, 1], padding: 0, horizontalFlip: false);
 
         using var model = MultiBranchModels.resnet18_dtskd(numClasses: golden.Classes);
         model.to(ScalarType.Float64);
@@ -89,7 +89,7 @@ public class ReleaseTrajectoryTests(Xunit.Abstractions.ITestOutputHelper output)
         model.eval();
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
-        using var output = model.call(identity.Normalize(testImages).to(ScalarType.Float64));
+        using var output = model.call(identity.Prepare(testImages).to(ScalarType.Float64));
         return (steps, [.. output.Heads.Select(TestTensors.ToArrays)]);
     }
 

@@ -41,7 +41,7 @@ public sealed class TensorBoardTests : IDisposable
         using var model = Models.ResNetDtskd.ResNet18(TrainerTests.TinyModel);
         using var loss = DualTeacherLoss.For(model, train.Count);
         var logs = Path.Combine(_dir.FullName, "tb");
-        using var trainer = new Trainer(model, loss, train, test, new Data.BatchAugmentation([0.4], [0.3]), new TrainerOptions
+        using var trainer = new Trainer(model, loss, train, test, new Data.PadCropFlip([0.4], [0.3]), new TrainerOptions
         {
             Epochs = 2, BatchSize = 16, LogInterval = 2, Milestones = [],
         });

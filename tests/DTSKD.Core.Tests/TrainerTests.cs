@@ -29,7 +29,7 @@ public sealed class TrainerTests : IDisposable
         return ImageDataset.FromTensors(images, labels, 2, $"halves{seed}");
     }
 
-    private static BatchAugmentation Gray => new([0.4], [0.3], padding: 1);
+    private static PadCropFlip Gray => new([0.4], [0.3], padding: 1);
 
     /// <summary>
     /// The recipe's loss without the KD term's T² factor: with the factor, the reference structural term collapses this

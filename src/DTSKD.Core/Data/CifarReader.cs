@@ -17,14 +17,14 @@ internal static class CifarReader
 
     private const int Pixels = 3 * 32 * 32;
 
-    /// <summary>Reads a CIFAR-100 binary file (<c>train.bin</c> or <c>test.bin</c>): fine labels as the labels, coarse labels kept.</summary>
+    /// <summary>Reads a CIFAR-100 binary file (<c>train.bin</c> or <c>test.bin</c>): its fine labels (the coarse ones are checked, not kept).</summary>
     /// <param name="file">The path of the file.</param>
     /// <exception cref="InvalidDataException">The file is not a whole number of valid records; the message names the file.</exception>
     /// <param name="classNames">The fine labels' names, or null.</param>
     public static ImageDataset ReadCifar100(string file, IReadOnlyList<string>? classNames = null)
     {
         var bytes = ReadRecords(file, Cifar100RecordSize, "CIFAR-100");
-        return Decode(bytes, Cifar100RecordSize, [(0, 20, "coarse label"), (1, 100, "fine label")], file, "cifar100-" + Path.GetFileNameWithoutExtension(file), 100, hasCoarse: true, classNames);
+        return Decode(bytes, Cifar100RecordSize, [(0, 20, "coarse label"), (1, 100, "fine label")], file, "cifar100-" + Path.GetFileNameWithoutExtension(file), 100, classNames);
     }
 
     /// <summary>Reads and concatenates CIFAR-10 binary files (<c>data_batch_1.bin</c>..<c>data_batch_5.bin</c>, or <c>test_batch.bin</c>).</summary>
@@ -50,7 +50,7 @@ internal static class CifarReader
         }
 
         var name = files.Length == 1 ? "cifar10-" + Path.GetFileNameWithoutExtension(files[0]) : "cifar10-train";
-        return Decode(all, Cifar10RecordSize, [(0, 10, "label")], string.Join(", ", files), name, 10, hasCoarse: false, classNames);
+        return Decode(all, Cifar10RecordSize, [(0, 10, "label")], string.Join(", ", files), name, 10, classNames);
     }
 
     /// <summary>Loads CIFAR-100 from the folder the binary archive extracts to (it holds <c>train.bin</c> and <c>test.bin</c>).</summary>
@@ -98,7 +98,7 @@ internal static class CifarReader
         return bytes;
     }
 
-    private static ImageDataset Decode(byte[] bytes, int recordSize, (int Offset, int Classes, string What)[] labels, string file, string name, int classCount, bool hasCoarse, IReadOnlyList<string>? classNames)
+    private static ImageDataset Decode(byte[] bytes, int recordSize, (int Offset, int Classes, string What)[] labels, string file, string name, int classCount, IReadOnlyList<string>? classNames)
     {
         var n = bytes.Length / recordSize;
         for (var i = 0; i < labels.Length; i++)
@@ -121,7 +121,6 @@ internal static class CifarReader
         var pixelOffset = recordSize - Pixels;
         var images = records.narrow(1, pixelOffset, Pixels).reshape(n, 3, 32, 32).contiguous();
         var fine = records.select(1, pixelOffset - 1).to(ScalarType.Int64);
-        var coarse = hasCoarse ? records.select(1, 0).to(ScalarType.Int64).MoveToOuterDisposeScope() : null;
-        return ImageDataset.Own(name, images.MoveToOuterDisposeScope(), fine.MoveToOuterDisposeScope(), classCount, coarse, classNames);
+        return ImageDataset.Own(name, images.MoveToOuterDisposeScope(), fine.MoveToOuterDisposeScope(), classCount, classNames);
     }
 }

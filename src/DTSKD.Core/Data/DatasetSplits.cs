@@ -1,27 +1,30 @@
 namespace DTSKD.Core.Data;
 
-/// <summary>A data set's training and test splits with the preprocessing of its recipe. Disposing it disposes both splits.</summary>
+/// <summary>A data set's training and test splits with the augmentation of its recipe. Disposing it disposes both splits.</summary>
 public sealed record DatasetSplits : IDisposable
 {
-    /// <summary>Creates the record.</summary>
+    /// <summary>Creates the record; it takes ownership of the splits.</summary>
     /// <param name="train">The training split.</param>
     /// <param name="test">The test split.</param>
-    /// <param name="preprocessing">Training augmentation and test normalisation for this data set.</param>
-    public DatasetSplits(ImageDataset train, ImageDataset test, BatchAugmentation preprocessing)
+    /// <param name="preprocessing">Training augmentation and test preparation for this data set.</param>
+    public DatasetSplits(IImageSource train, IImageSource test, IBatchAugmentation preprocessing)
     {
+        ArgumentNullException.ThrowIfNull(train);
+        ArgumentNullException.ThrowIfNull(test);
+        ArgumentNullException.ThrowIfNull(preprocessing);
         Train = train;
         Test = test;
         Preprocessing = preprocessing;
     }
 
     /// <summary>The training split.</summary>
-    public ImageDataset Train { get; }
+    public IImageSource Train { get; }
 
     /// <summary>The test split.</summary>
-    public ImageDataset Test { get; }
+    public IImageSource Test { get; }
 
-    /// <summary>Training augmentation and test normalisation for this data set.</summary>
-    public BatchAugmentation Preprocessing { get; }
+    /// <summary>Training augmentation and test preparation for this data set.</summary>
+    public IBatchAugmentation Preprocessing { get; }
 
     /// <inheritdoc />
     public void Dispose()

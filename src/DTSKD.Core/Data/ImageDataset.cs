@@ -3,24 +3,27 @@ using static TorchSharp.torch;
 namespace DTSKD.Core.Data;
 
 /// <summary>
-/// An in-memory labelled image dataset: uint8 images [N, channels, height, width] and int64 labels [N].
-/// A sample's index (its position, 0..N-1) is stable, which is what the historical teacher keys on.
-/// The dataset owns its tensors and frees them on <see cref="Dispose"/>.
+/// An in-memory labelled image set: uint8 images [N, channels, height, width] and int64 labels [N], the
+/// <see cref="IImageSource"/> of data that fits in memory. A sample's index (its position, 0..N-1) is stable, which is
+/// what the historical teacher keys on. The dataset owns its tensors and frees them on <see cref="Dispose"/>.
 /// </summary>
-public sealed class ImageDataset : IDisposable
+/// <remarks>
+/// A reader on a GPU copies the whole set to the device once (<see cref="OpenReader"/>), so a training step gathers its
+/// batch there with no host transfer; on the CPU it reads the dataset's own tensors.
+/// </remarks>
+public sealed class ImageDataset : IImageSource
 {
     // The dataset owns its tensors for its whole life: they leave any dispose scope the caller may be in.
-    private ImageDataset(string name, Tensor images, Tensor labels, int classCount, Tensor? coarseLabels, IReadOnlyList<string>? classNames)
+    private ImageDataset(string name, Tensor images, Tensor labels, int classCount, IReadOnlyList<string>? classNames)
     {
         Name = name;
         ClassNames = classNames;
         Images = images.DetachFromDisposeScope();
         Labels = labels.DetachFromDisposeScope();
         ClassCount = classCount;
-        CoarseLabels = coarseLabels?.DetachFromDisposeScope();
     }
 
-    /// <summary>A short name for logs and reports (for example <c>cifar100-train</c>).</summary>
+    /// <inheritdoc />
     public string Name { get; }
 
     /// <summary>The images, uint8 [N, channels, height, width], on the CPU.</summary>
@@ -29,10 +32,7 @@ public sealed class ImageDataset : IDisposable
     /// <summary>The class labels, int64 [N], each in 0..<see cref="ClassCount"/>-1.</summary>
     public Tensor Labels { get; }
 
-    /// <summary>CIFAR-100's 20 superclass labels (int64 [N]), when the source has them; null otherwise.</summary>
-    public Tensor? CoarseLabels { get; }
-
-    /// <summary>The number of classes C.</summary>
+    /// <inheritdoc />
     public int ClassCount { get; }
 
     /// <summary>The name of each class, when the source names them (CIFAR's label files, Fashion-MNIST's ten names); null otherwise.</summary>
@@ -40,6 +40,9 @@ public sealed class ImageDataset : IDisposable
 
     /// <summary>N, the number of samples.</summary>
     public int Count => (int)Images.shape[0];
+
+    /// <inheritdoc />
+    public ImageShape Shape => new((int)Images.shape[1], (int)Images.shape[2], (int)Images.shape[3]);
 
     /// <summary>Image channels.</summary>
     public int Channels => (int)Images.shape[1];
@@ -58,9 +61,8 @@ public sealed class ImageDataset : IDisposable
     /// <param name="labels">Integer labels [N], each in 0..<paramref name="classCount"/>-1.</param>
     /// <param name="classCount">C, the number of classes (at least 2).</param>
     /// <param name="name">A short name for logs.</param>
-    /// <param name="coarseLabels">Optional second label set [N] (for example CIFAR-100's superclasses).</param>
     /// <param name="classNames">Optional names of the classes, one per class.</param>
-    public static ImageDataset FromTensors(Tensor images, Tensor labels, int classCount, string name = "dataset", Tensor? coarseLabels = null, IReadOnlyList<string>? classNames = null)
+    public static ImageDataset FromTensors(Tensor images, Tensor labels, int classCount, string name = "dataset", IReadOnlyList<string>? classNames = null)
     {
         if (classNames is not null && classNames.Count != classCount)
         {
@@ -75,26 +77,53 @@ public sealed class ImageDataset : IDisposable
                 $"images must be a non-empty uint8 tensor [N, channels, height, width]; got {images.dtype} {TensorChecks.Shape(images)}.", nameof(images));
         }
 
-        var count = images.shape[0];
-        TensorChecks.IndexVector(labels, nameof(labels), count, classCount, "class labels");
-        if (coarseLabels is not null)
-        {
-            TensorChecks.IndexVector(coarseLabels, nameof(coarseLabels), count, long.MaxValue, "labels");
-        }
-
+        TensorChecks.IndexVector(labels, nameof(labels), images.shape[0], classCount, "class labels");
         TorchSharpRuntime.EnsureLoaded();
         return new ImageDataset(
             name,
             images.to(CPU).contiguous().clone(),
             labels.to(ScalarType.Int64, CPU).clone(),
             classCount,
-            coarseLabels?.to(ScalarType.Int64, CPU).clone(),
             classNames is null ? null : [.. classNames]);
     }
 
+    /// <summary>
+    /// Builds a dataset that takes ownership of the caller's tensors without copying them, for images that must not be
+    /// copied: a memory-mapped file (<c>torch.from_file</c>), or a set too large for a second copy. The dataset disposes them.
+    /// </summary>
+    /// <param name="images">uint8 images [N, channels, height, width], contiguous, on the CPU.</param>
+    /// <param name="labels">int64 labels [N] on the CPU, each in 0..<paramref name="classCount"/>-1.</param>
+    /// <param name="classCount">C, the number of classes (at least 2).</param>
+    /// <param name="name">A short name for logs.</param>
+    /// <param name="classNames">Optional names of the classes, one per class.</param>
+    public static ImageDataset Adopt(Tensor images, Tensor labels, int classCount, string name = "dataset", IReadOnlyList<string>? classNames = null)
+    {
+        ArgumentNullException.ThrowIfNull(images);
+        ArgumentNullException.ThrowIfNull(labels);
+        ArgumentOutOfRangeException.ThrowIfLessThan(classCount, 2);
+        if (images.dim() != 4 || images.shape[0] == 0 || images.dtype != ScalarType.Byte || images.device_type != TorchSharp.DeviceType.CPU || !images.is_contiguous())
+        {
+            throw new ArgumentException(
+                $"images must be a non-empty contiguous uint8 CPU tensor [N, channels, height, width]; got {images.dtype} {TensorChecks.Shape(images)} on {images.device}.", nameof(images));
+        }
+
+        if (labels.dtype != ScalarType.Int64 || labels.device_type != TorchSharp.DeviceType.CPU)
+        {
+            throw new ArgumentException($"labels must be an int64 CPU tensor; got {labels.dtype} on {labels.device}.", nameof(labels));
+        }
+
+        TensorChecks.IndexVector(labels, nameof(labels), images.shape[0], classCount, "class labels");
+        if (classNames is not null && classNames.Count != classCount)
+        {
+            throw new ArgumentException($"classNames must name each of the {classCount} classes; got {classNames.Count} names.", nameof(classNames));
+        }
+
+        return new ImageDataset(name, images, labels, classCount, classNames is null ? null : [.. classNames]);
+    }
+
     /// <summary>Takes ownership of tensors made by a reader (already validated, contiguous and on the CPU).</summary>
-    internal static ImageDataset Own(string name, Tensor images, Tensor labels, int classCount, Tensor? coarseLabels = null, IReadOnlyList<string>? classNames = null) =>
-        new(name, images, labels, classCount, coarseLabels, classNames);
+    internal static ImageDataset Own(string name, Tensor images, Tensor labels, int classCount, IReadOnlyList<string>? classNames = null) =>
+        new(name, images, labels, classCount, classNames);
 
     /// <summary>A new dataset of the first <paramref name="count"/> samples (indices 0..count-1), for quick runs.</summary>
     /// <param name="count">How many samples to keep; at least 1. A count of N or more copies the whole dataset.</param>
@@ -108,8 +137,14 @@ public sealed class ImageDataset : IDisposable
             Images.narrow(0, 0, n).clone().MoveToOuterDisposeScope(),
             Labels.narrow(0, 0, n).clone().MoveToOuterDisposeScope(),
             ClassCount,
-            CoarseLabels?.narrow(0, 0, n).clone().MoveToOuterDisposeScope(),
             ClassNames);
+    }
+
+    /// <inheritdoc />
+    public IBatchReader OpenReader(Device device)
+    {
+        ArgumentNullException.ThrowIfNull(device);
+        return new TensorBatchReader(Images, Labels, device);
     }
 
     /// <inheritdoc />
@@ -117,6 +152,5 @@ public sealed class ImageDataset : IDisposable
     {
         Images.Dispose();
         Labels.Dispose();
-        CoarseLabels?.Dispose();
     }
 }

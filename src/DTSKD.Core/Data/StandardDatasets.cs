@@ -48,7 +48,7 @@ public static class StandardDatasets
 
     /// <summary>A data set's preprocessing: the recipe's crop and flip, and its normalisation.</summary>
     /// <param name="name">One of <see cref="Names"/>.</param>
-    public static BatchAugmentation Preprocessing(string name) => Check(name) == FashionMnist ? BatchAugmentation.FashionMnist : BatchAugmentation.Cifar;
+    public static IBatchAugmentation Preprocessing(string name) => Check(name) == FashionMnist ? PadCropFlip.FashionMnist : PadCropFlip.Cifar;
 
     /// <summary>A data set's class names, without reading its images: CIFAR's label files in the data folder, Fashion-MNIST's ten names.</summary>
     /// <param name="name">One of <see cref="Names"/>.</param>

@@ -3,76 +3,106 @@ using static TorchSharp.torch;
 
 namespace DTSKD.Core.Training;
 
-/// <summary>Measures every head's accuracy on a dataset, with the counts kept on the device and read once.</summary>
+/// <summary>Measures every head's accuracy on an image source, with the counts kept on the device and read once.</summary>
 public static class Evaluator
 {
-    /// <summary>Evaluates a model in eval mode (its mode is restored afterwards).</summary>
-    /// <param name="model">The model.</param>
-    /// <param name="images">uint8 images [N, C, H, W], on the model's device.</param>
-    /// <param name="labels">int64 labels [N], on the model's device.</param>
-    /// <param name="preprocessing">Supplies the test-time normalisation.</param>
-    /// <param name="batchSize">Evaluation batch size.</param>
-    /// <param name="inputType">The format the model's weights are in (null: float32).</param>
-    internal static EvaluationResult Evaluate(IMultiBranchModel model, Tensor images, Tensor labels, BatchAugmentation preprocessing, int batchSize, ScalarType? inputType = null)
+    /// <summary>
+    /// Evaluates a float32 model in eval mode (its mode is restored afterwards). With another
+    /// <paramref name="precision"/> the model is evaluated as the trainer evaluates it in that precision (its convolution and
+    /// linear weights and the inputs in that format), which reproduces a half-precision run's own figures; the model is
+    /// given back exactly as it was.
+    /// </summary>
+    /// <param name="model">The model, on <paramref name="device"/>.</param>
+    /// <param name="source">The images to evaluate, in their order.</param>
+    /// <param name="preprocessing">Supplies the test-time preparation (<see cref="IBatchAugmentation.Prepare"/>).</param>
+    /// <param name="device">The model's device (CPU when null).</param>
+    /// <param name="batchSize">Evaluation batch size (only memory depends on it).</param>
+    /// <param name="precision">The number format to evaluate in.</param>
+    public static EvaluationResult Evaluate(
+        IMultiBranchModel model,
+        IImageSource source,
+        IBatchAugmentation preprocessing,
+        Device? device = null,
+        int batchSize = 500,
+        TrainingPrecision precision = TrainingPrecision.Float32)
     {
         ArgumentNullException.ThrowIfNull(model);
-        ArgumentNullException.ThrowIfNull(images);
-        ArgumentNullException.ThrowIfNull(labels);
+        ArgumentNullException.ThrowIfNull(source);
         ArgumentNullException.ThrowIfNull(preprocessing);
         ArgumentOutOfRangeException.ThrowIfLessThan(batchSize, 1);
+        using var reader = source.OpenReader(device ?? CPU);
+        if (precision == TrainingPrecision.Float32)
+        {
+            return Evaluate(model, reader, source.Count, preprocessing, batchSize, null);
+        }
 
+        // The exact float32 values come back after the pass: converting to a half format and back would round them.
+        var saved = model.state_dict().Where(kv => kv.Value.is_floating_point()).ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone().DetachFromDisposeScope());
+        try
+        {
+            PrecisionPolicy.Convert(model, precision);
+            return Evaluate(model, reader, source.Count, preprocessing, batchSize, PrecisionPolicy.WeightTypeOf(precision));
+        }
+        finally
+        {
+            PrecisionPolicy.Convert(model, TrainingPrecision.Float32);
+            using var noGrad = no_grad();
+            var live = model.state_dict();
+            foreach (var (name, value) in saved)
+            {
+                live[name].copy_(value);
+                value.Dispose();
+            }
+        }
+    }
+
+    /// <summary>Evaluates a model in eval mode (its mode is restored afterwards) on the batches of a reader, in source order.</summary>
+    /// <param name="model">The model, on the reader's device.</param>
+    /// <param name="reader">The test set's reader.</param>
+    /// <param name="count">N, the number of samples to evaluate (positions 0..N-1).</param>
+    /// <param name="preprocessing">Supplies the test-time preparation.</param>
+    /// <param name="batchSize">Evaluation batch size.</param>
+    /// <param name="inputType">The format the model's weights are in (null: float32).</param>
+    internal static EvaluationResult Evaluate(IMultiBranchModel model, IBatchReader reader, int count, IBatchAugmentation preprocessing, int batchSize, ScalarType? inputType)
+    {
         var wasTraining = model.training;
         model.eval();
         try
         {
             using var scope = NewDisposeScope();
             using var noGrad = no_grad();
-            var n = images.shape[0];
+            using var order = arange(count, ScalarType.Int64);
             Tensor? correct = null;
-            var top5 = zeros([], ScalarType.Int64, images.device);
-            var loss = zeros([], ScalarType.Float64, images.device);
-            for (long start = 0; start < n; start += batchSize)
+            Tensor? top5 = null;
+            Tensor? loss = null;
+            foreach (var batch in reader.Read(order, batchSize))
             {
+                using var _ = batch;
                 using var batchScope = NewDisposeScope();
-                var count = Math.Min(batchSize, n - start);
-                var x = preprocessing.Normalize(images.narrow(0, start, count));
+                var x = preprocessing.Prepare(batch.Images);
                 if (inputType is { } type)
                 {
                     x = x.to(type);
                 }
 
-                var y = labels.narrow(0, start, count);
+                var y = batch.Labels;
                 using var output = model.call(x);
                 var hits = stack(output.Heads.Select(h => h.argmax(1).eq(y).sum()), 0);
                 correct = (correct is null ? hits : correct.add(hits)).MoveToOuterDisposeScope();
                 var k = Math.Min(5, output.Backbone.shape[1]);
                 var (_, topIndices) = output.Backbone.topk((int)k, dim: 1);
-                top5.add_(topIndices.eq(y.unsqueeze(1)).any(1).sum());
-                loss.add_(nn.functional.cross_entropy(output.Backbone.to(ScalarType.Float32), y, reduction: nn.Reduction.Sum).to(ScalarType.Float64));
+                var inTop = topIndices.eq(y.unsqueeze(1)).any(1).sum();
+                top5 = (top5 is null ? inTop : top5.add(inTop)).MoveToOuterDisposeScope();
+                var ce = nn.functional.cross_entropy(output.Backbone.to(ScalarType.Float32), y, reduction: nn.Reduction.Sum).to(ScalarType.Float64);
+                loss = (loss is null ? ce : loss.add(ce)).MoveToOuterDisposeScope();
             }
 
-            var perHead = correct!.cpu().data<long>().ToArray().Select(c => 100.0 * c / n).ToArray();
-            return new EvaluationResult(perHead, 100.0 * top5.item<long>() / n, loss.item<double>() / n, (int)n);
+            var perHead = correct!.cpu().data<long>().ToArray().Select(c => 100.0 * c / count).ToArray();
+            return new EvaluationResult(perHead, 100.0 * top5!.item<long>() / count, loss!.item<double>() / count, count);
         }
         finally
         {
             model.train(wasTraining);
         }
-    }
-
-    /// <summary>Evaluates a model on a dataset (moved to the model's device batch by batch).</summary>
-    /// <param name="model">The model.</param>
-    /// <param name="dataset">The dataset.</param>
-    /// <param name="preprocessing">Supplies the test-time normalisation.</param>
-    /// <param name="device">The model's device (CPU when null).</param>
-    /// <param name="batchSize">Evaluation batch size.</param>
-    /// <param name="inputType">The format of the model's weights and inputs (null: float32).</param>
-    public static EvaluationResult Evaluate(IMultiBranchModel model, ImageDataset dataset, BatchAugmentation preprocessing, Device? device = null, int batchSize = 500, ScalarType? inputType = null)
-    {
-        ArgumentNullException.ThrowIfNull(dataset);
-        device ??= CPU;
-        using var images = dataset.Images.to(device);
-        using var labels = dataset.Labels.to(device);
-        return Evaluate(model, images, labels, preprocessing, batchSize, inputType);
     }
 }

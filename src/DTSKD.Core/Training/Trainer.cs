@@ -52,17 +52,14 @@ public sealed class Trainer : IDisposable
 
     private readonly IMultiBranchModel _model;
     private readonly IMultiBranchObjective _objective;
-    private readonly BatchAugmentation _preprocessing;
+    private readonly IBatchAugmentation _preprocessing;
     private readonly TrainerOptions _options;
     private readonly ILogger _logger;
     private readonly Device _device;
     private readonly PrecisionPolicy _precision;
     private readonly optim.Optimizer _optimizer;
-    private readonly Tensor _trainImages;
-    private readonly Tensor _trainLabels;
-    private readonly Tensor _testImages;
-    private readonly Tensor _testLabels;
-    private readonly bool _ownsDeviceData;
+    private readonly IBatchReader _trainReader;
+    private readonly IBatchReader _testReader;
     private readonly int _trainCount;
     private readonly int _testCount;
     private readonly List<EpochMetrics> _metrics = [];
@@ -91,9 +88,9 @@ public sealed class Trainer : IDisposable
     public Trainer(
         IMultiBranchModel model,
         IMultiBranchObjective objective,
-        ImageDataset train,
-        ImageDataset test,
-        BatchAugmentation preprocessing,
+        IImageSource train,
+        IImageSource test,
+        IBatchAugmentation preprocessing,
         TrainerOptions options,
         ILogger? logger = null)
     {
@@ -110,10 +107,10 @@ public sealed class Trainer : IDisposable
             throw new ArgumentException($"The model must be a TorchSharp module (nn.Module<Tensor, MultiBranchOutput>); {model.GetType().Name} is not.", nameof(model));
         }
 
-        if (train.Channels != preprocessing.Mean.Count || test.Channels != train.Channels)
+        if (train.Shape.Channels != preprocessing.Mean.Count || test.Shape.Channels != train.Shape.Channels)
         {
             throw new ArgumentException(
-                $"The preprocessing normalises {preprocessing.Mean.Count} channels; the training set has {train.Channels} and the test set {test.Channels}.",
+                $"The preprocessing normalises {preprocessing.Mean.Count} channels; the training set has {train.Shape.Channels} and the test set {test.Shape.Channels}.",
                 nameof(preprocessing));
         }
 
@@ -130,7 +127,7 @@ public sealed class Trainer : IDisposable
         }
 
         _device = options.Device ?? CPU;
-        CheckStepMemory(model, train, options, _device);
+        CheckStepMemory(model, preprocessing.OutputShape(train.Shape), options, _device);
 
         _model = model;
         _objective = objective;
@@ -163,11 +160,8 @@ public sealed class Trainer : IDisposable
             throw;
         }
 
-        _ownsDeviceData = _device.type != DeviceType.CPU;
-        _trainImages = _ownsDeviceData ? train.Images.to(_device).DetachFromDisposeScope() : train.Images;
-        _trainLabels = _ownsDeviceData ? train.Labels.to(_device).DetachFromDisposeScope() : train.Labels;
-        _testImages = _ownsDeviceData ? test.Images.to(_device).DetachFromDisposeScope() : test.Images;
-        _testLabels = _ownsDeviceData ? test.Labels.to(_device).DetachFromDisposeScope() : test.Labels;
+        _trainReader = train.OpenReader(_device);
+        _testReader = test.OpenReader(_device);
         _sums = new RunningSums(_device);
     }
 
@@ -218,9 +212,11 @@ public sealed class Trainer : IDisposable
             _model.train();
             var clock = Stopwatch.StartNew();
 
-            // The epoch's order lives on the device: each step slices it, with no copy from the host.
             using var order = EpochOrder(epoch);
             var steps = StepsFor((int)order.shape[0]);
+            // Not the run's token: the run stops at a step boundary, checked below, and a reader that is stopped instead
+            // would throw out of the step it is reading.
+            using var batches = _trainReader.Read(order, _options.BatchSize, _nextStep, CancellationToken.None).GetEnumerator();
             for (var step = _nextStep; step < steps; step++)
             {
                 if (cancellationToken.IsCancellationRequested)
@@ -232,7 +228,16 @@ public sealed class Trainer : IDisposable
                     return Finish(cancelled: true);
                 }
 
-                TrainStep(order, epoch, step, steps, lr);
+                if (!batches.MoveNext())
+                {
+                    throw new InvalidOperationException($"The training set's reader ended at step {step} of {steps} in epoch {epoch}.");
+                }
+
+                using (var batch = batches.Current)
+                {
+                    TrainStep(batch, epoch, steps, lr);
+                }
+
                 var done = step + 1;
                 if (done % _options.LogInterval == 0 && done < steps)
                 {
@@ -264,7 +269,7 @@ public sealed class Trainer : IDisposable
     public EvaluationResult EvaluateTest()
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        return Evaluator.Evaluate(_model, _testImages, _testLabels, _preprocessing, _options.EvalBatchSize, _precision.WeightType);
+        return Evaluator.Evaluate(_model, _testReader, _testCount, _preprocessing, _options.EvalBatchSize, _precision.WeightType);
     }
 
     /// <summary>Writes a checkpoint of the whole training state (atomically: temporary file, then rename).</summary>
@@ -334,30 +339,23 @@ public sealed class Trainer : IDisposable
         _precision.Dispose();
         _optimizer.Dispose();
         _sums.Dispose();
-        if (_ownsDeviceData)
-        {
-            _trainImages.Dispose();
-            _trainLabels.Dispose();
-            _testImages.Dispose();
-            _testLabels.Dispose();
-        }
+        _trainReader.Dispose();
+        _testReader.Dispose();
     }
 
-    private void TrainStep(Tensor order, int epoch, int step, int steps, double lr)
+    private void TrainStep(ImageBatch batch, int epoch, int steps, double lr)
     {
         using var scope = NewDisposeScope();
-        var start = step * _options.BatchSize;
-        var idx = order.narrow(0, start, Math.Min(_options.BatchSize, order.shape[0] - start));
-        var images = _preprocessing.Augment(_trainImages.index_select(0, idx), _options.Seed, epoch, step);
-        var labels = _trainLabels.index_select(0, idx);
+        var step = batch.Step;
+        var images = _preprocessing.Augment(batch.Images, _options.Seed, epoch, step);
         using var output = _model.call(_precision.WeightType is { } type ? images.to(type) : images);
-        using var result = Objective(output, labels, idx, epoch, step);
+        using var result = Objective(output, batch.Labels, batch.Indices, epoch, step);
         _precision.ZeroGradients(_optimizer);
         _precision.BackwardAndStep(result.Total, _optimizer);
-        _sums.Add(result, output.Backbone, labels, step, guardNonFinite: _precision.GuardsNonFiniteLoss);
+        _sums.Add(result, output.Backbone, batch.Labels, step, guardNonFinite: _precision.GuardsNonFiniteLoss);
         if (Callbacks.Count > 0)
         {
-            var done = new TrainingStep(epoch, step, steps, lr, output, result, labels, idx);
+            var done = new TrainingStep(epoch, step, steps, lr, output, result, batch.Labels, batch.Indices);
             Notify(c => c.OnStepEnd(this, done));
         }
 
@@ -381,25 +379,25 @@ public sealed class Trainer : IDisposable
     }
 
     /// <summary>Refuses a batch whose training step cannot fit in the memory left (CPU devices, where the system says how much that is).</summary>
-    private static void CheckStepMemory(IMultiBranchModel model, ImageDataset train, TrainerOptions options, Device device)
+    private static void CheckStepMemory(IMultiBranchModel model, ImageShape input, TrainerOptions options, Device device)
     {
         if (StepMemory.AvailableBytes(device) is not { } available || model.parameters().Any(p => p.device_type != DeviceType.CPU))
         {
             return;
         }
 
-        var perSample = StepMemory.PerSampleBytes(model, train.Channels, train.Height, train.Width, PrecisionPolicy.WeightTypeOf(options.Precision));
+        var perSample = StepMemory.PerSampleBytes(model, input.Channels, input.Height, input.Width, PrecisionPolicy.WeightTypeOf(options.Precision));
         var step = StepMemory.StepBytes(perSample, options.BatchSize);
         if (step > available)
         {
             var fits = Math.Max(1, (int)(available / (double)StepMemory.StepBytes(perSample, 1)));
             throw new ArgumentException(
-                $"BatchSize {options.BatchSize} needs about {StepMemory.Gigabytes(step)} for a training step of {train.Channels}x{train.Height}x{train.Width} images " +
+                $"BatchSize {options.BatchSize} needs about {StepMemory.Gigabytes(step)} for a training step of {input} images " +
                 $"with this model; {StepMemory.Gigabytes(available)} of memory is available. Use a batch of at most about {fits}.", nameof(options));
         }
     }
 
-    /// <summary>The epoch's sample order on the training device, checked when it comes from the options.</summary>
+    /// <summary>The epoch's sample order (int64 on the CPU), checked when it comes from the options; without a last, smaller batch when <see cref="TrainerOptions.DropLast"/> is set.</summary>
     private Tensor EpochOrder(int epoch)
     {
         using var scope = NewDisposeScope();
@@ -414,7 +412,9 @@ public sealed class Trainer : IDisposable
             order = new BatchSampler(_trainCount, _options.BatchSize, _options.Seed, shuffle: true, _options.DropLast).Order(epoch);
         }
 
-        return order.to(ScalarType.Int64, _device).MoveToOuterDisposeScope();
+        var kept = StepsFor((int)order.shape[0]) * (long)_options.BatchSize;
+        order = order.to(ScalarType.Int64, CPU);
+        return (kept < order.shape[0] ? order.narrow(0, 0, kept) : order).MoveToOuterDisposeScope();
     }
 
     private int StepsFor(int count) => _options.DropLast ? count / _options.BatchSize : (count + _options.BatchSize - 1) / _options.BatchSize;

@@ -3,16 +3,16 @@ using static TorchSharp.torch;
 namespace DTSKD.Core.Data;
 
 /// <summary>
-/// Batched image preprocessing on the training device: random crop after zero padding, per-sample random
-/// horizontal flip, scaling to [0, 1] and per-channel normalisation, as one gather and one multiply-add.
-/// No per-sample managed loops.
+/// The recipe's augmentation, batched on the training device: random crop after zero padding, per-sample random
+/// horizontal flip, scaling to [0, 1] and per-channel normalisation, as one gather and one multiply-add (no per-sample
+/// managed loops). At test time it only normalises.
 /// </summary>
 /// <remarks>
 /// Crop offsets and flips of a step are drawn on the CPU from a generator seeded by (seed, epoch, step), so
 /// CPU and GPU runs, and resumed runs, draw the same. Padding is zero in pixel space (before normalisation),
 /// as torchvision's RandomCrop(padding=4) on the PIL image is.
 /// </remarks>
-public sealed class BatchAugmentation
+public sealed class PadCropFlip : IBatchAugmentation
 {
     private const ulong Stream = 0xA06_0001;
 
@@ -21,20 +21,9 @@ public sealed class BatchAugmentation
     /// <param name="std">Per-channel standard deviation (all &gt; 0).</param>
     /// <param name="padding">Zero padding on each side before the random crop; 0 for no crop.</param>
     /// <param name="horizontalFlip">Whether to flip each sample horizontally with probability 0.5.</param>
-    public BatchAugmentation(IReadOnlyList<double> mean, IReadOnlyList<double> std, int padding = 4, bool horizontalFlip = true)
+    public PadCropFlip(IReadOnlyList<double> mean, IReadOnlyList<double> std, int padding = 4, bool horizontalFlip = true)
     {
-        ArgumentNullException.ThrowIfNull(mean);
-        ArgumentNullException.ThrowIfNull(std);
-        if (mean.Count == 0 || mean.Count != std.Count)
-        {
-            throw new ArgumentException($"mean and std must have one value per channel and the same length; got {mean.Count} and {std.Count}.", nameof(std));
-        }
-
-        if (std.Any(s => !(s > 0)) || mean.Any(m => !double.IsFinite(m)))
-        {
-            throw new ArgumentException("std values must be > 0 and mean values finite.", nameof(std));
-        }
-
+        PixelNormalization.Validate(mean, std);
         ArgumentOutOfRangeException.ThrowIfNegative(padding);
         Mean = [.. mean];
         Std = [.. std];
@@ -43,15 +32,15 @@ public sealed class BatchAugmentation
     }
 
     /// <summary>The recipe's CIFAR preprocessing: crop with padding 4, flip, mean (0.4914, 0.4822, 0.4465), std (0.2023, 0.1994, 0.2010).</summary>
-    public static BatchAugmentation Cifar { get; } = new([0.4914, 0.4822, 0.4465], [0.2023, 0.1994, 0.2010]);
+    public static PadCropFlip Cifar { get; } = new([0.4914, 0.4822, 0.4465], [0.2023, 0.1994, 0.2010]);
 
     /// <summary>The same recipe for Fashion-MNIST (1 channel): crop with padding 4, flip, mean 0.2860, std 0.3530.</summary>
-    public static BatchAugmentation FashionMnist { get; } = new([0.2860], [0.3530]);
+    public static PadCropFlip FashionMnist { get; } = new([0.2860], [0.3530]);
 
-    /// <summary>Per-channel means.</summary>
+    /// <inheritdoc />
     public IReadOnlyList<double> Mean { get; }
 
-    /// <summary>Per-channel standard deviations.</summary>
+    /// <inheritdoc />
     public IReadOnlyList<double> Std { get; }
 
     /// <summary>Zero padding before the random crop.</summary>
@@ -60,13 +49,18 @@ public sealed class BatchAugmentation
     /// <summary>Whether samples are flipped at random.</summary>
     internal bool HorizontalFlip { get; }
 
+    /// <summary>The output has the input's shape.</summary>
+    /// <param name="input">The images' shape.</param>
+    /// <returns><paramref name="input"/>.</returns>
+    public ImageShape OutputShape(ImageShape input) => input;
+
     /// <summary>Training preprocessing of a batch: crop, flip, scale and normalise.</summary>
     /// <param name="images">uint8 images [B, C, H, W] on the training device.</param>
     /// <param name="seed">The run's seed.</param>
     /// <param name="epoch">The 0-based epoch.</param>
-    /// <param name="step">The step within the epoch.</param>
+    /// <param name="stepInEpoch">The step within the epoch.</param>
     /// <returns>float32 [B, C, H, W] on the images' device; the caller owns it.</returns>
-    public Tensor Augment(Tensor images, long seed, int epoch, int step)
+    public Tensor Augment(Tensor images, long seed, int epoch, int stepInEpoch)
     {
         CheckImages(images);
         var (b, c, h, w) = (images.shape[0], images.shape[1], images.shape[2], images.shape[3]);
@@ -74,7 +68,7 @@ public sealed class BatchAugmentation
         // Drawn where the images are, so a GPU step copies nothing from the host (CPU and CUDA generators
         // give different, equally seeded streams).
         var device = images.device;
-        using var generator = new Generator(SeedSequence.Derive(seed, epoch, step, Stream), device);
+        using var generator = new Generator(SeedSequence.Derive(seed, epoch, stepInEpoch, Stream), device);
         var p = Padding;
         var offsets = randint(0, (2 * p) + 1, [b, 2], ScalarType.Int64, device, generator: generator);
         var flip = HorizontalFlip
@@ -90,21 +84,16 @@ public sealed class BatchAugmentation
 
         var padded = p > 0 ? nn.functional.pad(images, [p, p, p, p]) : images;
         var cropped = padded.reshape(b, c, -1).gather(2, linear.expand(b, c, h * w)).view(b, c, h, w);
-        return Normalize(cropped).MoveToOuterDisposeScope();
+        return PixelNormalization.Apply(cropped, Mean, Std).MoveToOuterDisposeScope();
     }
 
     /// <summary>Test-time preprocessing: scale and normalise only.</summary>
     /// <param name="images">uint8 images [B, C, H, W].</param>
     /// <returns>float32 [B, C, H, W]; the caller owns it.</returns>
-    public Tensor Normalize(Tensor images)
+    public Tensor Prepare(Tensor images)
     {
         CheckImages(images);
-        using var scope = NewDisposeScope();
-
-        // (x / 255 - mean) / std as one multiply-add per channel.
-        var scale = tensor(Std.Select(s => (float)(1.0 / (255.0 * s))).ToArray(), [1, Std.Count, 1, 1]).to(images.device);
-        var shift = tensor(Mean.Select((m, i) => (float)(-m / Std[i])).ToArray(), [1, Std.Count, 1, 1]).to(images.device);
-        return images.to(ScalarType.Float32).mul(scale).add(shift).MoveToOuterDisposeScope();
+        return PixelNormalization.Apply(images, Mean, Std);
     }
 
     private void CheckImages(Tensor images)
