@@ -26,7 +26,7 @@ public static class AfterTraining
             // 1. The model and the data: from the run's config.json, or from the command line.
             var (options, weights) = Resolve(request);
             set_num_threads(options.Threads);
-            var device = options.Device == "cuda" || (options.Device == "auto" && cuda.is_available()) ? CUDA : CPU;
+            var device = SampleRecipe.Device(options.Device) ?? CPU;
             var (channels, height, width, classes) = StandardDatasets.Describe(options.DataType);
             using var model = MultiBranchModels.Create(options.ClassifierType, options.ModelOptions(classes, channels));
             using var backbone = BackboneClassifier.From(model);
@@ -37,7 +37,7 @@ public static class AfterTraining
             switch (request.Command)
             {
                 case "evaluate":
-                    await EvaluateAsync(model, options, device, summary, backboneOnly, console, cancellationToken).ConfigureAwait(false);
+                    await EvaluateAsync(model, options, device, summary, backboneOnly, request.Precision, console, cancellationToken).ConfigureAwait(false);
                     return Sample.Ok;
                 case "export":
                     return Export(backbone, request, options, weights, console, errors);
@@ -82,21 +82,39 @@ public static class AfterTraining
         }
 
         var weights = request.Weights ?? checkpoint!;
+        if (Directory.Exists(weights))
+        {
+            throw new FileNotFoundException($"'{weights}' is a folder, not a weights file (give a run folder with --run).", weights);
+        }
+
         return File.Exists(weights) ? (options, weights) : throw new FileNotFoundException($"'{weights}' does not exist.", weights);
     }
 
     private static (CheckpointSummary? Summary, bool BackboneOnly) LoadWeights(MultiBranchModule model, BackboneClassifier backbone, string weights, ExperimentConfig options)
     {
         var what = $"{options.ClassifierType} ({StandardDatasets.Describe(options.DataType).Classes} classes, width {options.BaseWidth})";
+        var checkpoint = weights.EndsWith(".ckpt", StringComparison.OrdinalIgnoreCase);
+
+        // First whether the file can be read at all, then whether it fits the model: two different things to fix.
+        HashSet<string> names;
         try
         {
-            if (weights.EndsWith(".ckpt", StringComparison.OrdinalIgnoreCase))
+            names = checkpoint ? new HashSet<string>() : PyTorchWeights.Describe(weights).Keys.ToHashSet(StringComparer.Ordinal);
+            _ = checkpoint ? TrainerCheckpoint.ReadSummary(weights) : null;
+        }
+        catch (InvalidDataException ex)
+        {
+            throw new InvalidDataException($"'{weights}' cannot be read as {(checkpoint ? "a DTSKD.Core checkpoint" : "PyTorch weights (.pt/.pth/.bin from torch.save, or .safetensors)")}: {Detail(ex, weights)}", ex);
+        }
+
+        try
+        {
+            if (checkpoint)
             {
                 return (TrainerCheckpoint.LoadModel(weights, model), false);
             }
 
             // A state dict: the whole multi-branch model, or the plain classifier that export wrote.
-            var names = PyTorchWeights.Describe(weights).Keys.ToHashSet(StringComparer.Ordinal);
             var backboneNames = backbone.state_dict().Keys.ToHashSet(StringComparer.Ordinal);
             var onlyBackbone = names.IsSubsetOf(backboneNames) && names.Count > 0;
             PyTorchWeights.Load(onlyBackbone ? backbone : model, weights);
@@ -104,17 +122,25 @@ public static class AfterTraining
         }
         catch (InvalidDataException ex)
         {
-            throw new InvalidDataException($"'{weights}' does not fit {what}: {ex.Message}", ex);
+            throw new InvalidDataException($"'{weights}' does not fit {what}: {Detail(ex, weights)}", ex);
         }
     }
 
-    private static async Task EvaluateAsync(MultiBranchModule model, ExperimentConfig options, Device device, CheckpointSummary? summary, bool backboneOnly, IAnsiConsole console, CancellationToken ct)
+    /// <summary>An error's message without the file name the caller's message already gives.</summary>
+    private static string Detail(Exception ex, string file) =>
+        ex.Message.Replace($"Checkpoint '{file}' ", string.Empty, StringComparison.Ordinal).Replace($"'{file}' ", string.Empty, StringComparison.Ordinal);
+
+    private static async Task EvaluateAsync(
+        MultiBranchModule model, ExperimentConfig options, Device device, CheckpointSummary? summary, bool backboneOnly, string precisionOption, IAnsiConsole console, CancellationToken ct)
     {
         using var data = await StandardDatasets.LoadAsync(options.DataType, options.ResolvedDataPath, trainLimit: 1, options.TestLimit, download: false, cancellationToken: ct).ConfigureAwait(false);
         model.to(device);
-        var result = Evaluator.Evaluate(model, data.Test, data.Preprocessing, device, options.EvalBatchSize);
+
+        // As the run evaluated itself, unless asked otherwise: a half-precision run's figures come back only in its precision.
+        var precision = precisionOption == "run" ? summary?.Precision ?? TrainingPrecision.Float32 : SampleRecipe.Precision(options with { Precision = precisionOption }, device);
+        var result = Evaluator.Evaluate(model, data.Test, data.Preprocessing, device, options.EvalBatchSize, precision);
         var inv = CultureInfo.InvariantCulture;
-        console.WriteLine(string.Create(inv, $"{options.ClassifierType} on {data.Test.Name} ({result.Count} test images):"));
+        console.WriteLine(string.Create(inv, $"{options.ClassifierType} on {data.Test.Name} ({result.Count} test images, {precision}):"));
         for (var h = 0; h < (backboneOnly ? 1 : result.Top1.Count); h++)
         {
             console.WriteLine(string.Create(inv, $"  {(h == 0 ? "backbone" : $"branch {h}"),-9} top-1 {result.Top1[h]:F2}%"));
@@ -153,6 +179,12 @@ public static class AfterTraining
         var images = new List<byte[]>();
         foreach (var file in request.Images)
         {
+            if (Directory.Exists(file))
+            {
+                errors.WriteLine($"error: '{file}' is a folder; give image files (for every image in it: '{Path.Combine(file, "*")}').");
+                return Sample.Failed;
+            }
+
             if (!File.Exists(file))
             {
                 errors.WriteLine($"error: image '{file}' does not exist.");

@@ -26,6 +26,9 @@ public sealed record ToolRequest
     /// <summary>predict: how many classes to show per image.</summary>
     public int Top { get; init; } = 5;
 
+    /// <summary>evaluate: the number format, <c>run</c> (the run's own, the default), fp32, bf16 or fp16.</summary>
+    public string Precision { get; init; } = "run";
+
     /// <summary>The model, data and machine options (from the command line; a run's config.json replaces the model and data ones).</summary>
     public ExperimentConfig Options { get; init; } = new();
 }
@@ -70,8 +73,17 @@ internal sealed class AfterTrainingCommands
         var output = new Option<string?>("--output") { Description = "The file to write, without extension (default: <run>/backbone); .pt and .safetensors are written." };
         var images = new Argument<string[]>("images") { Description = "Image files (PNG or JPEG).", Arity = ArgumentArity.OneOrMore };
         var top = SampleCommandLine.Positive(new Option<int>("--top") { Description = "How many classes to show per image.", DefaultValueFactory = _ => 5 });
+        var precision = new Option<string>("--precision")
+        {
+            Description = "The number format to evaluate in: run (the one the run trained and evaluated in, so its own figures come back), fp32, bf16 or fp16.",
+            DefaultValueFactory = _ => "run",
+        };
+        precision.AcceptOnlyFromAmong("run", "fp32", "bf16", "fp16");
         switch (name)
         {
+            case "evaluate":
+                command.Add(precision);
+                break;
             case "export":
                 command.Add(output);
                 break;
@@ -91,6 +103,7 @@ internal sealed class AfterTrainingCommands
             Output = name == "export" ? result.GetValue(output) : null,
             Images = name == "predict" ? result.GetValue(images) ?? [] : [],
             Top = name == "predict" ? result.GetValue(top) : 5,
+            Precision = name == "evaluate" ? result.GetValue(precision)! : "run",
             Options = shared.Read(result, new ExperimentConfig()),
         };
     }

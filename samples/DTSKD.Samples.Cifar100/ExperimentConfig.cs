@@ -35,6 +35,9 @@ public sealed record ExperimentConfig
     public string ExperimentsDir { get; init; } = "experiments";
     public string? ExperimentsName { get; init; }
     public bool Resume { get; init; }
+
+    /// <summary>The run folder <c>--resume</c> named, if it named one.</summary>
+    public string? ResumeFrom { get; init; }
     public bool Overwrite { get; init; }
     public long Seed { get; init; } = 27;
     public string Device { get; init; } = "auto";

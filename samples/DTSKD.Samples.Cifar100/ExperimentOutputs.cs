@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
+using DTSKD.Core;
 using DTSKD.Core.Training;
 
 namespace DTSKD.Samples.Cifar100;
@@ -104,16 +105,9 @@ public sealed class ExperimentOutputs(string directory, ExperimentConfig config)
 
         // Outside the data area, so it never hides a curve.
         plot.ShowLegend(ScottPlot.Edge.Right);
-        var path = Path.Combine(directory, file);
-        var temp = Path.Combine(directory, $".{Path.GetFileNameWithoutExtension(file)}.tmp.png");
-        plot.SavePng(temp, 1000, 500);
-        File.Move(temp, path, overwrite: true);
+        var png = plot.GetImageBytes(1000, 500, ScottPlot.ImageFormat.Png);
+        AtomicFile.Write(Path.Combine(directory, file), stream => stream.Write(png));
     }
 
-    private static void WriteText(string path, string text)
-    {
-        var temp = path + ".tmp";
-        File.WriteAllText(temp, text);
-        File.Move(temp, path, overwrite: true);
-    }
+    private static void WriteText(string path, string text) => AtomicFile.WriteAllText(path, text);
 }

@@ -1,4 +1,6 @@
 using System.Globalization;
+using DTSKD.Core;
+using DTSKD.Core.Training;
 
 namespace DTSKD.Samples.Cifar100;
 
@@ -50,10 +52,77 @@ public sealed class RunFolder(string path)
         }
     }
 
-    /// <summary>Moves the folder aside to <c>&lt;name&gt;.replaced-&lt;UTC time&gt;</c> (nothing is deleted).</summary>
-    /// <returns>Where the old run now is.</returns>
-    public string MoveAside()
+    /// <summary>
+    /// Takes the folder for this process (<see cref="RunLock"/>), creating it if needed, and removes the temporary files
+    /// an interrupted run left in it. Until <see cref="Claim.Commit"/>, disposing the claim removes the folders it created.
+    /// </summary>
+    /// <exception cref="RunFolderInUseException">Another process is training in the folder.</exception>
+    public Claim Take()
     {
+        var full = System.IO.Path.GetFullPath(Path);
+        var created = new List<string>();
+        for (var d = full; d is not null && !Directory.Exists(d); d = System.IO.Path.GetDirectoryName(d))
+        {
+            created.Add(d);
+        }
+
+        var runLock = RunLock.Acquire(full);
+        AtomicFile.RemoveLeftovers(full);
+        return new Claim(runLock, created);
+    }
+
+    /// <summary>A run folder held by this process.</summary>
+    public sealed class Claim(RunLock runLock, IReadOnlyList<string> created) : IDisposable
+    {
+        private bool _committed;
+        private RunLock _lock = runLock;
+
+        /// <summary>Releases the lock held so far, then holds the one <paramref name="next"/> takes.</summary>
+        internal void MoveTo(Func<RunLock> next)
+        {
+            _lock.Dispose();
+            _lock = next();
+        }
+
+        /// <summary>The run has written into the folder: keep it whatever happens next.</summary>
+        public void Commit() => _committed = true;
+
+        /// <inheritdoc />
+        public void Dispose()
+        {
+            _lock.Dispose();
+            if (_committed)
+            {
+                return;
+            }
+
+            // Nothing of the run was written: leave no trace of the folders made to hold the lock.
+            foreach (var folder in created)
+            {
+                try
+                {
+                    foreach (var file in Directory.GetFiles(folder).Where(f => System.IO.Path.GetFileName(f) is ".lock" or ".lock.owner"))
+                    {
+                        File.Delete(file);
+                    }
+
+                    Directory.Delete(folder);
+                }
+                catch (IOException)
+                {
+                    // Something else is in it now: it stays.
+                    break;
+                }
+            }
+        }
+    }
+
+    /// <summary>Moves the folder aside to <c>&lt;name&gt;.replaced-&lt;UTC time&gt;</c> (nothing is deleted), holding it throughout.</summary>
+    /// <param name="claim">This process's claim on the folder; it is moved to the new, empty folder.</param>
+    /// <returns>Where the old run now is.</returns>
+    public string MoveAside(Claim claim)
+    {
+        ArgumentNullException.ThrowIfNull(claim);
         var full = System.IO.Path.GetFullPath(Path).TrimEnd(System.IO.Path.DirectorySeparatorChar);
         var target = $"{full}.replaced-{DateTime.UtcNow.ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture)}";
         for (var i = 2; Directory.Exists(target) || File.Exists(target); i++)
@@ -62,6 +131,10 @@ public sealed class RunFolder(string path)
         }
 
         Directory.Move(full, target);
+
+        // The lock file moved with the old run: let it go, and lock the new folder in its place (another process taking it
+        // in between makes this throw, and nothing of the run is written).
+        claim.MoveTo(() => RunLock.Acquire(full));
         return target;
     }
 

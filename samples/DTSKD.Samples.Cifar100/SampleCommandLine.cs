@@ -8,7 +8,11 @@ namespace DTSKD.Samples.Cifar100;
 /// <summary>What the command line asks for: a training run (the root command), or one of the after-training commands.</summary>
 /// <param name="Train">The training run's configuration, for the root command.</param>
 /// <param name="Tool">The request of <c>evaluate</c>, <c>export</c> or <c>predict</c>.</param>
-public sealed record SampleRequest(ExperimentConfig? Train, ToolRequest? Tool);
+public sealed record SampleRequest(ExperimentConfig? Train, ToolRequest? Tool)
+{
+    /// <summary>The options the command line gave explicitly (by name, such as <c>--lr</c>): on <c>--resume</c>, what changes.</summary>
+    public IReadOnlySet<string> Given { get; init; } = new HashSet<string>();
+}
 
 /// <summary>
 /// The command line: the release's flags in .NET style, defaulting to the paper's CIFAR-100 recipe, and the commands
@@ -58,7 +62,12 @@ public static class SampleCommandLine
         {
             Description = "Name of this run's folder (default: <classifier>-<data>-seed<seed>, plus epochs, widths and limits where they differ from the recipe).",
         };
-        var resume = new Option<bool>("--resume") { Description = "Continue the run from <experiments-dir>/<name>/last.ckpt." };
+        var resume = new Option<string?>("--resume")
+        {
+            Description = "Continue a run from its last.ckpt: the run folder given, or (without one) the run the other options name, whatever its epoch count. " +
+                          "The run's config.json supplies every option not given; options that change the run's identity (model, widths, data, limits, seed, --hskd, precision) are refused, the others apply from where it stopped.",
+            Arity = ArgumentArity.ZeroOrOne,
+        };
         var overwrite = new Option<bool>("--overwrite") { Description = "Start afresh in a run folder that already holds a run; the old run is first moved aside to <name>.replaced-<time>, not deleted." };
         var seed = new Option<long>("--seed") { Description = "Seed of the model initialisation, shuffling and augmentation.", DefaultValueFactory = _ => d.Seed };
         var precision = new Option<string>("--precision")
@@ -127,7 +136,7 @@ public static class SampleCommandLine
             CeWeight = result.GetValue(ce), KdWeight = result.GetValue(kd), Temperature = result.GetValue(temperature),
             CoeffDecay = result.GetValue(decay)!, CosMax = result.GetValue(cosMax), CosMin = result.GetValue(cosMin), AlphaT = result.GetValue(alphaT),
             Download = !result.GetValue(noDownload), ExperimentsDir = result.GetValue(experimentsDir)!, ExperimentsName = result.GetValue(experimentsName),
-            Resume = result.GetValue(resume), Overwrite = result.GetValue(overwrite), Seed = result.GetValue(seed),
+            Resume = result.GetResult(resume) is not null, ResumeFrom = result.GetValue(resume), Overwrite = result.GetValue(overwrite), Seed = result.GetValue(seed),
             Precision = result.GetValue(precision)!, Tf32 = !result.GetValue(noTf32), TrainLimit = result.GetValue(trainLimit),
             BestAfter = result.GetValue(bestAfter), LogInterval = result.GetValue(logInterval), TensorBoard = !result.GetValue(noTensorBoard),
         });
@@ -147,7 +156,8 @@ public static class SampleCommandLine
             return (null, "--resume and --overwrite exclude each other: continue the run, or start it afresh.", false);
         }
 
-        return (new SampleRequest(config, null), null, false);
+        var given = root.Options.Where(o => result.GetResult(o) is { Implicit: false }).Select(o => o.Name).ToHashSet(StringComparer.Ordinal);
+        return (new SampleRequest(config, null) { Given = given }, null, false);
     }
 
     /// <summary>The package versions a run uses (DTSKD.Core and TorchSharp).</summary>

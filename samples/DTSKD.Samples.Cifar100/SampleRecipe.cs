@@ -26,6 +26,35 @@ public static class SampleRecipe
             : CoefficientSchedule.Linear(config.AlphaT),
     };
 
+    /// <summary>The device of a <c>--device</c> value: <c>auto</c> is CUDA when available; null when <c>cuda</c> is asked for and absent.</summary>
+    public static Device? Device(string option) => option switch
+    {
+        "cpu" => CPU,
+        "cuda" when cuda.is_available() => CUDA,
+        "cuda" => null,
+        _ => cuda.is_available() ? CUDA : CPU,
+    };
+
+    /// <summary>The trainer's options: the recipe's flags, one to one, with checkpoints in the run folder.</summary>
+    public static TrainerOptions TrainerOptions(ExperimentConfig config, Device device, TrainingPrecision precision, string runFolder) => new()
+    {
+        Epochs = config.Epochs,
+        BatchSize = config.BatchSize,
+        EvalBatchSize = config.EvalBatchSize,
+        LearningRate = config.Lr,
+        Momentum = config.Momentum,
+        WeightDecay = config.WeightDecay,
+        Milestones = config.LrDecaySchedule,
+        Gamma = config.LrDecayRate,
+        Seed = config.Seed,
+        BestAfterEpoch = config.BestAfter,
+        LogInterval = config.LogInterval,
+        Device = device,
+        Precision = precision,
+        AllowTf32 = config.Tf32,
+        CheckpointDirectory = runFolder,
+    };
+
     /// <summary>
     /// The number format. <c>auto</c> is float32 on CUDA (with TF32; the half formats are opt-in there until measured on
     /// a GPU), bfloat16 on a CPU that computes it natively (measured in docs/results.md: the accuracy of float32 within

@@ -36,8 +36,9 @@ public static partial class AtomicFile
             Directory.CreateDirectory(directory);
             using (var file = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16))
             {
-                write(file);
-                file.Flush(flushToDisk: true);
+                var guarded = new FileSizeGuard(file);
+                write(guarded);
+                guarded.FlushToDisk();
             }
 
             File.Move(temp, full, overwrite: true);
@@ -123,6 +124,64 @@ public static partial class AtomicFile
         }
 
         return false;
+    }
+
+    /// <summary>
+    /// A file stream whose "file too large" failures are I/O errors: .NET reports EFBIG (a file past the file system's or the
+    /// process's size limit) as an <see cref="ArgumentOutOfRangeException"/>, which would look like a bug in the writer.
+    /// </summary>
+    private sealed class FileSizeGuard(FileStream inner) : Stream
+    {
+        public override bool CanRead => false;
+
+        public override bool CanSeek => false;
+
+        public override bool CanWrite => true;
+
+        public override long Length => inner.Length;
+
+        public override long Position
+        {
+            get => inner.Position;
+            set => throw new NotSupportedException();
+        }
+
+        public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
+
+        public override void Write(ReadOnlySpan<byte> buffer)
+        {
+            try
+            {
+                inner.Write(buffer);
+            }
+            catch (ArgumentOutOfRangeException ex)
+            {
+                throw TooLarge(ex);
+            }
+        }
+
+        public override void Flush() => FlushToDisk(false);
+
+        public void FlushToDisk(bool toDisk = true)
+        {
+            try
+            {
+                inner.Flush(toDisk);
+            }
+            catch (ArgumentOutOfRangeException ex)
+            {
+                throw TooLarge(ex);
+            }
+        }
+
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+        public override void SetLength(long value) => throw new NotSupportedException();
+
+        private static IOException TooLarge(Exception ex) =>
+            new("File too large (more than the file system or this process's file-size limit allows)", ex);
     }
 
     [GeneratedRegex(@"^\..+\.[0-9a-f]{32}\.tmp$")]

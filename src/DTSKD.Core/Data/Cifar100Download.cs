@@ -133,18 +133,28 @@ internal static class Cifar100Download
         }
     }
 
-    private static async Task<bool> MatchesAsync(string file, long expectedSize, string expectedMd5, CancellationToken ct)
+    private static async Task<bool> MatchesAsync(string file, long expectedSize, string expectedMd5, CancellationToken ct) =>
+        await WhyNotTheArchiveAsync(file, ct, expectedSize, expectedMd5).ConfigureAwait(false) is null;
+
+    /// <summary>Null when <paramref name="file"/> is the archive (its published size and MD5); otherwise what is wrong with it, or null when there is no such file.</summary>
+    internal static async Task<string?> WhyNotTheArchiveAsync(string file, CancellationToken ct, long expectedSize = ArchiveSize, string expectedMd5 = ArchiveMd5)
     {
-        if (new FileInfo(file).Length != expectedSize)
+        if (!File.Exists(file))
         {
-            return false;
+            return null;
+        }
+
+        var length = new FileInfo(file).Length;
+        if (length != expectedSize)
+        {
+            return $"{length:N0} bytes, expected {expectedSize:N0}";
         }
 
         await using var stream = File.OpenRead(file);
 #pragma warning disable CA5351 // The dataset's authors publish an MD5: it checks integrity, not authenticity.
         var hash = Convert.ToHexStringLower(await MD5.HashDataAsync(stream, ct).ConfigureAwait(false));
 #pragma warning restore CA5351
-        return hash == expectedMd5;
+        return hash == expectedMd5 ? null : $"MD5 {hash}, expected {expectedMd5}";
     }
 
     private static void Extract(string archive, string dataPath)

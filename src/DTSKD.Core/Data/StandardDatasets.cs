@@ -108,9 +108,14 @@ public static class StandardDatasets
         var folder = FilesFolder(name, path);
         if (!IsPresent(name, path))
         {
+            if (Incomplete(name, path) is { } incomplete)
+            {
+                throw new FileNotFoundException(incomplete, folder);
+            }
+
             if (name != Cifar100 || !download)
             {
-                throw new FileNotFoundException(MissingMessage(name, path), folder);
+                throw new FileNotFoundException(await MissingMessageAsync(name, path, cancellationToken).ConfigureAwait(false), folder);
             }
 
             folder = await Cifar100Download.EnsureAsync(path, progress, source, cancellationToken: cancellationToken).ConfigureAwait(false);
@@ -126,12 +131,41 @@ public static class StandardDatasets
     }
 
     /// <summary>One line for a user whose data set is missing: where it was looked for and how to get it.</summary>
-    private static string MissingMessage(string name, string path) => name switch
+    private static async Task<string> MissingMessageAsync(string name, string path, CancellationToken ct)
     {
-        Cifar100 => $"CIFAR-100 is not in '{FilesFolder(name, path)}' (train.bin, test.bin); allow the download, or put {Cifar100Download.ArchiveName} or its extracted folder into '{path}'.",
-        Cifar10 => $"CIFAR-10 is not in '{FilesFolder(name, path)}': extract cifar-10-binary.tar.gz into '{path}' first.",
-        _ => $"Fashion-MNIST is not in '{path}' (train-images-idx3-ubyte[.gz], t10k-images-idx3-ubyte[.gz] and their labels): on Debian or Ubuntu, `sudo apt-get install dataset-fashion-mnist`.",
-    };
+        if (name == Cifar100 && await Cifar100Download.WhyNotTheArchiveAsync(Path.Combine(path, Cifar100Download.ArchiveName), ct).ConfigureAwait(false) is { } why)
+        {
+            return $"CIFAR-100 is not extracted in '{path}', and '{Path.Combine(path, Cifar100Download.ArchiveName)}' is not its archive ({why}): delete it, then allow the download or put the right file there.";
+        }
+
+        return name switch
+        {
+            Cifar100 => $"CIFAR-100 is not in '{FilesFolder(name, path)}' (train.bin, test.bin); allow the download, or put {Cifar100Download.ArchiveName} or its extracted folder into '{path}'.",
+            Cifar10 => $"CIFAR-10 is not in '{FilesFolder(name, path)}': extract cifar-10-binary.tar.gz into '{path}' first.",
+            _ => $"Fashion-MNIST is not in '{path}' (train-images-idx3-ubyte[.gz], t10k-images-idx3-ubyte[.gz] and their labels): on Debian or Ubuntu, `sudo apt-get install dataset-fashion-mnist`.",
+        };
+    }
+
+    /// <summary>When the data set's folder is there but lacks some of its files, one line naming them; otherwise null.</summary>
+    private static string? Incomplete(string name, string path)
+    {
+        var folder = FilesFolder(name, path);
+        string[] files = name switch
+        {
+            Cifar100 => ["train.bin", "test.bin"],
+            Cifar10 => [.. Enumerable.Range(1, 5).Select(i => $"data_batch_{i}.bin"), "test_batch.bin"],
+            _ => [.. IdxStems],
+        };
+        bool Has(string f) => File.Exists(Path.Combine(folder, f)) || (name == FashionMnist && File.Exists(Path.Combine(folder, f + ".gz")));
+        var missing = files.Where(f => !Has(f)).ToList();
+        if (!Directory.Exists(folder) || missing.Count == files.Length)
+        {
+            return null;
+        }
+
+        var label = name == Cifar100 ? "CIFAR-100" : name == Cifar10 ? "CIFAR-10" : "Fashion-MNIST";
+        return $"{label} in '{folder}' is incomplete: {string.Join(", ", missing)} {(missing.Count == 1 ? "is" : "are")} missing ({string.Join(", ", files.Where(Has))} {(files.Length - missing.Count == 1 ? "is" : "are")} there).";
+    }
 
     private static ImageDataset Limit(ImageDataset data, int? limit)
     {

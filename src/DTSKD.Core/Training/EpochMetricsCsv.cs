@@ -41,13 +41,8 @@ public static class EpochMetricsCsv
     /// <summary>Writes <see cref="Format"/>'s text to a file through a temporary file and a rename.</summary>
     /// <param name="path">The CSV file.</param>
     /// <param name="metrics">The epochs, in order.</param>
-    public static void Write(string path, IReadOnlyList<EpochMetrics> metrics)
-    {
-        ArgumentNullException.ThrowIfNull(path);
-        var temp = path + ".tmp";
-        File.WriteAllText(temp, Format(metrics));
-        File.Move(temp, path, overwrite: true);
-    }
+    /// <exception cref="IOException">The file could not be written; it is unchanged.</exception>
+    public static void Write(string path, IReadOnlyList<EpochMetrics> metrics) => AtomicFile.WriteAllText(path, Format(metrics));
 
     private static string Column(string name) => name.Replace('/', '_').Replace(',', '_');
 

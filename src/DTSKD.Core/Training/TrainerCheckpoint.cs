@@ -62,6 +62,23 @@ public static class TrainerCheckpoint
             DisposeAll(loaded);
         }
 
+        return Summary(header);
+    }
+
+    /// <summary>Reads what a checkpoint says about its run, after verifying the whole file, without a model.</summary>
+    /// <param name="path">A checkpoint written by the trainer.</param>
+    /// <returns>Its epochs' metrics, how many epochs it completed, its objective and precision.</returns>
+    /// <exception cref="FileNotFoundException">The file does not exist.</exception>
+    /// <exception cref="InvalidDataException">The file is not an intact DTSKD.Core checkpoint; the message says why.</exception>
+    public static CheckpointSummary ReadSummary(string path)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        var file = CheckpointFile.Open(path);
+        return Summary(ParseHeader(path, file.HeaderJson));
+    }
+
+    private static CheckpointSummary Summary(CheckpointHeader header)
+    {
         var precision = Enum.TryParse<TrainingPrecision>(header.Precision, out var p) ? p : TrainingPrecision.Float32;
         return new CheckpointSummary(header.NextEpoch, header.NextStep, header.Metrics, header.Objective, precision);
     }
