@@ -33,7 +33,8 @@ internal sealed class MasterWeights : IDisposable
 
     /// <summary>Gathers the model's parameters (already in their training formats) into the buffers.</summary>
     /// <param name="parameters">Every parameter by name, on one device: float32, and at most one half format.</param>
-    public MasterWeights(IReadOnlyList<(string Name, Parameter Parameter)> parameters)
+    /// <param name="exact">The float32 values of the half parameters from before they were converted, by name: the masters start from them, not from their rounding.</param>
+    public MasterWeights(IReadOnlyList<(string Name, Parameter Parameter)> parameters, IReadOnlyDictionary<string, Tensor>? exact = null)
     {
         ArgumentNullException.ThrowIfNull(parameters);
         var halfTypes = parameters.Select(p => p.Parameter.dtype).Where(t => t != ScalarType.Float32).Distinct().ToList();
@@ -64,7 +65,7 @@ internal sealed class MasterWeights : IDisposable
             var n = p.numel();
             using var scope = NewDisposeScope();
             var masterSlot = _master.narrow(0, offset, n).view(p.shape);
-            masterSlot.copy_(p);
+            masterSlot.copy_(exact is not null && exact.TryGetValue(name, out var value) ? value : p);
             Parameter master;
             if (p.dtype == ScalarType.Float32)
             {

@@ -67,17 +67,21 @@ internal sealed class PrecisionPolicy : IDisposable
             throw new ArgumentException($"Precision {Precision} needs every parameter on one device.", nameof(model));
         }
 
-        if (Precision != TrainingPrecision.Float32)
-        {
-            Convert(model, Precision);
-        }
-
         if (!IsHalf)
         {
+            if (Precision == TrainingPrecision.Float64)
+            {
+                Convert(model, Precision);
+            }
+
             return [.. model.parameters()];
         }
 
-        _masters = new MasterWeights([.. model.named_parameters()]);
+        // The masters start from the exact float32 values; the half weights are their rounding.
+        using var scope = NewDisposeScope();
+        var exact = model.named_parameters().ToDictionary(p => p.name, p => p.parameter.detach().clone());
+        Convert(model, Precision);
+        _masters = new MasterWeights([.. model.named_parameters()], exact);
         return _masters.Parameters;
     }
 

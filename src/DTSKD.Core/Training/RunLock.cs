@@ -113,14 +113,32 @@ public sealed class RunLock : IDisposable
         }
     }
 
+    /// <summary>Who the note says holds the folder, when that can be true: a live process other than this one (on this host, where that can be checked).</summary>
     private static RunLockOwner? ReadOwner(string directory)
     {
+        RunLockOwner? owner;
         try
         {
-            return JsonSerializer.Deserialize<RunLockOwner>(File.ReadAllText(Path.Combine(directory, OwnerName)));
+            owner = JsonSerializer.Deserialize<RunLockOwner>(File.ReadAllText(Path.Combine(directory, OwnerName)));
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or JsonException)
         {
+            return null;
+        }
+
+        if (owner is null || owner.Host != Environment.MachineName)
+        {
+            return owner;
+        }
+
+        try
+        {
+            using var process = System.Diagnostics.Process.GetProcessById(owner.ProcessId);
+            return owner.ProcessId == Environment.ProcessId || process.HasExited ? null : owner;
+        }
+        catch (ArgumentException)
+        {
+            // A stale note: the lock is held by some process that did not write it.
             return null;
         }
     }
