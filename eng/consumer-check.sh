@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Packs DTSKD.Core into a local feed, then builds and runs a fresh console app outside the solution that
-# consumes it the way a user does (dotnet add package), with TorchSharp-cpu: it builds a small
+# Packs the libraries into a local feed, then builds and runs a fresh console app outside the solution that
+# consumes DTSKD.Core the way a user does (dotnet add package), with TorchSharp-cpu: it builds a small
 # resnet18_dtskd, trains a few steps with DualTeacherLoss and prints the losses. Fails if anything the
 # package needs is missing (the buildTransitive TorchSharp load fix included: on Debian 12 the app only
-# runs if the fix was applied to its output).
+# runs if the fix was applied to its output). Then it compiles every C# snippet of the README, the docs and the
+# package readmes against the packed packages (eng/doc-snippets.cs), so documentation that no longer compiles fails.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 torchsharp=$(sed -n 's:.*<TorchSharpVersion>\(.*\)</TorchSharpVersion>.*:\1:p' "$root/Directory.Packages.props")
@@ -14,8 +15,11 @@ trap 'rm -rf "$scratch"' EXIT
 feed="$scratch/feed"
 app="$scratch/ConsumerCheck"
 
-echo "== packing DTSKD.Core $version"
-dotnet pack "$root/src/DTSKD.Core/DTSKD.Core.csproj" -c Release -p:Version="$version" -o "$feed" -nologo -v q
+packages=(DTSKD.Core DTSKD.Core.Interop)
+for package in "${packages[@]}"; do
+  echo "== packing $package $version"
+  dotnet pack "$root/src/$package/$package.csproj" -c Release -p:Version="$version" -o "$feed" -nologo -v q
+done
 
 echo "== creating a console app outside the solution"
 mkdir -p "$app"
@@ -100,3 +104,25 @@ if command -v readelf >/dev/null && [ -n "$libstdcxx" ] && ! grep -q GLIBCXX_3.4
   fi
   echo "patched by default, left alone with DtskdFixTorchSharpLoad=false: OK"
 fi
+
+echo "== compiling the documentation's C# snippets against the packed packages"
+snippets="$scratch/DocSnippets"
+mkdir -p "$snippets"
+cp "$app/nuget.config" "$snippets/"
+{
+  echo '<Project Sdk="Microsoft.NET.Sdk">'
+  echo '  <PropertyGroup>'
+  echo '    <OutputType>Exe</OutputType><TargetFramework>net10.0</TargetFramework><Nullable>enable</Nullable><ImplicitUsings>enable</ImplicitUsings>'
+  echo '    <!-- Snippets are fragments: unused variables and methods without await are fine; errors are not. -->'
+  echo '    <NoWarn>$(NoWarn);CS8321;CS0168;CS0219;CS1998;CS0162</NoWarn>'
+  echo '  </PropertyGroup>'
+  echo '  <ItemGroup>'
+  for package in "${packages[@]}"; do echo "    <PackageReference Include=\"$package\" Version=\"$version\" />"; done
+  echo "    <PackageReference Include=\"TorchSharp-cpu\" Version=\"$torchsharp\" />"
+  echo '  </ItemGroup>'
+  echo '</Project>'
+} > "$snippets/DocSnippets.csproj"
+echo 'return 0;' > "$snippets/Program.cs"
+(cd "$root" && dotnet run eng/doc-snippets.cs -- "$root" "$snippets/generated")
+dotnet build "$snippets/DocSnippets.csproj" -c Release -nologo -v q
+echo "documentation snippets: OK"
