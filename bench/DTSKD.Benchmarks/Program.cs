@@ -41,7 +41,16 @@ history.SetAction(r =>
     return 0;
 });
 
+var scaleSamples = new Option<int>("--samples") { Description = "N, the training set size.", DefaultValueFactory = _ => 160_000 };
+var scaleClasses = new Option<int>("--classes") { Description = "C, the number of classes.", DefaultValueFactory = _ => 1000 };
+var scaleFolder = new Option<string>("--folder") { Description = "Where the checkpoint is written (and removed).", DefaultValueFactory = _ => Path.GetTempPath() };
+var checkpoint = new Command("checkpoint", "A trainer checkpoint with a dense float32 history of 4 x N x C values (2.56 GB by default): write, verify and restore times, and the memory the restore adds.")
+{
+    scaleSamples, scaleClasses, scaleFolder,
+};
+checkpoint.SetAction(r => CheckpointScale.Run(r.GetValue(scaleSamples), r.GetValue(scaleClasses), r.GetValue(scaleFolder)!));
+
 var ablation = AblationStudy.Command(deviceOption, ResolveDevice, args);
 
-var root = new RootCommand("DTSKD.Core benchmarks and ablation study.") { bench, throughput, history, ablation };
+var root = new RootCommand("DTSKD.Core benchmarks and ablation study.") { bench, throughput, history, checkpoint, ablation };
 return root.Parse(args).Invoke();

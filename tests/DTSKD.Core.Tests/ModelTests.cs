@@ -204,6 +204,34 @@ public class ModelTests
         last.Should().BeLessThan(first, "a few steps on the same 32 images lower the loss");
     }
 
+    [Theory]
+    [InlineData("resnet18_dtskd", "conv1.weight", 7)]
+    [InlineData("resnet34_dtskd", "conv1.weight", 7)]
+    [InlineData("resnext18_dtskd", "conv1.0.weight", 7)]
+    [InlineData("shufflev2_dtskd", "pre.0.weight", 3)]
+    public void The_imagenet_stem_quarters_the_resolution_and_keeps_the_state_dict_names(string name, string stemWeight, int kernel)
+    {
+        manual_seed(8);
+        using var cifar = MultiBranchModels.Create(name, new MultiBranchModelOptions { ClassCount = 10, BaseWidth = 16, NeckWidth = 16 });
+        using var imagenet = MultiBranchModels.Create(name, new MultiBranchModelOptions { ClassCount = 10, BaseWidth = 16, NeckWidth = 16, Stem = ModelStem.ImageNet });
+
+        imagenet.state_dict().Keys.Should().Equal(cifar.state_dict().Keys, "the names torchvision's models and the release use");
+        imagenet.state_dict()[stemWeight].shape[2..].Should().Equal(kernel, kernel);
+        var first = imagenet.modules().OfType<TorchSharp.Modules.Conv2d>().First();
+        first.stride.Should().Equal(2, 2);
+
+        // 64x64 in: the CIFAR stem's first stage works at 64x64, the ImageNet stem's at 16x16.
+        using var scope = NewDisposeScope();
+        var seen = new List<long>();
+        var hook = imagenet.modules().OfType<TorchSharp.Modules.Conv2d>().Skip(1).First()
+            .register_forward_hook((_, input, output) => { seen.Add(input.shape[2]); return output; });
+        imagenet.eval();
+        using var output = imagenet.call(randn(2, 3, 64, 64));
+        hook.remove();
+        seen.Should().Equal(16);
+        output.Heads.Should().OnlyContain(h => h.shape.SequenceEqual(new long[] { 2, 10 }));
+    }
+
     [Fact]
     public void Registry_is_case_insensitive_and_lists_the_known_names_for_an_unknown_one()
     {

@@ -74,10 +74,10 @@ internal abstract class DtskdNetwork : MultiBranchModule, IBackboneSource
     /// The CIFAR ResNet family's backbone (ResNet and the release's ResNeXt): stem, then the stages in turn; the branches
     /// read every stage but the last, whose pooled map is the feature.
     /// </summary>
-    protected static (IReadOnlyList<Tensor> Stages, Tensor Feature) ResNetBackbone(
+    protected (IReadOnlyList<Tensor> Stages, Tensor Feature) ResNetBackbone(
         Tensor input, nn.Module<Tensor, Tensor> conv1, nn.Module<Tensor, Tensor> bn1, IReadOnlyList<nn.Module<Tensor, Tensor>> layers)
     {
-        var x = nn.functional.relu(bn1.call(conv1.call(input)));
+        var x = StemPool(nn.functional.relu(bn1.call(conv1.call(input))));
         var stages = new Tensor[layers.Count];
         for (var s = 0; s < stages.Length; s++)
         {
@@ -86,6 +86,16 @@ internal abstract class DtskdNetwork : MultiBranchModule, IBackboneSource
 
         return (stages[..^1], nn.functional.adaptive_avg_pool2d(stages[^1], 1));
     }
+
+    /// <summary>The ImageNet stem's 3x3 max-pool of stride 2 (padding 1), or nothing for the CIFAR stem.</summary>
+    protected Tensor StemPool(Tensor x) =>
+        Options.Stem == ModelStem.ImageNet ? nn.functional.max_pool2d(x, kernel_size: 3, stride: 2, padding: 1) : x;
+
+    /// <summary>The stem's first convolution: 3x3 of stride 1 (CIFAR) or, with the ImageNet stem, <paramref name="imageNetKernel"/> of stride 2.</summary>
+    protected nn.Module<Tensor, Tensor> StemConv(long inChannels, long outChannels, int imageNetKernel, bool bias) =>
+        Options.Stem == ModelStem.ImageNet
+            ? nn.Conv2d(inChannels, outChannels, kernel_size: imageNetKernel, stride: 2, padding: imageNetKernel / 2, bias: bias)
+            : nn.Conv2d(inChannels, outChannels, kernel_size: 3, stride: 1, padding: 1, bias: bias);
 
     /// <summary>Registers the neck's parts at the top level, as the release names them (after the backbone's).</summary>
     protected void RegisterNeck(BranchNeck neck)

@@ -23,6 +23,13 @@ public sealed class MultiBranchModelOptions
     /// <summary>Channels of the branch neck; null (default) for the model's reference (512, or 1024 for ShuffleNetV2).</summary>
     public int? NeckWidth { get; set; }
 
+    /// <summary>
+    /// The first layers: <see cref="ModelStem.Cifar"/> (default, the release's) keeps the input's resolution, for 32-pixel
+    /// images; <see cref="ModelStem.ImageNet"/> divides it by four first, for large images. VGG16 has no such stem and
+    /// ignores it.
+    /// </summary>
+    public ModelStem Stem { get; set; } = ModelStem.Cifar;
+
     /// <summary>Throws <see cref="ArgumentOutOfRangeException"/> naming the first option out of range.</summary>
     public void Validate()
     {

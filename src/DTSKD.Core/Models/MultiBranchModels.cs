@@ -56,8 +56,9 @@ public static class MultiBranchModels
     /// <param name="baseWidth">Channels of the first stage (64 is the reference).</param>
     /// <param name="neckWidth">Channels of the branch neck (512 is the reference).</param>
     /// <param name="device">Where to put the model (default: CPU).</param>
-    public static MultiBranchModule resnet18_dtskd(int numClasses = 100, int inputChannels = 3, int baseWidth = 64, int neckWidth = 512, Device? device = null) =>
-        Build("resnet18_dtskd", numClasses, inputChannels, baseWidth, neckWidth, device);
+    /// <param name="stem">The first layers: the release's CIFAR stem, or the ImageNet one for large images (see <see cref="ModelStem"/>).</param>
+    public static MultiBranchModule resnet18_dtskd(int numClasses = 100, int inputChannels = 3, int baseWidth = 64, int neckWidth = 512, Device? device = null, ModelStem stem = ModelStem.Cifar) =>
+        Build("resnet18_dtskd", numClasses, inputChannels, baseWidth, neckWidth, device, stem);
 
     /// <summary><c>resnet34_dtskd</c>: a CIFAR ResNet-34 with three branches; 24,080,080 parameters at 100 classes.</summary>
     /// <param name="numClasses">C, the number of classes.</param>
@@ -65,8 +66,9 @@ public static class MultiBranchModels
     /// <param name="baseWidth">Channels of the first stage (64 is the reference).</param>
     /// <param name="neckWidth">Channels of the branch neck (512 is the reference).</param>
     /// <param name="device">Where to put the model (default: CPU).</param>
-    public static MultiBranchModule resnet34_dtskd(int numClasses = 100, int inputChannels = 3, int baseWidth = 64, int neckWidth = 512, Device? device = null) =>
-        Build("resnet34_dtskd", numClasses, inputChannels, baseWidth, neckWidth, device);
+    /// <param name="stem">The first layers: the release's CIFAR stem, or the ImageNet one for large images (see <see cref="ModelStem"/>).</param>
+    public static MultiBranchModule resnet34_dtskd(int numClasses = 100, int inputChannels = 3, int baseWidth = 64, int neckWidth = 512, Device? device = null, ModelStem stem = ModelStem.Cifar) =>
+        Build("resnet34_dtskd", numClasses, inputChannels, baseWidth, neckWidth, device, stem);
 
     /// <summary><c>vgg16_dtskd</c>: a CIFAR VGG16 with BatchNorm and three branches; the release's initialisation.</summary>
     /// <param name="numClasses">C, the number of classes.</param>
@@ -75,7 +77,7 @@ public static class MultiBranchModels
     /// <param name="neckWidth">Channels of the branch neck (512 is the reference).</param>
     /// <param name="device">Where to put the model (default: CPU).</param>
     public static MultiBranchModule vgg16_dtskd(int numClasses = 100, int inputChannels = 3, int baseWidth = 64, int neckWidth = 512, Device? device = null) =>
-        Build("vgg16_dtskd", numClasses, inputChannels, baseWidth, neckWidth, device);
+        Build("vgg16_dtskd", numClasses, inputChannels, baseWidth, neckWidth, device, ModelStem.Cifar);
 
     /// <summary><c>resnext18_dtskd</c>: the release's widened CIFAR ResNet-18 blocks with three branches; the release's initialisation.</summary>
     /// <param name="numClasses">C, the number of classes.</param>
@@ -83,8 +85,9 @@ public static class MultiBranchModels
     /// <param name="baseWidth">Channels of the first stage (64 is the reference).</param>
     /// <param name="neckWidth">Channels of the branch neck (512 is the reference).</param>
     /// <param name="device">Where to put the model (default: CPU).</param>
-    public static MultiBranchModule resnext18_dtskd(int numClasses = 100, int inputChannels = 3, int baseWidth = 64, int neckWidth = 512, Device? device = null) =>
-        Build("resnext18_dtskd", numClasses, inputChannels, baseWidth, neckWidth, device);
+    /// <param name="stem">The first layers: the release's CIFAR stem, or the ImageNet one for large images (see <see cref="ModelStem"/>).</param>
+    public static MultiBranchModule resnext18_dtskd(int numClasses = 100, int inputChannels = 3, int baseWidth = 64, int neckWidth = 512, Device? device = null, ModelStem stem = ModelStem.Cifar) =>
+        Build("resnext18_dtskd", numClasses, inputChannels, baseWidth, neckWidth, device, stem);
 
     /// <summary><c>shufflev2_dtskd</c>: ShuffleNetV2 (ratio 1) with the release's ShuffleNet neck and three branches.</summary>
     /// <param name="numClasses">C, the number of classes.</param>
@@ -92,12 +95,13 @@ public static class MultiBranchModels
     /// <param name="baseWidth">The width: every channel count scales by baseWidth/64 (64 is the reference).</param>
     /// <param name="neckWidth">Channels of the branch neck (1024 is the reference).</param>
     /// <param name="device">Where to put the model (default: CPU).</param>
-    public static MultiBranchModule shufflev2_dtskd(int numClasses = 100, int inputChannels = 3, int baseWidth = 64, int neckWidth = 1024, Device? device = null) =>
-        Build("shufflev2_dtskd", numClasses, inputChannels, baseWidth, neckWidth, device);
+    /// <param name="stem">The first layers: the release's CIFAR stem, or the ImageNet one for large images (see <see cref="ModelStem"/>).</param>
+    public static MultiBranchModule shufflev2_dtskd(int numClasses = 100, int inputChannels = 3, int baseWidth = 64, int neckWidth = 1024, Device? device = null, ModelStem stem = ModelStem.Cifar) =>
+        Build("shufflev2_dtskd", numClasses, inputChannels, baseWidth, neckWidth, device, stem);
 
-    private static MultiBranchModule Build(string name, int classes, int channels, int baseWidth, int neckWidth, Device? device)
+    private static MultiBranchModule Build(string name, int classes, int channels, int baseWidth, int neckWidth, Device? device, ModelStem stem)
     {
-        var model = Create(name, new MultiBranchModelOptions { ClassCount = classes, InputChannels = channels, BaseWidth = baseWidth, NeckWidth = neckWidth });
+        var model = Create(name, new MultiBranchModelOptions { ClassCount = classes, InputChannels = channels, BaseWidth = baseWidth, NeckWidth = neckWidth, Stem = stem });
         return device is null ? model : model.to(device);
     }
 }

@@ -25,7 +25,7 @@ internal sealed class ResNeXtDtskd : DtskdNetwork
         : base("resnext18_dtskd", options)
     {
         var planes = Enumerable.Range(0, 4).Select(s => options.BaseWidth << s).ToArray();
-        conv1 = Sequential(Conv2d(options.InputChannels, planes[0], kernel_size: 3, padding: 1, bias: false));
+        conv1 = Sequential(StemConv(options.InputChannels, planes[0], imageNetKernel: 7, bias: false));
         bn1 = BatchNorm2d(planes[0]);
         var inPlanes = planes[0];
         _layers = new Sequential[4];

@@ -24,7 +24,7 @@ internal sealed class ResNetDtskd : DtskdNetwork
         : base(name, options)
     {
         var widths = Enumerable.Range(0, 4).Select(s => options.BaseWidth << s).ToArray();
-        conv1 = Conv2d(options.InputChannels, widths[0], kernel_size: 3, stride: 1, padding: 1, bias: false);
+        conv1 = StemConv(options.InputChannels, widths[0], imageNetKernel: 7, bias: false);
         bn1 = BatchNorm2d(widths[0]);
         _layers = new Sequential[4];
         long inPlanes = widths[0];

@@ -29,7 +29,7 @@ internal sealed class ShuffleNetV2Dtskd : DtskdNetwork
     {
         var stem = Scaled(24);
         int[] channels = [Even(Scaled(116)), Even(Scaled(232)), Even(Scaled(464)), Scaled(1024)];
-        pre = Sequential(Conv2d(options.InputChannels, stem, kernel_size: 3, padding: 1), BatchNorm2d(stem));
+        pre = Sequential(StemConv(options.InputChannels, stem, imageNetKernel: 3, bias: true), BatchNorm2d(stem));
         _stages = new Sequential[3];
         var inChannels = stem;
         foreach (var (s, repeat) in new[] { (0, 3), (1, 7), (2, 3) })
@@ -56,7 +56,7 @@ internal sealed class ShuffleNetV2Dtskd : DtskdNetwork
     /// <inheritdoc />
     protected override (IReadOnlyList<Tensor> Stages, Tensor Feature) Backbone(Tensor input)
     {
-        var x = pre.call(input);
+        var x = StemPool(pre.call(input));
         var stages = new Tensor[3];
         for (var s = 0; s < 3; s++)
         {
