@@ -1,7 +1,8 @@
 namespace DTSKD.Core.Data;
 
 /// <summary>A data set's training and test splits with the augmentation of its recipe. Disposing it disposes both splits.</summary>
-public sealed record DatasetSplits : IDisposable
+/// <remarks>Sources that know more about themselves derive from it (an image folder's splits say how the folder was read).</remarks>
+public record DatasetSplits : IDisposable
 {
     /// <summary>Creates the record; it takes ownership of the splits.</summary>
     /// <param name="train">The training split.</param>
@@ -29,7 +30,18 @@ public sealed record DatasetSplits : IDisposable
     /// <inheritdoc />
     public void Dispose()
     {
-        Train.Dispose();
-        Test.Dispose();
+        Dispose(true);
+        GC.SuppressFinalize(this);
+    }
+
+    /// <summary>Disposes both splits.</summary>
+    /// <param name="disposing">True when called from <see cref="Dispose()"/>.</param>
+    protected virtual void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            Train.Dispose();
+            Test.Dispose();
+        }
     }
 }

@@ -1,0 +1,260 @@
+using System.Buffers;
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using Microsoft.Win32.SafeHandles;
+
+namespace DTSKD.Core.Images;
+
+/// <summary>What one pass over a folder's images found, kept beside the cache under the folder's key.</summary>
+/// <param name="Root">The folder.</param>
+/// <param name="Family">What the folder was read as (folder, size, channels, split): a newer pass of the same family replaces an older one.</param>
+/// <param name="StoredSize">The side images are stored at.</param>
+/// <param name="Channels">Channels per image.</param>
+/// <param name="Train">Good training images.</param>
+/// <param name="Test">Good test images.</param>
+/// <param name="Mean">Per-channel mean of the training images' pixels, scaled to [0, 1].</param>
+/// <param name="Std">Per-channel standard deviation of the same.</param>
+/// <param name="Bad">The images that could not be used, in folder order, each with its reason.</param>
+/// <param name="Pixels">The cache file's name (beside this record), or null when the pass only verified.</param>
+internal sealed record ImagePass(string Root, string Family, int StoredSize, int Channels, int Train, int Test, double[] Mean, double[] Std, List<BadImage> Bad, string? Pixels);
+
+/// <summary>
+/// Decodes every image of a folder once, in parallel: into a uint8 cache file (rows of C x S x S bytes, training images
+/// first, in folder order) when caching, or only to verify them when streaming; measures the training images' mean and
+/// standard deviation on the way. The result is kept under a key of the file list, sizes, modification times and the
+/// options, so an unchanged folder is never decoded twice and a changed one is always decoded anew, never mixed.
+/// </summary>
+internal static class ImageCache
+{
+    private const string Version = "DTSKD.ImageCache/1";
+
+    /// <summary>The default cache folder: <c>$XDG_CACHE_HOME/dtskd/images</c>, else <c>~/.cache/dtskd/images</c>.</summary>
+    public static string DefaultDirectory =>
+        Path.Combine(Environment.GetEnvironmentVariable("XDG_CACHE_HOME") is { Length: > 0 } xdg ? xdg : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache"), "dtskd", "images");
+
+    /// <summary>The key of a scan read with these options: every entry's path, size, time, class and split.</summary>
+    public static (string Key, string Family) Keys(ImageFolderScan scan, ImageFolderOptions options)
+    {
+        var family = new StringBuilder(string.Create(CultureInfo.InvariantCulture, $"{Version}|{Path.GetFullPath(scan.Root)}|{options.StoredSize}|{options.Channels}|{scan.Layout}|{options.HoldOutFraction}|{options.Seed}|{options.MaxPixels}"));
+        var content = new StringBuilder(family.ToString());
+        foreach (var (split, entries) in new[] { ("train", scan.Train), ("test", scan.Test) })
+        {
+            foreach (var e in entries)
+            {
+                content.Append(CultureInfo.InvariantCulture, $"\n{split}|{e.RelativePath}|{e.Size}|{e.ModifiedTicks}|{e.Label}");
+            }
+        }
+
+        static string Hash(StringBuilder text) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text.ToString())))[..32];
+        return (Hash(content), Hash(family));
+    }
+
+    /// <summary>The pass of an earlier run for this key, if it is complete (with its pixels when <paramref name="needPixels"/>).</summary>
+    public static ImagePass? Find(string directory, string key, bool needPixels, long rowBytes)
+    {
+        var json = Path.Combine(directory, key + ".json");
+        if (!File.Exists(json))
+        {
+            return null;
+        }
+
+        try
+        {
+            var pass = JsonSerializer.Deserialize<ImagePass>(File.ReadAllText(json));
+            if (pass is null || (needPixels && (pass.Pixels is null || !File.Exists(Path.Combine(directory, pass.Pixels))
+                                                || new FileInfo(Path.Combine(directory, pass.Pixels)).Length != (pass.Train + pass.Test) * rowBytes)))
+            {
+                return null;
+            }
+
+            return pass;
+        }
+        catch (Exception ex) when (ex is IOException or JsonException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>
+    /// Decodes every entry (training ones first) on <see cref="ImageFolderOptions.Workers"/> threads, writing the pixels when
+    /// <paramref name="writePixels"/>; bad images are collected, not thrown. With bad images left out, the file holds the
+    /// good ones only, in order. Nothing is left behind on failure or cancellation.
+    /// </summary>
+    public static ImagePass Build(
+        string directory, string key, string family, ImageFolderScan scan, ImageFolderOptions options, bool writePixels,
+        IProgress<(int Done, int Total)>? progress, CancellationToken cancellationToken)
+    {
+        Directory.CreateDirectory(directory);
+        var entries = scan.Train.Concat(scan.Test).ToArray();
+        var (size, channels) = (options.StoredSize, options.Channels);
+        var rowBytes = (long)channels * size * size;
+        var bad = new BadImage?[entries.Length];
+        var sums = new double[channels];
+        var squares = new double[channels];
+        var gate = new Lock();
+        var done = 0;
+        var temp = Path.Combine(directory, $".{key}.pixels.{Guid.NewGuid():N}.tmp");
+        SafeFileHandle? file = null;
+        try
+        {
+            if (writePixels)
+            {
+                file = File.OpenHandle(temp, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, FileOptions.None, entries.Length * rowBytes);
+            }
+
+            Parallel.For(0, entries.Length, new ParallelOptions { MaxDegreeOfParallelism = options.Workers, CancellationToken = cancellationToken },
+                () => new byte[rowBytes],
+                (i, _, buffer) =>
+                {
+                    try
+                    {
+                        ImageDecoder.DecodeFile(entries[i].Path, size, channels, buffer, options.MaxPixels);
+                        if (file is not null)
+                        {
+                            RandomAccess.Write(file, buffer, i * rowBytes);
+                        }
+
+                        if (i < scan.Train.Count)
+                        {
+                            Accumulate(buffer, size * size, channels, sums, squares, gate);
+                        }
+                    }
+                    catch (ImageDecodeException ex)
+                    {
+                        bad[i] = new BadImage(entries[i].Path, ex.Reason);
+                    }
+
+                    var finished = Interlocked.Increment(ref done);
+                    if (finished % 256 == 0 || finished == entries.Length)
+                    {
+                        progress?.Report((finished, entries.Length));
+                    }
+
+                    return buffer;
+                },
+                _ => { });
+
+            var badList = bad.Where(b => b is not null).Select(b => b!).ToList();
+            var goodTrain = scan.Train.Count - bad.Take(scan.Train.Count).Count(b => b is not null);
+            var goodTest = entries.Length - scan.Train.Count - bad.Skip(scan.Train.Count).Count(b => b is not null);
+            var pixels = (long)goodTrain * size * size;
+            var mean = sums.Select(s => pixels == 0 ? 0 : s / pixels / 255.0).ToArray();
+            var std = squares.Select((q, c) => pixels == 0 ? 1 : Math.Sqrt(Math.Max(1e-12, (q / pixels / (255.0 * 255.0)) - (mean[c] * mean[c])))).ToArray();
+            string? pixelsName = null;
+            if (file is not null)
+            {
+                if (badList.Count > 0)
+                {
+                    Compact(file, bad, rowBytes);
+                }
+
+                RandomAccess.FlushToDisk(file);
+                file.Dispose();
+                file = null;
+                pixelsName = key + ".pixels";
+                File.Move(temp, Path.Combine(directory, pixelsName), overwrite: true);
+            }
+
+            var pass = new ImagePass(Path.GetFullPath(scan.Root), family, size, channels, goodTrain, goodTest, mean, std, badList, pixelsName);
+            AtomicFile.WriteAllText(Path.Combine(directory, key + ".json"), JsonSerializer.Serialize(pass));
+            RemoveOlder(directory, key, family);
+            return pass;
+        }
+        finally
+        {
+            file?.Dispose();
+            if (File.Exists(temp))
+            {
+                File.Delete(temp);
+            }
+        }
+    }
+
+    /// <summary>Adds the image's per-channel pixel sums and squares (as integers first: exact within an image).</summary>
+    private static void Accumulate(byte[] image, int plane, int channels, double[] sums, double[] squares, Lock gate)
+    {
+        Span<long> s = stackalloc long[channels];
+        Span<long> q = stackalloc long[channels];
+        for (var c = 0; c < channels; c++)
+        {
+            foreach (var v in image.AsSpan(c * plane, plane))
+            {
+                s[c] += v;
+                q[c] += v * v;
+            }
+        }
+
+        lock (gate)
+        {
+            for (var c = 0; c < channels; c++)
+            {
+                sums[c] += s[c];
+                squares[c] += q[c];
+            }
+        }
+    }
+
+    /// <summary>Moves the good rows to the front, in order, and cuts the file after them.</summary>
+    private static void Compact(SafeFileHandle file, BadImage?[] bad, long rowBytes)
+    {
+        var buffer = ArrayPool<byte>.Shared.Rent((int)rowBytes);
+        try
+        {
+            long written = 0;
+            for (var i = 0; i < bad.Length; i++)
+            {
+                if (bad[i] is not null)
+                {
+                    continue;
+                }
+
+                if (written != i)
+                {
+                    RandomAccess.Read(file, buffer.AsSpan(0, (int)rowBytes), i * rowBytes);
+                    RandomAccess.Write(file, buffer.AsSpan(0, (int)rowBytes), written * rowBytes);
+                }
+
+                written++;
+            }
+
+            RandomAccess.SetLength(file, written * rowBytes);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    /// <summary>Removes the caches of earlier passes over the same folder with the same options (the folder has changed since).</summary>
+    private static void RemoveOlder(string directory, string key, string family)
+    {
+        foreach (var json in Directory.EnumerateFiles(directory, "*.json"))
+        {
+            var other = Path.GetFileNameWithoutExtension(json);
+            if (other == key)
+            {
+                continue;
+            }
+
+            try
+            {
+                var pass = JsonSerializer.Deserialize<ImagePass>(File.ReadAllText(json));
+                if (pass?.Family == family)
+                {
+                    if (pass.Pixels is { } pixels)
+                    {
+                        File.Delete(Path.Combine(directory, pixels));
+                    }
+
+                    File.Delete(json);
+                }
+            }
+            catch (Exception ex) when (ex is IOException or JsonException or UnauthorizedAccessException)
+            {
+                // Not ours, or in use: left alone.
+            }
+        }
+    }
+}

@@ -1,0 +1,180 @@
+using System.Runtime.InteropServices;
+using SkiaSharp;
+
+namespace DTSKD.Core.Images;
+
+/// <summary>
+/// Turns an image file into the pixels a model sees: decoded with SkiaSharp, turned upright by its EXIF orientation,
+/// its shorter side resized to the target size and its centre cropped to a square (torchvision's <c>Resize(size)</c> +
+/// <c>CenterCrop(size)</c>), then as uint8 channel planes: RGB, or grayscale by ITU-R 601 luma (PIL's <c>"L"</c>). The
+/// image folders, the sample's <c>predict</c> and anything else that must see images as training saw them use this.
+/// </summary>
+/// <remarks>
+/// <para>
+/// PNG, JPEG, BMP, GIF (first frame) and WebP decode; grayscale, palette, RGBA, CMYK JPEG and 16-bit PNG become RGB
+/// (alpha is dropped, as PIL's <c>convert("RGB")</c> drops it: the stored colours are kept, not blended). An image that is
+/// already the target square is copied pixel for pixel; others are resampled once, bilinearly with mipmaps, which filters
+/// a downscale as an antialiasing resize does.
+/// </para>
+/// <para>It is thread-safe: the folder sources decode on several threads at once.</para>
+/// </remarks>
+public static class ImageDecoder
+{
+    /// <summary>The largest image decoded by default: 100 megapixels (a 10,000 x 10,000 photo); larger ones are refused as possible decompression bombs.</summary>
+    public const long DefaultMaxPixels = 100_000_000;
+
+    /// <summary>The extensions an image folder reads, case-insensitively: torchvision's <c>IMG_EXTENSIONS</c>.</summary>
+    public static IReadOnlyList<string> Extensions { get; } = [".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp"];
+
+    /// <summary>Decodes an image file into <paramref name="destination"/>: <c>channels</c> planes of <c>size</c> x <c>size</c> bytes.</summary>
+    /// <param name="path">The image file.</param>
+    /// <param name="size">The side of the square to produce.</param>
+    /// <param name="channels">3 for RGB, 1 for grayscale.</param>
+    /// <param name="destination">At least <c>channels * size * size</c> bytes.</param>
+    /// <param name="maxPixels">The largest width x height decoded (<see cref="DefaultMaxPixels"/>).</param>
+    /// <exception cref="ImageDecodeException">The file is empty, not an image SkiaSharp reads, truncated, or too large; the message says which.</exception>
+    public static void DecodeFile(string path, int size, int channels, Span<byte> destination, long maxPixels = DefaultMaxPixels)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        byte[] bytes;
+        try
+        {
+            bytes = File.ReadAllBytes(path);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw new ImageDecodeException(path, $"cannot be read ({ex.Message})", ex);
+        }
+
+        Decode(bytes, size, channels, destination, maxPixels, path);
+    }
+
+    /// <summary>Decodes an encoded image held in memory (an upload, say); see <see cref="DecodeFile"/>.</summary>
+    /// <param name="encoded">The file's bytes.</param>
+    /// <param name="size">The side of the square to produce.</param>
+    /// <param name="channels">3 for RGB, 1 for grayscale.</param>
+    /// <param name="destination">At least <c>channels * size * size</c> bytes.</param>
+    /// <param name="maxPixels">The largest width x height decoded.</param>
+    /// <param name="name">What to call the image in errors.</param>
+    /// <exception cref="ImageDecodeException">The bytes are not an image SkiaSharp reads, are truncated, or are too large.</exception>
+    public static void Decode(byte[] encoded, int size, int channels, Span<byte> destination, long maxPixels, string name)
+    {
+        ArgumentNullException.ThrowIfNull(encoded);
+        ArgumentNullException.ThrowIfNull(name);
+        ArgumentOutOfRangeException.ThrowIfLessThan(size, 1);
+        if (channels is not (1 or 3))
+        {
+            throw new ArgumentOutOfRangeException(nameof(channels), channels, "channels must be 1 (grayscale) or 3 (RGB).");
+        }
+
+        ArgumentOutOfRangeException.ThrowIfLessThan(destination.Length, channels * size * size, nameof(destination));
+        if (encoded.Length == 0)
+        {
+            throw new ImageDecodeException(name, "is empty (0 bytes)");
+        }
+
+        using var stream = new MemoryStream(encoded, writable: false);
+        using var codec = SKCodec.Create(stream, out var opened);
+        if (codec is null)
+        {
+            throw new ImageDecodeException(name, opened == SKCodecResult.IncompleteInput
+                ? "is truncated (it ends inside its header)"
+                : "is not an image SkiaSharp can read (PNG, JPEG, BMP, GIF, WebP)");
+        }
+
+        var (width, height) = (codec.Info.Width, codec.Info.Height);
+        if (width <= 0 || height <= 0)
+        {
+            throw new ImageDecodeException(name, $"has no pixels ({width}x{height})");
+        }
+
+        if ((long)width * height > maxPixels)
+        {
+            throw new ImageDecodeException(name, $"is {width}x{height} pixels, more than the {maxPixels:N0} allowed (a possible decompression bomb)");
+        }
+
+        var info = new SKImageInfo(width, height, SKColorType.Rgba8888, SKAlphaType.Unpremul);
+        using var bitmap = new SKBitmap(info);
+        var result = codec.GetPixels(info, bitmap.GetPixels());
+        if (result != SKCodecResult.Success)
+        {
+            throw new ImageDecodeException(name, result == SKCodecResult.IncompleteInput ? "is truncated (its pixel data ends early)" : $"cannot be decoded ({result})");
+        }
+
+        // Opaque with the stored colours: alpha is dropped, not blended (as PIL's convert("RGB")).
+        if (codec.Info.AlphaType != SKAlphaType.Opaque)
+        {
+            var pixels = MemoryMarshal.Cast<byte, uint>(bitmap.GetPixelSpan());
+            for (var i = 0; i < pixels.Length; i++)
+            {
+                pixels[i] |= 0xFF000000;
+            }
+        }
+
+        var rgba = Square(bitmap, codec.EncodedOrigin, size);
+        ToPlanes(rgba, size, channels, destination);
+    }
+
+    /// <summary>The upright image's centred square, resized to <paramref name="size"/>, as RGBA bytes.</summary>
+    private static byte[] Square(SKBitmap bitmap, SKEncodedOrigin origin, int size)
+    {
+        var (width, height) = (bitmap.Width, bitmap.Height);
+        if (origin == SKEncodedOrigin.TopLeft && width == size && height == size)
+        {
+            return bitmap.GetPixelSpan().ToArray();
+        }
+
+        // The upright image is width x height, or height x width for the rotated orientations.
+        var swapped = origin is SKEncodedOrigin.LeftTop or SKEncodedOrigin.RightTop or SKEncodedOrigin.RightBottom or SKEncodedOrigin.LeftBottom;
+        var (uprightW, uprightH) = swapped ? (height, width) : (width, height);
+        var side = Math.Min(uprightW, uprightH);
+        var (left, top) = ((uprightW - side) / 2f, (uprightH - side) / 2f);
+
+        using var target = new SKBitmap(new SKImageInfo(size, size, SKColorType.Rgba8888, SKAlphaType.Premul));
+        using (var canvas = new SKCanvas(target))
+        using (var image = SKImage.FromBitmap(bitmap))
+        using (var paint = new SKPaint { BlendMode = SKBlendMode.Src })
+        {
+            canvas.Clear(SKColors.Black);
+            canvas.Scale(size / (float)side);
+            canvas.Translate(-left, -top);
+            canvas.Concat(Orientation(origin, width, height));
+            canvas.DrawImage(image, 0, 0, new SKSamplingOptions(SKFilterMode.Linear, SKMipmapMode.Linear), paint);
+        }
+
+        return target.GetPixelSpan().ToArray();
+    }
+
+    /// <summary>The matrix that draws the stored pixels upright (EXIF orientation), for a stored image of <paramref name="width"/> x <paramref name="height"/>.</summary>
+    private static SKMatrix Orientation(SKEncodedOrigin origin, int width, int height) => origin switch
+    {
+        SKEncodedOrigin.TopRight => new SKMatrix(-1, 0, width, 0, 1, 0, 0, 0, 1),
+        SKEncodedOrigin.BottomRight => new SKMatrix(-1, 0, width, 0, -1, height, 0, 0, 1),
+        SKEncodedOrigin.BottomLeft => new SKMatrix(1, 0, 0, 0, -1, height, 0, 0, 1),
+        SKEncodedOrigin.LeftTop => new SKMatrix(0, 1, 0, 1, 0, 0, 0, 0, 1),
+        SKEncodedOrigin.RightTop => new SKMatrix(0, -1, height, 1, 0, 0, 0, 0, 1),
+        SKEncodedOrigin.RightBottom => new SKMatrix(0, -1, height, -1, 0, width, 0, 0, 1),
+        SKEncodedOrigin.LeftBottom => new SKMatrix(0, 1, 0, -1, 0, width, 0, 0, 1),
+        _ => SKMatrix.Identity,
+    };
+
+    /// <summary>RGBA pixels to channel planes: R, G, B, or one plane of ITU-R 601 luma.</summary>
+    private static void ToPlanes(ReadOnlySpan<byte> rgba, int size, int channels, Span<byte> destination)
+    {
+        var plane = size * size;
+        for (var i = 0; i < plane; i++)
+        {
+            var (r, g, b) = (rgba[4 * i], rgba[(4 * i) + 1], rgba[(4 * i) + 2]);
+            if (channels == 1)
+            {
+                destination[i] = (byte)(((r * 19595) + (g * 38470) + (b * 7471) + 0x8000) >> 16);
+            }
+            else
+            {
+                destination[i] = r;
+                destination[plane + i] = g;
+                destination[(2 * plane) + i] = b;
+            }
+        }
+    }
+}
