@@ -3,7 +3,6 @@ using DTSKD.Core.Data;
 using DTSKD.Core.Interop;
 using DTSKD.Core.Models;
 using DTSKD.Core.Training;
-using SkiaSharp;
 using Spectre.Console;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -27,8 +26,8 @@ public static class AfterTraining
             var (options, weights) = Resolve(request);
             set_num_threads(options.Threads);
             var device = SampleRecipe.Device(options.Device) ?? CPU;
-            var (channels, height, width, classes) = StandardDatasets.Describe(options.DataType);
-            using var model = MultiBranchModels.Create(options.ClassifierType, options.ModelOptions(classes, channels));
+            var described = SampleData.Describe(options);
+            using var model = MultiBranchModels.Create(options.ClassifierType, options.ModelOptions(described.Classes, described.Stored.Channels));
             using var backbone = BackboneClassifier.From(model);
 
             // 2. The weights: a trainer checkpoint, a PyTorch state dict of the whole model, or of its exported backbone.
@@ -42,8 +41,13 @@ public static class AfterTraining
                 case "export":
                     return Export(backbone, request, options, weights, console, errors);
                 default:
-                    return Predict(backbone, request, options, (channels, height, width), console, errors);
+                    return Predict(backbone, request, described, console, errors);
             }
+        }
+        catch (Core.Images.ImageFolderException ex)
+        {
+            errors.WriteLine($"error: {ex.Summary}");
+            return Sample.Failed;
         }
         catch (Exception ex) when (ex is FileNotFoundException or DirectoryNotFoundException or InvalidDataException or UnauthorizedAccessException or System.Text.Json.JsonException)
         {
@@ -92,7 +96,7 @@ public static class AfterTraining
 
     private static (CheckpointSummary? Summary, bool BackboneOnly) LoadWeights(MultiBranchModule model, BackboneClassifier backbone, string weights, ExperimentConfig options)
     {
-        var what = $"{options.ClassifierType} ({StandardDatasets.Describe(options.DataType).Classes} classes, width {options.BaseWidth})";
+        var what = $"{options.ClassifierType} ({SampleData.Describe(options).Classes} classes, width {options.BaseWidth})";
         var checkpoint = weights.EndsWith(".ckpt", StringComparison.OrdinalIgnoreCase);
 
         // First whether the file can be read at all, then whether it fits the model: two different things to fix.
@@ -133,7 +137,8 @@ public static class AfterTraining
     private static async Task EvaluateAsync(
         MultiBranchModule model, ExperimentConfig options, Device device, CheckpointSummary? summary, bool backboneOnly, string precisionOption, IAnsiConsole console, CancellationToken ct)
     {
-        using var data = await StandardDatasets.LoadAsync(options.DataType, options.ResolvedDataPath, trainLimit: 1, options.TestLimit, download: false, cancellationToken: ct).ConfigureAwait(false);
+        var (data, _) = await SampleData.LoadAsync(options with { TrainLimit = 1, Download = false }, console, ct).ConfigureAwait(false);
+        using var _ = data;
         model.to(device);
 
         // As the run evaluated itself, unless asked otherwise: a half-precision run's figures come back only in its precision.
@@ -173,12 +178,18 @@ public static class AfterTraining
         return Sample.Ok;
     }
 
-    private static int Predict(BackboneClassifier backbone, ToolRequest request, ExperimentConfig options, (int Channels, int Height, int Width) shape, IAnsiConsole console, TextWriter errors)
+    private static int Predict(
+        BackboneClassifier backbone, ToolRequest request, (ImageShape Stored, int Classes, IReadOnlyList<string>? Names, IBatchAugmentation Preprocessing) data,
+        IAnsiConsole console, TextWriter errors)
     {
-        // Every image is read first: one unreadable file stops the command before anything is printed.
-        var images = new List<byte[]>();
-        foreach (var file in request.Images)
+        // Every image is read first, as training saw its data (Core.Images.ImageDecoder): one unreadable file stops the
+        // command before anything is printed.
+        var (stored, _, names, preprocessing) = data;
+        var size = stored.Height;
+        var pixels = new byte[request.Images.Count * stored.Bytes];
+        for (var i = 0; i < request.Images.Count; i++)
         {
+            var file = request.Images[i];
             if (Directory.Exists(file))
             {
                 errors.WriteLine($"error: '{file}' is a folder; give image files (for every image in it: '{Path.Combine(file, "*")}').");
@@ -191,27 +202,26 @@ public static class AfterTraining
                 return Sample.Failed;
             }
 
-            using var bitmap = SKBitmap.Decode(file);
-            if (bitmap is null)
+            try
             {
-                errors.WriteLine($"error: image '{file}' cannot be read: it is not a PNG or JPEG image.");
+                Core.Images.ImageDecoder.DecodeFile(file, size, stored.Channels, pixels.AsSpan((int)(i * stored.Bytes), (int)stored.Bytes));
+            }
+            catch (Core.Images.ImageDecodeException ex)
+            {
+                errors.WriteLine($"error: {ex.Message}");
                 return Sample.Failed;
             }
-
-            images.Add(Pixels(bitmap, shape));
         }
 
-        var names = StandardDatasets.ClassNames(options.DataType, options.ResolvedDataPath);
-        var preprocessing = StandardDatasets.Preprocessing(options.DataType);
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
-        var batch = tensor([.. images.SelectMany(b => b)], [images.Count, shape.Channels, shape.Height, shape.Width], ScalarType.Byte);
+        var batch = tensor(pixels, [request.Images.Count, stored.Channels, size, size], ScalarType.Byte);
         var probabilities = backbone.call(preprocessing.Prepare(batch)).softmax(1);
         var k = Math.Min(request.Top, (int)probabilities.shape[1]);
         var (values, indices) = probabilities.topk(k, dim: 1);
         var p = values.data<float>().ToArray();
         var c = indices.data<long>().ToArray();
-        for (var i = 0; i < images.Count; i++)
+        for (var i = 0; i < request.Images.Count; i++)
         {
             var ranked = Enumerable.Range(0, k).Select(j =>
                 string.Create(CultureInfo.InvariantCulture, $"{(names is null ? $"class {c[(i * k) + j]}" : names[(int)c[(i * k) + j]])} {100 * p[(i * k) + j]:F2}%"));
@@ -219,37 +229,5 @@ public static class AfterTraining
         }
 
         return Sample.Ok;
-    }
-
-    /// <summary>
-    /// The image as training saw its data set: resized to the data set's size when it differs, as RGB planes or as
-    /// grayscale (ITU-R 601 luma, as PIL's "L"), uint8 in channel-major order.
-    /// </summary>
-    private static byte[] Pixels(SKBitmap bitmap, (int Channels, int Height, int Width) shape)
-    {
-        using var resized = bitmap.Width == shape.Width && bitmap.Height == shape.Height
-            ? null
-            : bitmap.Resize(new SKImageInfo(shape.Width, shape.Height), new SKSamplingOptions(SKCubicResampler.Mitchell));
-        var source = resized ?? bitmap;
-        var plane = shape.Height * shape.Width;
-        var bytes = new byte[shape.Channels * plane];
-        for (var y = 0; y < shape.Height; y++)
-        {
-            for (var x = 0; x < shape.Width; x++)
-            {
-                var color = source.GetPixel(x, y);
-                var at = (y * shape.Width) + x;
-                if (shape.Channels == 1)
-                {
-                    bytes[at] = (byte)(((color.Red * 19595) + (color.Green * 38470) + (color.Blue * 7471) + 0x8000) >> 16);
-                }
-                else
-                {
-                    (bytes[at], bytes[plane + at], bytes[(2 * plane) + at]) = (color.Red, color.Green, color.Blue);
-                }
-            }
-        }
-
-        return bytes;
     }
 }

@@ -53,6 +53,33 @@ public sealed record ExperimentConfig
     public int? BestAfter { get; init; }
 
     public int LogInterval { get; init; } = 50;
+
+    /// <summary>--data-type folder: the side of the square images the model sees (default 32).</summary>
+    public int? ImageSize { get; init; }
+
+    /// <summary>--data-type folder: 3 for RGB, 1 for grayscale.</summary>
+    public int Channels { get; init; } = 3;
+
+    /// <summary>--data-type folder: auto, cached or streaming.</summary>
+    public string ImageMode { get; init; } = "auto";
+
+    /// <summary>--data-type folder: where the decoded-image cache goes (default ~/.cache/dtskd/images).</summary>
+    public string? ImageCache { get; init; }
+
+    /// <summary>--data-type folder: leave unusable images out (listed in skipped-images.txt) instead of refusing the folder.</summary>
+    public bool SkipBadImages { get; init; }
+
+    /// <summary>The networks' first layers: auto (the ImageNet stem from 96 pixels on), cifar or imagenet.</summary>
+    public string Stem { get; init; } = "auto";
+
+    /// <summary>The classes of a folder run, in index order (written by the sample, for evaluate and predict).</summary>
+    public string[]? ClassNames { get; init; }
+
+    /// <summary>The per-channel means a folder run normalised with (written by the sample).</summary>
+    public double[]? Mean { get; init; }
+
+    /// <summary>The per-channel standard deviations a folder run normalised with (written by the sample).</summary>
+    public double[]? Std { get; init; }
     public bool TensorBoard { get; init; } = true;
 
     /// <summary>The device the run actually used (written by the sample, not an option).</summary>
@@ -62,7 +89,18 @@ public sealed record ExperimentConfig
     public string? PrecisionUsed { get; init; }
 
     /// <summary>The data folder: the option, else the data set's usual place.</summary>
-    public string ResolvedDataPath => DataPath ?? Core.Data.StandardDatasets.DefaultPath(DataType);
+    public string ResolvedDataPath => DataPath ?? (DataType == SampleData.Folder ? "." : Core.Data.StandardDatasets.DefaultPath(DataType));
+
+    /// <summary>The side of the images the model sees: --image-size for a folder, else the data set's.</summary>
+    public int ResolvedImageSize => DataType == SampleData.Folder ? ImageSize ?? 32 : Core.Data.StandardDatasets.Describe(DataType).Height;
+
+    /// <summary>The stem: --stem, or, on auto, the ImageNet stem for images of 96 pixels and more.</summary>
+    public Core.Models.ModelStem ResolvedStem => Stem switch
+    {
+        "imagenet" => Core.Models.ModelStem.ImageNet,
+        "cifar" => Core.Models.ModelStem.Cifar,
+        _ => ResolvedImageSize >= 96 ? Core.Models.ModelStem.ImageNet : Core.Models.ModelStem.Cifar,
+    };
 
     /// <summary>The epochs after which the best top-1 is counted: the option, or two thirds of the run.</summary>
     public int ResolvedBestAfter => BestAfter ?? (Epochs * 2 / 3);
@@ -80,7 +118,8 @@ public sealed record ExperimentConfig
                 return name;
             }
 
-            var parts = new List<string> { ClassifierType, DataType, $"seed{Seed}" };
+            var data = DataType == SampleData.Folder ? Path.GetFileName(Path.GetFullPath(ResolvedDataPath).TrimEnd(Path.DirectorySeparatorChar)) : DataType;
+            var parts = new List<string> { ClassifierType, data, $"seed{Seed}" };
             if (Epochs != RecipeEpochs)
             {
                 parts.Add($"e{Epochs}");
@@ -89,6 +128,11 @@ public sealed record ExperimentConfig
             if (BaseWidth != 64 || NeckWidth is not null)
             {
                 parts.Add(NeckWidth is { } neck ? $"w{BaseWidth}x{neck}" : $"w{BaseWidth}");
+            }
+
+            if (DataType == SampleData.Folder)
+            {
+                parts.Add($"s{ResolvedImageSize}");
             }
 
             if (TrainLimit is { } train)
@@ -110,5 +154,5 @@ public sealed record ExperimentConfig
 
     /// <summary>The model's size options: the data set's classes and channels, the widths of the command line.</summary>
     public Core.Models.MultiBranchModelOptions ModelOptions(int classCount, int inputChannels) =>
-        new() { ClassCount = classCount, InputChannels = inputChannels, BaseWidth = BaseWidth, NeckWidth = NeckWidth };
+        new() { ClassCount = classCount, InputChannels = inputChannels, BaseWidth = BaseWidth, NeckWidth = NeckWidth, Stem = ResolvedStem };
 }

@@ -17,6 +17,16 @@ public sealed class ExperimentOutputs(string directory, ExperimentConfig config)
     public static void WriteConfig(string directory, ExperimentConfig config) =>
         WriteText(Path.Combine(directory, "config.json"), JsonSerializer.Serialize(config, Json));
 
+    /// <summary>skipped-images.txt: the images of a folder left out as unusable (--skip-bad-images), one per line with its reason; nothing when none was.</summary>
+    public static void WriteSkipped(string directory, IReadOnlyList<Core.Images.BadImage> skipped)
+    {
+        ArgumentNullException.ThrowIfNull(skipped);
+        if (skipped.Count > 0)
+        {
+            WriteText(Path.Combine(directory, "skipped-images.txt"), string.Concat(skipped.Select(b => $"{b.Path}\t{b.Reason}\n")));
+        }
+    }
+
     public static ExperimentConfig ReadConfig(string directory) =>
         JsonSerializer.Deserialize<ExperimentConfig>(File.ReadAllText(Path.Combine(directory, "config.json")), Json)
         ?? throw new InvalidDataException($"'{Path.Combine(directory, "config.json")}' is empty.");

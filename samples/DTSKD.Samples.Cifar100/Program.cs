@@ -248,9 +248,20 @@ namespace DTSKD.Samples.Cifar100
 
             set_num_threads(config.Threads);
             DatasetSplits data;
+            IReadOnlyList<Core.Images.BadImage> skipped;
             try
             {
-                data = await SampleData.LoadAsync(config, console, stop.Token, cifar100Source).ConfigureAwait(false);
+                (data, skipped) = await SampleData.LoadAsync(config, console, stop.Token, cifar100Source).ConfigureAwait(false);
+            }
+            catch (Core.Images.ImageFolderException ex)
+            {
+                // Every problem on a line of its own, then what to do.
+                foreach (var problem in ex.Problems.Count > 1 ? ex.Problems : [])
+                {
+                    errors.WriteLine($"error: {problem}");
+                }
+
+                return Fail(Failed, ex.Summary.Replace("(ImageFolderOptions.SkipBadImages, the sample's --skip-bad-images)", "with --skip-bad-images", StringComparison.Ordinal));
             }
             catch (Exception ex) when (ex is FileNotFoundException or DirectoryNotFoundException or InvalidDataException or HttpRequestException or IOException)
             {
@@ -311,7 +322,15 @@ namespace DTSKD.Samples.Cifar100
 
                         claim.Commit();
                         run.Folder = folder.Path;
-                        ExperimentOutputs.WriteConfig(folder.Path, config with { DeviceUsed = device.type.ToString(), PrecisionUsed = precision.ToString() });
+                        ExperimentOutputs.WriteConfig(folder.Path, config with
+                        {
+                            DeviceUsed = device.type.ToString(),
+                            PrecisionUsed = precision.ToString(),
+                            ClassNames = config.DataType == SampleData.Folder ? [.. train.ClassNames!] : null,
+                            Mean = config.DataType == SampleData.Folder ? [.. data.Preprocessing.Mean] : null,
+                            Std = config.DataType == SampleData.Folder ? [.. data.Preprocessing.Std] : null,
+                        });
+                        ExperimentOutputs.WriteSkipped(folder.Path, skipped);
                         folder.MarkLog(config.Resume ? $"resume at epoch {trainer.NextEpoch + 1}, step {trainer.NextStep}" : "start", args);
                         log.Open();
                     }

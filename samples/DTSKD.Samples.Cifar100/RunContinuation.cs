@@ -11,10 +11,10 @@ namespace DTSKD.Samples.Cifar100;
 public static class RunContinuation
 {
     /// <summary>Options that decide what the run is: changing them on resume is refused.</summary>
-    private static readonly string[] Identity = ["--classifier-type", "--data-type", "--base-width", "--neck-width", "--train-limit", "--test-limit", "--seed", "--hskd"];
+    private static readonly string[] Identity = ["--classifier-type", "--data-type", "--base-width", "--neck-width", "--train-limit", "--test-limit", "--seed", "--hskd", "--image-size", "--channels", "--stem"];
 
     /// <summary>Options that describe this invocation, not the run.</summary>
-    private static readonly string[] Invocation = ["--resume", "--overwrite", "--experiments-dir", "--experiments-name", "--no-download"];
+    private static readonly string[] Invocation = ["--resume", "--overwrite", "--experiments-dir", "--experiments-name", "--no-download", "--image-cache"];
 
     /// <summary>
     /// The folder of the run to continue: the one <c>--resume</c> names; else the one the options name; else, when the

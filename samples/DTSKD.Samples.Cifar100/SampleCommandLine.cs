@@ -88,6 +88,15 @@ public static class SampleCommandLine
         });
         var logInterval = Positive(new Option<int>("--log-interval") { Description = "Report progress every N steps.", DefaultValueFactory = _ => d.LogInterval });
         var noTensorBoard = new Option<bool>("--no-tensorboard") { Description = "Do not write TensorBoard event files (written by default into <run>/tensorboard)." };
+        var imageSize = PositiveIfGiven(new Option<int?>("--image-size") { Description = "--data-type folder: the side of the square images the model sees (default 32; 96 and more get ImageNet's random resized crop and, with --stem auto, its stem)." });
+        var channels = new Option<int>("--channels") { Description = "--data-type folder: 3 (RGB) or 1 (grayscale), whatever the files hold.", DefaultValueFactory = _ => d.Channels };
+        channels.AcceptOnlyFromAmong("1", "3");
+        var imageMode = new Option<string>("--image-mode") { Description = "--data-type folder: auto (cached when the decoded images fit half the memory, else streamed), cached or streaming.", DefaultValueFactory = _ => d.ImageMode };
+        imageMode.AcceptOnlyFromAmong("auto", "cached", "streaming");
+        var imageCache = new Option<string?>("--image-cache") { Description = "--data-type folder: where decoded images are cached (default ~/.cache/dtskd/images)." };
+        var skipBad = new Option<bool>("--skip-bad-images") { Description = "--data-type folder: leave unusable images out (listed in <run>/skipped-images.txt) instead of stopping." };
+        var stem = new Option<string>("--stem") { Description = "The network's first layers: auto (ImageNet's from 96 pixels on), cifar (the release's, full resolution) or imagenet (7x7 stride 2 and a max-pool).", DefaultValueFactory = _ => d.Stem };
+        stem.AcceptOnlyFromAmong("auto", "cifar", "imagenet");
         var shared = new SharedOptions();
 
         var root = new RootCommand("Reproduces DTSKD's CIFAR-100 ResNet-18 experiment (Dual Teachers for Self-Knowledge Distillation) with DTSKD.Core. " +
@@ -96,6 +105,7 @@ public static class SampleCommandLine
             lr, schedule, rate, wd, momentum, epochs, batch, shared.EvalBatch, hskd, backbone, b1, b2, b3, ce, kd, temperature, decay, cosMax, cosMin, alphaT,
             shared.Model, shared.DataType, shared.DataPath, noDownload, experimentsDir, experimentsName, resume, overwrite, seed, shared.Device, precision, noTf32,
             shared.Threads, shared.BaseWidth, shared.NeckWidth, trainLimit, shared.TestLimit, bestAfter, logInterval, noTensorBoard,
+            imageSize, channels, imageMode, imageCache, skipBad, stem,
         };
 
         // Sample.RunAsync acts on the parse result itself; an action is still needed, because a command with subcommands
@@ -139,7 +149,20 @@ public static class SampleCommandLine
             Resume = result.GetResult(resume) is not null, ResumeFrom = result.GetValue(resume), Overwrite = result.GetValue(overwrite), Seed = result.GetValue(seed),
             Precision = result.GetValue(precision)!, Tf32 = !result.GetValue(noTf32), TrainLimit = result.GetValue(trainLimit),
             BestAfter = result.GetValue(bestAfter), LogInterval = result.GetValue(logInterval), TensorBoard = !result.GetValue(noTensorBoard),
+            ImageSize = result.GetValue(imageSize), Channels = result.GetValue(channels), ImageMode = result.GetValue(imageMode)!, ImageCache = result.GetValue(imageCache),
+            SkipBadImages = result.GetValue(skipBad), Stem = result.GetValue(stem)!,
         });
+
+        var folderOnly = new Option[] { imageSize, channels, imageMode, imageCache, skipBad }.FirstOrDefault(o => result.GetResult(o) is { Implicit: false });
+        if (config.DataType != SampleData.Folder && folderOnly is not null)
+        {
+            return (null, $"{folderOnly.Name} applies to --data-type folder only.", false);
+        }
+
+        if (config.DataType == SampleData.Folder && config.DataPath is null && !(config.Resume && config.ResumeFrom is not null))
+        {
+            return (null, "--data-type folder needs --data-path: the folder that holds one folder of images per class.", false);
+        }
 
         if (config.CosMin > config.CosMax)
         {
@@ -235,9 +258,9 @@ public static class SampleCommandLine
     {
         public Option<string> Model { get; } = new("--classifier-type") { Description = $"Model: {string.Join(", ", MultiBranchModels.Names)}.", DefaultValueFactory = _ => Defaults.ClassifierType };
 
-        public Option<string> DataType { get; } = new("--data-type") { Description = "Data set: " + string.Join(", ", StandardDatasets.Names) + ".", DefaultValueFactory = _ => Defaults.DataType };
+        public Option<string> DataType { get; } = new("--data-type") { Description = "Data set: " + string.Join(", ", StandardDatasets.Names) + ", or folder (your own images in one folder per class, --data-path).", DefaultValueFactory = _ => Defaults.DataType };
 
-        public Option<string?> DataPath { get; } = new("--data-path") { Description = "Data folder (default: ./data for CIFAR, /usr/share/datasets/fashion-mnist for Fashion-MNIST)." };
+        public Option<string?> DataPath { get; } = new("--data-path") { Description = "Data folder (default: ./data for CIFAR, /usr/share/datasets/fashion-mnist for Fashion-MNIST; the image folder for --data-type folder)." };
 
         public Option<int?> TestLimit { get; } = PositiveIfGiven(new Option<int?>("--test-limit") { Description = "Use only the first N test images (quick runs)." });
 
@@ -264,7 +287,7 @@ public static class SampleCommandLine
                     r.AddError($"Unknown --classifier-type '{name}'. Known models: {string.Join(", ", MultiBranchModels.Names)}.");
                 }
             });
-            DataType.AcceptOnlyFromAmong([.. StandardDatasets.Names]);
+            DataType.AcceptOnlyFromAmong([.. SampleData.Types]);
             Device.AcceptOnlyFromAmong(Devices);
         }
 

@@ -78,10 +78,7 @@ public static class ImageFolder
             testSource = new StreamingImageSource(name + "-test", test, scan.Classes, shape, options);
         }
 
-        IBatchAugmentation augmentation = options.ResolvedAugmentation == ImageFolderAugmentation.ResizedCrop
-            ? new ResizedCropFlip(options.ImageSize, pass.Mean, pass.Std)
-            : new PadCropFlip(pass.Mean, pass.Std, padding: Math.Max(1, options.ImageSize / 8));
-        return new ImageFolderSplits(trainSource, testSource, augmentation, scan.Classes, scan.Layout, mode, scan.HiddenSkipped, scan.OtherFilesSkipped, pass.Bad, cacheFile);
+        return new ImageFolderSplits(trainSource, testSource, options.AugmentationWith(pass.Mean, pass.Std), scan.Classes, scan.Layout, mode, scan.HiddenSkipped, scan.OtherFilesSkipped, pass.Bad, cacheFile);
     }
 
     /// <summary>The cache file as one memory-mapped uint8 tensor, its rows split into the two sets (no copy is made).</summary>

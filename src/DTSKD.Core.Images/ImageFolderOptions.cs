@@ -70,11 +70,19 @@ public sealed class ImageFolderOptions
     }
 
     /// <summary>The augmentation kind <see cref="ImageFolderAugmentation.Auto"/> stands for at this size.</summary>
-    internal ImageFolderAugmentation ResolvedAugmentation =>
+    public ImageFolderAugmentation ResolvedAugmentation =>
         Augmentation != ImageFolderAugmentation.Auto ? Augmentation : ImageSize >= 96 ? ImageFolderAugmentation.ResizedCrop : ImageFolderAugmentation.PadCropFlip;
 
-    /// <summary>The side images are stored at: the model's size, or its size / 0.875 for the resized crop (256 for 224).</summary>
-    internal int StoredSize => ResolvedAugmentation == ImageFolderAugmentation.ResizedCrop ? (int)Math.Round(ImageSize / 0.875) : ImageSize;
+    /// <summary>The side images are stored at (and that <see cref="ImageDecoder"/> should decode to for this model): the model's size, or its size / 0.875 for the resized crop (256 for 224).</summary>
+    public int StoredSize => ResolvedAugmentation == ImageFolderAugmentation.ResizedCrop ? (int)Math.Round(ImageSize / 0.875) : ImageSize;
+
+    /// <summary>The augmentation of these options with a given normalisation: what <see cref="ImageFolder.Open"/> gives its splits (with the folder's measured mean and std).</summary>
+    /// <param name="mean">Per-channel means of the [0, 1]-scaled pixels.</param>
+    /// <param name="std">Per-channel standard deviations.</param>
+    public Data.IBatchAugmentation AugmentationWith(IReadOnlyList<double> mean, IReadOnlyList<double> std) =>
+        ResolvedAugmentation == ImageFolderAugmentation.ResizedCrop
+            ? new Data.ResizedCropFlip(ImageSize, mean, std)
+            : new Data.PadCropFlip(mean, std, padding: Math.Max(1, ImageSize / 8));
 
     internal ImageFolderOptions Clone() => (ImageFolderOptions)MemberwiseClone();
 }

@@ -120,6 +120,43 @@ public abstract class SampleTestBase : IDisposable
         return path;
     }
 
+    /// <summary>
+    /// A folder of 32x32 images in <c>root/train/&lt;class&gt;</c> and <c>root/val/&lt;class&gt;</c>, PNG and JPEG by turns: each
+    /// class a colour (red, green, blue...) with noise, so a short run learns something.
+    /// </summary>
+    protected string WriteImageFolder(string name, int trainPerClass = 24, int valPerClass = 8, int classes = 3)
+    {
+        var root = Path.Combine(Dir.FullName, name);
+        var rng = new Random(7);
+        for (var c = 0; c < classes; c++)
+        {
+            foreach (var (split, count) in new[] { ("train", trainPerClass), ("val", valPerClass) })
+            {
+                for (var i = 0; i < count; i++)
+                {
+                    using var bitmap = new SkiaSharp.SKBitmap(32, 32);
+                    for (var y = 0; y < 32; y++)
+                    {
+                        for (var x = 0; x < 32; x++)
+                        {
+                            byte Channel(int k) => (byte)Math.Clamp((k == c % 3 ? 200 : 40) + rng.Next(-40, 40), 0, 255);
+                            bitmap.SetPixel(x, y, new SkiaSharp.SKColor(Channel(0), Channel(1), Channel(2)));
+                        }
+                    }
+
+                    var png = i % 2 == 0;
+                    var path = Path.Combine(root, split, $"class{c}", $"{i:D3}.{(png ? "png" : "jpg")}");
+                    Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+                    using var image = SkiaSharp.SKImage.FromBitmap(bitmap);
+                    using var encoded = image.Encode(png ? SkiaSharp.SKEncodedImageFormat.Png : SkiaSharp.SKEncodedImageFormat.Jpeg, 95);
+                    File.WriteAllBytes(path, encoded.ToArray());
+                }
+            }
+        }
+
+        return root;
+    }
+
     /// <summary>The sample as a separate process (signals, locks and file-size limits act on processes), through bash so a test can set limits first.</summary>
     protected static Process StartSample(IEnumerable<string> args, string? shellPrefix = null)
     {

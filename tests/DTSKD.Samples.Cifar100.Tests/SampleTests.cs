@@ -384,7 +384,7 @@ public sealed class SampleTests : SampleTestBase
                      (["evaluate", "--run", run, "--checkpoint", Path.Combine(run, "missing.ckpt")], Sample.Failed, "missing.ckpt' does not exist"),
                      (["evaluate", "--weights", Path.Combine(run, "last.ckpt"), "--classifier-type", "resnet34_dtskd", "--base-width", "16", "--neck-width", "16"], Sample.Failed, "does not fit resnet34_dtskd"),
                      (["predict", "--weights", Path.Combine(run, "last.ckpt"), "--data-type", "cifar10", "--base-width", "16", "--neck-width", "16", garbage], Sample.Failed, "does not fit resnet18_dtskd (10 classes"),
-                     (["predict", "--run", run, garbage], Sample.Failed, "cannot be read: it is not a PNG or JPEG image"),
+                     (["predict", "--run", run, garbage], Sample.Failed, "not-an-image.png' is not an image SkiaSharp can read (PNG, JPEG, BMP, GIF, WebP)."),
                      (["export"], Sample.BadArguments, "needs a trained run (--run <folder>) or weights (--weights <file>)"),
                  })
         {

@@ -1,0 +1,89 @@
+using System.Globalization;
+
+namespace DTSKD.Samples.Cifar100.Tests;
+
+/// <summary>The sample on a folder of one's own PNG and JPEG images: train, evaluate, export, predict; bad images named.</summary>
+public sealed class FolderRunTests : SampleTestBase
+{
+    private string[] Common(string folder, string name) =>
+    [
+        "--data-type", "folder", "--data-path", folder, "--image-cache", Path.Combine(Dir.FullName, "cache"), "--experiments-dir", Path.Combine(Dir.FullName, "experiments"),
+        "--experiments-name", name, "--base-width", "16", "--neck-width", "16", "--batch-size", "24", "--device", "cpu", "--precision", "fp32", "--log-interval", "2",
+    ];
+
+    [Fact]
+    public async Task A_folder_of_pngs_and_jpegs_trains_evaluates_exports_and_predicts_with_its_class_names()
+    {
+        var folder = WriteImageFolder("photos");
+        var (code, output, errors) = await Run([.. Common(folder, "photos"), "--epochs", "2", "--hskd", "0"]);
+
+        code.Should().Be(Sample.Ok, output + errors);
+        output.Should().Contain($"'{folder}': 3 classes, 72 training and 24 test images (TrainVal), cached.");
+        var run = Path.Combine(Dir.FullName, "experiments", "photos");
+        var config = ExperimentOutputs.ReadConfig(run);
+        config.ClassNames.Should().Equal("class0", "class1", "class2");
+        config.Mean.Should().HaveCount(3);
+        var row = File.ReadAllLines(Path.Combine(run, "metrics.csv")).Select(l => l.Split(',')).ToList();
+        var top1 = double.Parse(row[^1][Array.IndexOf(row[0], "test_top1_backbone")], CultureInfo.InvariantCulture);
+
+        var (evaluated, evaluation, _) = await Run("evaluate", "--run", run);
+        evaluated.Should().Be(Sample.Ok);
+        evaluation.Should().Contain($"backbone  top-1 {top1.ToString("F2", CultureInfo.InvariantCulture)}%");
+
+        (await Run("export", "--run", run)).Code.Should().Be(Sample.Ok);
+        var image = Directory.GetFiles(Path.Combine(folder, "val", "class1")).Order(StringComparer.Ordinal).First();
+        var (byRun, prediction, predictionErrors) = await Run("predict", "--run", run, "--top", "3", image);
+        byRun.Should().Be(Sample.Ok, predictionErrors);
+        prediction.Should().MatchRegex(@"class\d \d+\.\d\d%, class\d \d+\.\d\d%, class\d \d+\.\d\d%");
+        var (byExport, exported, _) = await Run("predict", "--weights", Path.Combine(run, "backbone.pt"), "--run", run, "--top", "3", image);
+        byExport.Should().Be(Sample.Ok);
+        exported.Should().Be(prediction);
+    }
+
+    [Fact]
+    public async Task Unusable_images_are_named_one_per_line_then_summed_up_or_skipped_and_recorded()
+    {
+        var folder = WriteImageFolder("broken", trainPerClass: 8, valPerClass: 4);
+        var empty = Path.Combine(folder, "train", "class0", "empty.png");
+        File.WriteAllBytes(empty, []);
+        var text = Path.Combine(folder, "val", "class2", "notes.jpg");
+        File.WriteAllText(text, "not an image");
+        var experiments = Path.Combine(Dir.FullName, "experiments");
+
+        var (code, _, errors) = await Run([.. Common(folder, "broken"), "--epochs", "1"]);
+
+        code.Should().Be(Sample.Failed);
+        errors.TrimEnd().Split('\n').Should().Equal(
+            $"error: '{empty}' is empty (0 bytes).",
+            $"error: '{text}' is not an image SkiaSharp can read (PNG, JPEG, BMP, GIF, WebP).",
+            $"error: 2 of 38 images in '{folder}' cannot be used (listed above): fix or remove them, or skip them with --skip-bad-images.");
+        Directory.Exists(experiments).Should().BeFalse("nothing of the run is written");
+
+        var (skipped, output, skippedErrors) = await Run([.. Common(folder, "broken"), "--epochs", "1", "--skip-bad-images"]);
+
+        skipped.Should().Be(Sample.Ok, output + skippedErrors);
+        output.Should().Contain("left out 2 unusable images (skipped-images.txt)");
+        File.ReadAllLines(Path.Combine(experiments, "broken", "skipped-images.txt")).Should().Equal(
+            $"{empty}\tis empty (0 bytes)", $"{text}\tis not an image SkiaSharp can read (PNG, JPEG, BMP, GIF, WebP)");
+    }
+
+    [Fact]
+    public async Task Folder_options_and_folders_without_classes_are_one_clear_line()
+    {
+        var loose = Directory.CreateDirectory(Path.Combine(Dir.FullName, "loose")).FullName;
+        await File.WriteAllTextAsync(Path.Combine(loose, "readme.txt"), "no classes here");
+
+        foreach (var (args, exit, message) in new (string[], int, string)[]
+                 {
+                     (["--image-size", "64"], Sample.BadArguments, "error: --image-size applies to --data-type folder only."),
+                     (["--data-type", "folder"], Sample.BadArguments, "error: --data-type folder needs --data-path: the folder that holds one folder of images per class."),
+                     (["--data-type", "folder", "--data-path", loose, "--experiments-dir", Path.Combine(Dir.FullName, "e")], Sample.Failed,
+                         $"error: '{loose}' has no class folders: put each class's images in a folder of its own"),
+                 })
+        {
+            var (code, _, errors) = await Run(args);
+            code.Should().Be(exit, string.Join(' ', args));
+            errors.TrimEnd().Split('\n').Should().ContainSingle().Which.Should().StartWith(message);
+        }
+    }
+}
