@@ -15,7 +15,7 @@ trap 'rm -rf "$scratch"' EXIT
 feed="$scratch/feed"
 app="$scratch/ConsumerCheck"
 
-packages=(DTSKD.Core DTSKD.Core.Interop)
+packages=(DTSKD.Core DTSKD.Core.Interop DTSKD.Core.Images)
 for package in "${packages[@]}"; do
   echo "== packing $package $version"
   dotnet pack "$root/src/$package/$package.csproj" -c Release -p:Version="$version" -o "$feed" -nologo -v q
@@ -104,6 +104,58 @@ if command -v readelf >/dev/null && [ -n "$libstdcxx" ] && ! grep -q GLIBCXX_3.4
   fi
   echo "patched by default, left alone with DtskdFixTorchSharpLoad=false: OK"
 fi
+
+echo "== a second app: DTSKD.Core.Images on a folder of PNG files (SkiaSharp's native library comes with the package)"
+images="$scratch/ImagesCheck"
+mkdir -p "$images"
+cp "$app/nuget.config" "$app/ConsumerCheck.csproj" "$images/"
+mv "$images/ConsumerCheck.csproj" "$images/ImagesCheck.csproj"
+cat > "$images/Program.cs" <<'CS'
+using DTSKD.Core;
+using DTSKD.Core.Images;
+using DTSKD.Core.Models;
+using DTSKD.Core.Training;
+using SkiaSharp;
+using static TorchSharp.torch;
+
+var root = Path.Combine(Path.GetTempPath(), $"images-check-{Guid.NewGuid():N}");
+try
+{
+    // Two classes: dark and bright squares with noise.
+    var rng = new Random(3);
+    for (var i = 0; i < 24; i++)
+    {
+        var bright = i % 2 == 1;
+        using var bitmap = new SKBitmap(16, 16);
+        for (var p = 0; p < 256; p++)
+        {
+            var v = (byte)Math.Clamp((bright ? 190 : 60) + rng.Next(-30, 30), 0, 255);
+            bitmap.SetPixel(p % 16, p / 16, new SKColor(v, v, v));
+        }
+
+        var path = Path.Combine(root, bright ? "bright" : "dark", $"{i:D2}.png");
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        using var encoded = SKImage.FromBitmap(bitmap).Encode(SKEncodedImageFormat.Png, 100);
+        File.WriteAllBytes(path, encoded.ToArray());
+    }
+
+    using var data = ImageFolder.Open(root, new ImageFolderOptions { ImageSize = 16, Channels = 1, HoldOutFraction = 0.25, CacheDirectory = Path.Combine(root, ".cache") });
+    manual_seed(1);
+    using var model = MultiBranchModels.resnet18_dtskd(numClasses: 2, inputChannels: 1, baseWidth: 16, neckWidth: 16);
+    var objective = CrossEntropyObjective.AllHeads(model);
+    using var trainer = new Trainer(model, objective, data.Train, data.Test, data.Preprocessing, new TrainerOptions { Epochs = 3, BatchSize = 6, LearningRate = 0.05, Milestones = [] });
+    var result = trainer.Run();
+    Console.WriteLine($"{data.ClassNames.Count} classes, {data.Train.Count} + {data.Test.Count} images, {data.Mode}; final top-1 {result.FinalTop1:F1}%");
+    return data.ClassNames.SequenceEqual(["bright", "dark"]) && data.Train.Count == 18 ? 0 : 1;
+}
+finally
+{
+    Directory.Delete(root, recursive: true);
+}
+CS
+(cd "$images" && dotnet add package DTSKD.Core.Images --version "$version" >/dev/null && dotnet add package TorchSharp-cpu --version "$torchsharp" >/dev/null \
+  && dotnet build -c Release -nologo -v q && dotnet run -c Release --no-build)
+echo "images check: OK"
 
 echo "== compiling the documentation's C# snippets against the packed packages"
 snippets="$scratch/DocSnippets"

@@ -22,12 +22,15 @@ var steps = new Option<int>("--steps") { Description = "Steps per epoch (two epo
 var reference = new Option<bool>("--reference-width") { Description = "Use the reference width (64/512) instead of 16/128." };
 var stepsOutput = new Option<string?>("--output") { Description = "Markdown file for the table." };
 var stepModels = new Option<string>("--models") { Description = "Comma-separated models: " + string.Join(", ", DTSKD.Core.Models.MultiBranchModels.Names) + ".", DefaultValueFactory = _ => "resnet18_dtskd" };
-var throughput = new Command("steps", "Training throughput through the Trainer for each model and precision mode.") { deviceOption, stepModels, modes, batch, steps, reference, stepsOutput };
+var stepSize = new Option<int>("--image-size") { Description = "The side of the synthetic images.", DefaultValueFactory = _ => 32 };
+var stems = new Option<string>("--stems") { Description = "Comma-separated stems: cifar, imagenet.", DefaultValueFactory = _ => "cifar" };
+var throughput = new Command("steps", "Training throughput through the Trainer for each model, stem and precision mode.") { deviceOption, stepModels, modes, batch, steps, reference, stepSize, stems, stepsOutput };
 throughput.SetAction(r => StepThroughput.Run(
     ResolveDevice(r.GetValue(deviceOption)!),
     r.GetValue(stepModels)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
     r.GetValue(modes)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
-    r.GetValue(batch), r.GetValue(steps), r.GetValue(reference), r.GetValue(stepsOutput),
+    r.GetValue(batch), r.GetValue(steps), r.GetValue(reference), r.GetValue(stepSize),
+    r.GetValue(stems)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries), r.GetValue(stepsOutput),
     "DTSKD.Benchmarks " + string.Join(' ', args)));
 
 var samples = new Option<int>("--samples") { Description = "N, the training set size.", DefaultValueFactory = _ => 1_281_167 };
@@ -50,7 +53,25 @@ var checkpoint = new Command("checkpoint", "A trainer checkpoint with a dense fl
 };
 checkpoint.SetAction(r => CheckpointScale.Run(r.GetValue(scaleSamples), r.GetValue(scaleClasses), r.GetValue(scaleFolder)!));
 
+#if !NO_PLOTS
+var imageFolder = new Option<string>("--folder") { Description = "A folder of class folders of images (eng/make-bench-folder.py writes one).", Required = true };
+var imageSize = new Option<int>("--size") { Description = "The side images are decoded to.", DefaultValueFactory = _ => 224 };
+var imageWorkers = new Option<int>("--workers") { Description = "Decoding threads (and the DataLoader's workers).", DefaultValueFactory = _ => 2 };
+var python = new Option<string?>("--pytorch") { Description = "A Python with torchvision, to measure its ImageFolder + DataLoader beside ours (for example /usr/bin/python3)." };
+var rounds = new Option<int>("--rounds") { Description = "Rounds of the decode comparison, the two sides alternating.", DefaultValueFactory = _ => 2 };
+var imagesOutput = new Option<string?>("--output") { Description = "Markdown file for the results." };
+var images = new Command("images", "Image folders: decode throughput against torchvision, the cache's share of a training step, streaming memory.")
+{
+    imageFolder, imageSize, imageWorkers, python, rounds, imagesOutput,
+};
+images.SetAction(r => ImageFolderBench.Run(r.GetValue(imageFolder)!, r.GetValue(imageSize), r.GetValue(imageWorkers), r.GetValue(python), r.GetValue(rounds), r.GetValue(imagesOutput),
+    "dotnet run -c Release --project bench/DTSKD.Benchmarks -- " + string.Join(' ', args)));
+#endif
+
 var ablation = AblationStudy.Command(deviceOption, ResolveDevice, args);
 
 var root = new RootCommand("DTSKD.Core benchmarks and ablation study.") { bench, throughput, history, checkpoint, ablation };
+#if !NO_PLOTS
+root.Add(images);
+#endif
 return root.Parse(args).Invoke();

@@ -13,8 +13,9 @@ namespace DTSKD.Core.Images;
 /// <para>
 /// PNG, JPEG, BMP, GIF (first frame) and WebP decode; grayscale, palette, RGBA, CMYK JPEG and 16-bit PNG become RGB
 /// (alpha is dropped, as PIL's <c>convert("RGB")</c> drops it: the stored colours are kept, not blended). An image that is
-/// already the target square is copied pixel for pixel; others are resampled once, bilinearly with mipmaps, which filters
-/// a downscale as an antialiasing resize does.
+/// already the target square is copied pixel for pixel; others are resampled once, bilinearly (from mipmaps for reductions
+/// beyond 2, and for JPEGs after the codec's own 1/2, 1/4 or 1/8 scaling), so a downscale is filtered as an antialiasing
+/// resize filters it.
 /// </para>
 /// <para>It is thread-safe: the folder sources decode on several threads at once.</para>
 /// </remarks>
@@ -93,7 +94,22 @@ public static class ImageDecoder
             throw new ImageDecodeException(name, $"is {width}x{height} pixels, more than the {maxPixels:N0} allowed (a possible decompression bomb)");
         }
 
+        // A JPEG much larger than needed is decoded at 1/2, 1/4 or 1/8 of its size by the codec's own scaling (in the DCT, so
+        // it is filtered, not subsampled), never below the size wanted: a fraction of the work for large photos.
         var info = new SKImageInfo(width, height, SKColorType.Rgba8888, SKAlphaType.Unpremul);
+        if (codec.EncodedFormat == SKEncodedImageFormat.Jpeg && Math.Min(width, height) >= 2 * size)
+        {
+            foreach (var scale in new[] { 0.125f, 0.25f, 0.5f })
+            {
+                var scaled = codec.GetScaledDimensions(scale);
+                if (Math.Min(scaled.Width, scaled.Height) >= size)
+                {
+                    info = info.WithSize(scaled.Width, scaled.Height);
+                    break;
+                }
+            }
+        }
+
         using var bitmap = new SKBitmap(info);
         var result = codec.GetPixels(info, bitmap.GetPixels());
         if (result != SKCodecResult.Success)
@@ -111,38 +127,42 @@ public static class ImageDecoder
             }
         }
 
-        var rgba = Square(bitmap, codec.EncodedOrigin, size);
-        ToPlanes(rgba, size, channels, destination);
-    }
-
-    /// <summary>The upright image's centred square, resized to <paramref name="size"/>, as RGBA bytes.</summary>
-    private static byte[] Square(SKBitmap bitmap, SKEncodedOrigin origin, int size)
-    {
-        var (width, height) = (bitmap.Width, bitmap.Height);
-        if (origin == SKEncodedOrigin.TopLeft && width == size && height == size)
+        bitmap.SetImmutable();
+        if (codec.EncodedOrigin == SKEncodedOrigin.TopLeft && info.Width == size && info.Height == size)
         {
-            return bitmap.GetPixelSpan().ToArray();
+            ToPlanes(bitmap.GetPixelSpan(), size, channels, destination);
+            return;
         }
 
+        using var square = Square(bitmap, codec.EncodedOrigin, size);
+        ToPlanes(square.GetPixelSpan(), size, channels, destination);
+    }
+
+    /// <summary>The upright image's centred square, resized to <paramref name="size"/> (the caller disposes it).</summary>
+    private static SKBitmap Square(SKBitmap bitmap, SKEncodedOrigin origin, int size)
+    {
         // The upright image is width x height, or height x width for the rotated orientations.
+        var (width, height) = (bitmap.Width, bitmap.Height);
         var swapped = origin is SKEncodedOrigin.LeftTop or SKEncodedOrigin.RightTop or SKEncodedOrigin.RightBottom or SKEncodedOrigin.LeftBottom;
         var (uprightW, uprightH) = swapped ? (height, width) : (width, height);
         var side = Math.Min(uprightW, uprightH);
         var (left, top) = ((uprightW - side) / 2f, (uprightH - side) / 2f);
 
-        using var target = new SKBitmap(new SKImageInfo(size, size, SKColorType.Rgba8888, SKAlphaType.Premul));
+        var target = new SKBitmap(new SKImageInfo(size, size, SKColorType.Rgba8888, SKAlphaType.Premul));
         using (var canvas = new SKCanvas(target))
         using (var image = SKImage.FromBitmap(bitmap))
         using (var paint = new SKPaint { BlendMode = SKBlendMode.Src })
         {
-            canvas.Clear(SKColors.Black);
             canvas.Scale(size / (float)side);
             canvas.Translate(-left, -top);
             canvas.Concat(Orientation(origin, width, height));
-            canvas.DrawImage(image, 0, 0, new SKSamplingOptions(SKFilterMode.Linear, SKMipmapMode.Linear), paint);
+
+            // Bilinear filtering averages enough source pixels for a reduction of up to 2; a larger one reads from mipmaps.
+            var mipmaps = side > 2 * size ? SKMipmapMode.Linear : SKMipmapMode.None;
+            canvas.DrawImage(image, 0, 0, new SKSamplingOptions(SKFilterMode.Linear, mipmaps), paint);
         }
 
-        return target.GetPixelSpan().ToArray();
+        return target;
     }
 
     /// <summary>The matrix that draws the stored pixels upright (EXIF orientation), for a stored image of <paramref name="width"/> x <paramref name="height"/>.</summary>
@@ -162,19 +182,27 @@ public static class ImageDecoder
     private static void ToPlanes(ReadOnlySpan<byte> rgba, int size, int channels, Span<byte> destination)
     {
         var plane = size * size;
+        var pixels = MemoryMarshal.Cast<byte, uint>(rgba)[..plane];
+        if (channels == 1)
+        {
+            for (var i = 0; i < plane; i++)
+            {
+                var v = pixels[i];
+                destination[i] = (byte)((((v & 0xFF) * 19595) + (((v >> 8) & 0xFF) * 38470) + (((v >> 16) & 0xFF) * 7471) + 0x8000) >> 16);
+            }
+
+            return;
+        }
+
+        var red = destination[..plane];
+        var green = destination.Slice(plane, plane);
+        var blue = destination.Slice(2 * plane, plane);
         for (var i = 0; i < plane; i++)
         {
-            var (r, g, b) = (rgba[4 * i], rgba[(4 * i) + 1], rgba[(4 * i) + 2]);
-            if (channels == 1)
-            {
-                destination[i] = (byte)(((r * 19595) + (g * 38470) + (b * 7471) + 0x8000) >> 16);
-            }
-            else
-            {
-                destination[i] = r;
-                destination[plane + i] = g;
-                destination[(2 * plane) + i] = b;
-            }
+            var v = pixels[i];
+            red[i] = (byte)v;
+            green[i] = (byte)(v >> 8);
+            blue[i] = (byte)(v >> 16);
         }
     }
 }

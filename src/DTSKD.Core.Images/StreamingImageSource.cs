@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Collections.Concurrent;
 using System.Runtime.ExceptionServices;
 using DTSKD.Core.Data;
@@ -114,7 +115,8 @@ internal sealed class StreamingImageSource : IImageSource
                     cancellationToken.ThrowIfCancellationRequested();
                     var start = step * batchSize;
                     var count = Math.Min(batchSize, indices.Length - start);
-                    var pixels = new byte[count * rowBytes];
+                    // Rented and returned each batch: streaming allocates nothing that grows with the epochs.
+                    var pixels = ArrayPool<byte>.Shared.Rent(count * rowBytes);
                     try
                     {
                         Parallel.For(0, count, new ParallelOptions { MaxDegreeOfParallelism = source._options.Workers, CancellationToken = cancellationToken }, i =>
@@ -125,6 +127,7 @@ internal sealed class StreamingImageSource : IImageSource
                     }
                     catch (AggregateException ex) when (ex.InnerExceptions.Count > 0)
                     {
+                        ArrayPool<byte>.Shared.Return(pixels);
                         ExceptionDispatchInfo.Capture(ex.InnerExceptions[0]).Throw();
                     }
 
@@ -139,7 +142,9 @@ internal sealed class StreamingImageSource : IImageSource
                     ImageBatch batch;
                     using (var scope = NewDisposeScope())
                     {
-                        var images = tensor(pixels, [count, channels, size, size], ScalarType.Byte);
+                        var images = empty([count, channels, size, size], ScalarType.Byte);
+                        pixels.AsSpan(0, count * rowBytes).CopyTo(images.bytes);
+                        ArrayPool<byte>.Shared.Return(pixels);
                         batch = new ImageBatch(images.to(device), tensor(labels).to(device), tensor(positions).to(device), step);
                     }
 

@@ -104,6 +104,7 @@ public sealed class SampleTests : SampleTestBase
                      "--b1-weight", "--b2-weight", "--b3-weight", "--ce-weight", "--kd-weight", "--coeff-decay", "--cos-max", "--cos-min", "--alpha-t",
                      "--classifier-type", "--data-type", "--data-path", "--experiments-dir", "--experiments-name", "--resume", "--overwrite", "--seed", "--device",
                      "--base-width", "--neck-width", "--train-limit", "--test-limit", "--precision", "--no-tf32", "--threads", "--best-after",
+                     "--image-size", "--channels", "--image-mode", "--image-cache", "--skip-bad-images", "--stem",
                  })
         {
             output.Should().Contain(flag + " ");
