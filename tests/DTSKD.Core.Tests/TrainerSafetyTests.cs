@@ -113,9 +113,23 @@ public sealed class TrainerSafetyTests : IDisposable
 
         ((Action)(() => RunLock.Acquire(folder))).Should().Throw<RunFolderInUseException>()
             .WithMessage($"'{folder}' is in use by another training process.", "the note names this process, which is not the holder: it is not believed");
+        // Once the holder (flock and the sleep that inherited its lock) is gone, the folder is free: nothing to clean up.
         holder.Kill(entireProcessTree: true);
         holder.WaitForExit();
-        using var free = RunLock.Acquire(folder);
+        RunLock? free = null;
+        for (var clock = Stopwatch.StartNew(); free is null; Thread.Sleep(50))
+        {
+            try
+            {
+                free = RunLock.Acquire(folder);
+            }
+            catch (RunFolderInUseException) when (clock.Elapsed < TimeSpan.FromSeconds(10))
+            {
+                // The killed processes are still being torn down.
+            }
+        }
+
+        free.Dispose();
     }
 
     [Fact]
