@@ -1,15 +1,12 @@
 using System.CommandLine;
 using DTSKD.Benchmarks;
+using DTSKD.Benchmarks.Study;
+using DTSKD.Core.Training;
 using static TorchSharp.torch;
 
 // Benchmarks and the ablation study. Run with --help.
-var deviceOption = new Option<string>("--device") { Description = "cpu, cuda or auto.", DefaultValueFactory = _ => "auto" };
-Device ResolveDevice(string name) => name switch
-{
-    "cpu" => CPU,
-    "cuda" => CUDA,
-    _ => cuda.is_available() ? CUDA : CPU,
-};
+var deviceOption = new Option<string>("--device") { Description = TrainingDevice.Names + ".", DefaultValueFactory = _ => "auto" };
+Device ResolveDevice(string name) => TrainingDevice.Choose(name);
 
 var quick = new Option<bool>("--quick") { Description = "Fewer repetitions (a smoke run, not for the record)." };
 var benchOutput = new Option<string?>("--output") { Description = "Markdown file to write the results to (for example docs/benchmarks.md)." };
@@ -24,14 +21,28 @@ var stepsOutput = new Option<string?>("--output") { Description = "Markdown file
 var stepModels = new Option<string>("--models") { Description = "Comma-separated models: " + string.Join(", ", DTSKD.Core.Models.MultiBranchModels.Names) + ".", DefaultValueFactory = _ => "resnet18_dtskd" };
 var stepSize = new Option<int>("--image-size") { Description = "The side of the synthetic images.", DefaultValueFactory = _ => 32 };
 var stems = new Option<string>("--stems") { Description = "Comma-separated stems: cifar, imagenet.", DefaultValueFactory = _ => "cifar" };
-var throughput = new Command("steps", "Training throughput through the Trainer for each model, stem and precision mode.") { deviceOption, stepModels, modes, batch, steps, reference, stepSize, stems, stepsOutput };
+var stepPython = new Option<string?>("--pytorch") { Description = "A Python with PyTorch, to measure bench/pytorch/dtskd_step_bench.py beside ours (for example /usr/bin/python3)." };
+var pytorchModes = new Option<string>("--pytorch-modes") { Description = "PyTorch's modes: fp32, tf32, amp-bf16, amp-fp16, each optionally -cl (channels_last).", DefaultValueFactory = _ => "fp32,fp32-cl,amp-bf16,amp-bf16-cl" };
+var stepRounds = new Option<int>("--rounds") { Description = "Rounds, the two sides alternating.", DefaultValueFactory = _ => 1 };
+var throughput = new Command("steps", "Training throughput through the Trainer for each model, stem and precision mode (with --pytorch, beside PyTorch's).") { deviceOption, stepModels, modes, batch, steps, reference, stepSize, stems, stepPython, pytorchModes, stepRounds, stepsOutput };
 throughput.SetAction(r => StepThroughput.Run(
     ResolveDevice(r.GetValue(deviceOption)!),
     r.GetValue(stepModels)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
     r.GetValue(modes)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
     r.GetValue(batch), r.GetValue(steps), r.GetValue(reference), r.GetValue(stepSize),
-    r.GetValue(stems)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries), r.GetValue(stepsOutput),
-    "DTSKD.Benchmarks " + string.Join(' ', args)));
+    r.GetValue(stems)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
+    r.GetValue(stepPython), r.GetValue(pytorchModes)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries), r.GetValue(stepRounds), r.GetValue(stepsOutput),
+    "dotnet run -c Release --project bench/DTSKD.Benchmarks -- " + string.Join(' ', args)));
+
+var gradModel = new Option<string>("--model") { Description = "Model.", DefaultValueFactory = _ => "resnet18_dtskd" };
+var gradChannels = new Option<int>("--channels") { Description = "Input channels.", DefaultValueFactory = _ => 3 };
+var gradSides = new Option<string>("--image-sizes") { Description = "Comma-separated image sides.", DefaultValueFactory = _ => "16,28,32" };
+var gradWidth = new Option<int>("--base-width") { Description = "Base width (neck 4x).", DefaultValueFactory = _ => 16 };
+var gradBatch = new Option<int>("--batch-size") { Description = "Batch size.", DefaultValueFactory = _ => 16 };
+var gradients = new Command("layout-gradients", "Float32 gradients of one pass, contiguous and channels-last, against float64's.") { gradModel, gradChannels, gradSides, gradWidth, gradBatch };
+gradients.SetAction(r => LayoutGradients.Run(r.GetValue(gradModel)!, r.GetValue(gradChannels),
+    [.. r.GetValue(gradSides)!.Split(',', StringSplitOptions.RemoveEmptyEntries).Select(s => int.Parse(s, System.Globalization.CultureInfo.InvariantCulture))],
+    r.GetValue(gradWidth), r.GetValue(gradBatch)));
 
 var samples = new Option<int>("--samples") { Description = "N, the training set size.", DefaultValueFactory = _ => 1_281_167 };
 var classes = new Option<int>("--classes") { Description = "C, the number of classes.", DefaultValueFactory = _ => 1000 };
@@ -70,7 +81,7 @@ images.SetAction(r => ImageFolderBench.Run(r.GetValue(imageFolder)!, r.GetValue(
 
 var ablation = AblationStudy.Command(deviceOption, ResolveDevice, args);
 
-var root = new RootCommand("DTSKD.Core benchmarks and ablation study.") { bench, throughput, history, checkpoint, ablation };
+var root = new RootCommand("DTSKD.Core benchmarks and ablation study.") { bench, throughput, history, checkpoint, ablation, gradients };
 #if !NO_PLOTS
 root.Add(images);
 #endif

@@ -2,14 +2,19 @@
 
 Written by us from docs/method.md and ../shared/spec (the release's architecture and loss, with the history
 memory that updates). The release trains with autocast + GradScaler; this script times that ("amp-fp16") and
-the other modes DTSKD.Core offers, on random CIFAR-sized batches that are already on the GPU (so it measures
-the model, loss and optimizer step; DTSKD.Core's numbers also include gathering and augmenting the batch).
+the other modes a PyTorch user would turn on, on random CIFAR-sized batches that are already on the device (so it
+measures the model, loss and optimizer step; DTSKD.Core's numbers also include gathering and augmenting the batch).
 
-Usage: python3 dtskd_step_bench.py [--modes fp32,tf32,amp-bf16,amp-fp16] [--steps 50] [--batch-size 128]
-Prints one Markdown table row per mode.
+Modes: fp32, tf32 (CUDA), amp-bf16, amp-fp16 (CUDA, with GradScaler); a "-cl" suffix adds channels_last
+(model.to(memory_format=torch.channels_last) and channels_last inputs), e.g. fp32-cl, amp-bf16-cl.
+
+Usage: python3 dtskd_step_bench.py [--device cuda|cpu] [--modes fp32,tf32,amp-bf16,amp-fp16] [--steps 50] [--batch-size 128]
+Prints one Markdown table row per mode. `dotnet run --project bench/DTSKD.Benchmarks -- steps --pytorch python3`
+runs it beside DTSKD.Core's own modes, alternating the two sides.
 """
 import argparse
 import math
+import os
 import time
 
 import torch
@@ -104,34 +109,49 @@ def dtskd_loss(heads, labels, idx, memory, alpha, weights=(3.0, 1.0, 1.0, 1.0), 
 
 def run(mode, steps, batch, device):
     torch.manual_seed(1)
-    torch.backends.cuda.matmul.allow_tf32 = mode != "fp32"
-    torch.backends.cudnn.allow_tf32 = mode != "fp32"
-    torch.backends.cudnn.benchmark = True
-    model = ResNetDtskd().to(device)
+    channels_last = mode.endswith("-cl")
+    base = mode[:-3] if channels_last else mode
+    on_cuda = device.type == "cuda"
+    if on_cuda:
+        torch.backends.cuda.matmul.allow_tf32 = base != "fp32"
+        torch.backends.cudnn.allow_tf32 = base != "fp32"
+        torch.backends.cudnn.benchmark = True
+    elif base in ("tf32", "amp-fp16"):
+        raise SystemExit(f"mode {mode} needs CUDA")
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    model = ResNetDtskd().to(device).to(memory_format=layout)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4, nesterov=True)
-    scaler = torch.amp.GradScaler("cuda", enabled=mode == "amp-fp16")
-    dtype = {"amp-fp16": torch.float16, "amp-bf16": torch.bfloat16}.get(mode)
+    scaler = torch.cuda.amp.GradScaler() if base == "amp-fp16" else None
+    dtype = {"amp-fp16": torch.float16, "amp-bf16": torch.bfloat16}.get(base)
     n = steps * batch
     memory = torch.zeros(4, n, 100, device=device)
-    images = torch.randn(steps, batch, 3, 32, 32, device=device)
+    images = [torch.randn(batch, 3, 32, 32, device=device).to(memory_format=layout) for _ in range(steps)]
     labels = torch.randint(0, 100, (steps, batch), device=device)
+
+    def sync():
+        if on_cuda:
+            torch.cuda.synchronize()
 
     def epoch():
         for s in range(steps):
             idx = torch.arange(s * batch, (s + 1) * batch, device=device)
-            with torch.autocast("cuda", dtype=dtype or torch.float16, enabled=dtype is not None):
+            with torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
                 heads = model(images[s])
             loss = dtskd_loss(heads, labels[s], idx, memory, alpha=0.9)
             optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
+            if scaler is None:
+                loss.backward()
+                optimizer.step()
+            else:
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
 
-    epoch()  # warm-up: cuDNN autotuning, allocator
-    torch.cuda.synchronize()
+    epoch()  # warm-up: cuDNN autotuning, oneDNN primitive caches, allocator
+    sync()
     start = time.perf_counter()
     epoch()
-    torch.cuda.synchronize()
+    sync()
     seconds = time.perf_counter() - start
     return n / seconds, 1000 * seconds / steps
 
@@ -141,11 +161,16 @@ def main():
     parser.add_argument("--modes", default="fp32,tf32,amp-bf16,amp-fp16")
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--threads", type=int, default=os.cpu_count(),
+                        help="CPU threads (default: every core, as DTSKD.Core uses; Debian's PyTorch starts with one)")
     args = parser.parse_args()
-    device = torch.device("cuda")
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
     params = sum(p.numel() for p in ResNetDtskd().parameters())
     assert params == 13_971_920, params
-    print(f"PyTorch {torch.__version__}, CUDA {torch.version.cuda}, {torch.cuda.get_device_name()}")
+    where = f"CUDA {torch.version.cuda}, {torch.cuda.get_device_name()}" if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    print(f"PyTorch {torch.__version__}, {where}")
     print("| mode | train images/s | ms per step |")
     print("| --- | --- | --- |")
     for mode in args.modes.split(","):

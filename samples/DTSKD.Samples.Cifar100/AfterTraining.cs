@@ -25,7 +25,8 @@ public static class AfterTraining
             // 1. The model and the data: from the run's config.json, or from the command line.
             var (options, weights) = Resolve(request);
             set_num_threads(options.Threads);
-            var device = SampleRecipe.Device(options.Device) ?? CPU;
+            // A run trained on a GPU is evaluated on this machine's CPU when it has none.
+            var device = options.Device != "cpu" && TrainingDevice.CudaAvailable ? TrainingDevice.Choose(options.Device) : CPU;
             var described = SampleData.Describe(options);
             using var model = MultiBranchModels.Create(options.ClassifierType, options.ModelOptions(described.Classes, described.Stored.Channels));
             using var backbone = BackboneClassifier.From(model);

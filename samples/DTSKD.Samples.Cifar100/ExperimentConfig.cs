@@ -5,29 +5,37 @@ namespace DTSKD.Samples.Cifar100;
 /// <summary>Every option of a training run, as given on the command line (written to config.json).</summary>
 public sealed record ExperimentConfig
 {
-    /// <summary>The recipe's number of epochs; a run of another length says so in its default folder name.</summary>
-    public const int RecipeEpochs = 300;
+    // The recipe's numbers are the library's defaults; the sample only names them after the release's flags.
+    private static readonly Core.Training.TrainerOptions Trainer = new();
+    private static readonly Core.DualTeacherLossOptions Loss = new();
+    private static readonly Core.Models.MultiBranchModelOptions Model = new();
 
-    public double Lr { get; init; } = 0.1;
-    public int[] LrDecaySchedule { get; init; } = [150, 225];
-    public double LrDecayRate { get; init; } = 0.1;
-    public double WeightDecay { get; init; } = 5e-4;
-    public double Momentum { get; init; } = 0.9;
-    public int Epochs { get; init; } = RecipeEpochs;
-    public int BatchSize { get; init; } = 128;
-    public int EvalBatchSize { get; init; } = 500;
-    public bool Hskd { get; init; } = true;
-    public double BackboneWeight { get; init; } = 3.0;
-    public double B1Weight { get; init; } = 1.0;
-    public double B2Weight { get; init; } = 1.0;
-    public double B3Weight { get; init; } = 1.0;
-    public double CeWeight { get; init; } = 0.2;
-    public double KdWeight { get; init; } = 0.8;
-    public double Temperature { get; init; } = 4.0;
+    /// <summary>The recipe's number of epochs; a run of another length says so in its default folder name.</summary>
+    public static int RecipeEpochs => Trainer.Epochs;
+
+    public double Lr { get; init; } = Trainer.LearningRate;
+    public int[] LrDecaySchedule { get; init; } = [.. Trainer.Milestones];
+    public double LrDecayRate { get; init; } = Trainer.Gamma;
+    public double WeightDecay { get; init; } = Trainer.WeightDecay;
+    public double Momentum { get; init; } = Trainer.Momentum;
+    public int Epochs { get; init; } = Trainer.Epochs;
+    public int BatchSize { get; init; } = Trainer.BatchSize;
+    public int EvalBatchSize { get; init; } = Trainer.EvalBatchSize;
+
+    /// <summary>The objective by name (<see cref="Core.ObjectiveSpec"/>); the release's loss flags below fill in the DTSKD options it starts from.</summary>
+    public string Objective { get; init; } = Core.ObjectiveSpec.Recipe;
+    public bool Hskd { get; init; } = Loss.UseHistoricalTeacher;
+    public double BackboneWeight { get; init; } = Loss.BackboneWeight;
+    public double B1Weight { get; init; } = Core.DualTeacherLossOptions.RecipeBranchWeight;
+    public double B2Weight { get; init; } = Core.DualTeacherLossOptions.RecipeBranchWeight;
+    public double B3Weight { get; init; } = Core.DualTeacherLossOptions.RecipeBranchWeight;
+    public double CeWeight { get; init; } = Loss.HistoricalWeight;
+    public double KdWeight { get; init; } = Loss.StructuralWeight;
+    public double Temperature { get; init; } = Loss.Temperature;
     public string CoeffDecay { get; init; } = "cos";
-    public double CosMax { get; init; } = 0.9;
-    public double CosMin { get; init; }
-    public double AlphaT { get; init; } = 0.8;
+    public double CosMax { get; init; } = Core.CoefficientSchedule.RecipeCosineMax;
+    public double CosMin { get; init; } = Core.CoefficientSchedule.RecipeCosineMin;
+    public double AlphaT { get; init; } = Core.CoefficientSchedule.ReleaseLinearAlphaT;
     public string ClassifierType { get; init; } = "resnet18_dtskd";
     public string DataType { get; init; } = "cifar100";
     public string? DataPath { get; init; }
@@ -39,12 +47,12 @@ public sealed record ExperimentConfig
     /// <summary>The run folder <c>--resume</c> named, if it named one.</summary>
     public string? ResumeFrom { get; init; }
     public bool Overwrite { get; init; }
-    public long Seed { get; init; } = 27;
+    public long Seed { get; init; } = Trainer.Seed;
     public string Device { get; init; } = "auto";
     public string Precision { get; init; } = "auto";
     public bool Tf32 { get; init; } = true;
     public int Threads { get; init; } = Environment.ProcessorCount;
-    public int BaseWidth { get; init; } = 64;
+    public int BaseWidth { get; init; } = Model.BaseWidth;
     public int? NeckWidth { get; init; }
     public int? TrainLimit { get; init; }
     public int? TestLimit { get; init; }
@@ -52,7 +60,7 @@ public sealed record ExperimentConfig
     /// <summary>The best top-1 is taken over the epochs after this many; null for two thirds of the run (200 of 300, as the release).</summary>
     public int? BestAfter { get; init; }
 
-    public int LogInterval { get; init; } = 50;
+    public int LogInterval { get; init; } = Trainer.LogInterval;
 
     /// <summary>--data-type folder: the side of the square images the model sees (default 32).</summary>
     public int? ImageSize { get; init; }
@@ -103,7 +111,7 @@ public sealed record ExperimentConfig
     };
 
     /// <summary>The epochs after which the best top-1 is counted: the option, or two thirds of the run.</summary>
-    public int ResolvedBestAfter => BestAfter ?? (Epochs * 2 / 3);
+    public int ResolvedBestAfter => BestAfter ?? Core.Training.TrainerOptions.LastThirdStart(Epochs);
 
     /// <summary>
     /// The run's name: the option, else what makes runs different: model, data and seed, plus epochs, widths and data limits
@@ -120,12 +128,17 @@ public sealed record ExperimentConfig
 
             var data = DataType == SampleData.Folder ? Path.GetFileName(Path.GetFullPath(ResolvedDataPath).TrimEnd(Path.DirectorySeparatorChar)) : DataType;
             var parts = new List<string> { ClassifierType, data, $"seed{Seed}" };
+            if (Core.ObjectiveSpec.Parse(Objective) is { IsRecipe: false } objective)
+            {
+                parts.Insert(2, objective.FileName);
+            }
+
             if (Epochs != RecipeEpochs)
             {
                 parts.Add($"e{Epochs}");
             }
 
-            if (BaseWidth != 64 || NeckWidth is not null)
+            if (BaseWidth != Model.BaseWidth || NeckWidth is not null)
             {
                 parts.Add(NeckWidth is { } neck ? $"w{BaseWidth}x{neck}" : $"w{BaseWidth}");
             }

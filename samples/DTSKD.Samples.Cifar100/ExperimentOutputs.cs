@@ -66,11 +66,12 @@ public sealed class ExperimentOutputs(string directory, ExperimentConfig config)
         var bestAfter = config.ResolvedBestAfter;
         var after = m.Where(e => e.Epoch >= bestAfter).ToList();
         var seconds = m.Sum(e => e.EpochSeconds);
+        var objective = Core.ObjectiveSpec.Parse(config.Objective);
         var text = new StringBuilder();
         text.AppendLine(CultureInfo.InvariantCulture, $"# {config.ResolvedName}");
         text.AppendLine();
         text.AppendLine(CultureInfo.InvariantCulture, $"{config.ClassifierType} on {config.DataType}, {m.Count} of {config.Epochs} epochs, seed {config.Seed}, device {device}, " +
-                                                      $"historical teacher {(config.Hskd ? "on" : "off")}. Wall time {TimeSpan.FromSeconds(seconds):hh\\:mm\\:ss} ({seconds:F0} s, every epoch's training and evaluation, resumed parts included).");
+                                                      $"objective `{objective.Text}` ({objective.Description}{(objective.Key.StartsWith("ce", StringComparison.Ordinal) ? "" : config.Hskd ? "" : "; --hskd 0: hard labels in place of the historical teacher")}). Wall time {TimeSpan.FromSeconds(seconds):hh\\:mm\\:ss} ({seconds:F0} s, every epoch's training and evaluation, resumed parts included).");
         text.AppendLine();
         text.AppendLine(CultureInfo.InvariantCulture, $"| head | best top-1 over epochs {bestAfter + 1}-{config.Epochs} (%) | final top-1 (%) |");
         text.AppendLine("| --- | --- | --- |");

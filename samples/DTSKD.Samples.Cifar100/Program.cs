@@ -173,10 +173,14 @@ namespace DTSKD.Samples.Cifar100
             }
 
             // 3. Everything is checked before anything of the run is written: device, run folder, data, model, checkpoint.
-            var device = SampleRecipe.Device(config.Device);
-            if (device is null)
+            Device device;
+            try
             {
-                return Fail(BadArguments, "--device cuda, but CUDA is not available (build with -p:TorchSharpBackend=cuda-linux or cuda-windows, see README).");
+                device = TrainingDevice.Choose(config.Device);
+            }
+            catch (NotSupportedException ex)
+            {
+                return Fail(BadArguments, "--" + ex.Message);
             }
 
             var folder = new RunFolder(config.RunDirectory);
@@ -280,8 +284,10 @@ namespace DTSKD.Samples.Cifar100
                 manual_seed(config.Seed);
                 using var model = MultiBranchModels.Create(config.ClassifierType, config.ModelOptions(train.ClassCount, train.Shape.Channels));
 
-                // 5. The two teachers, composed by the dual-teacher loss (built for this model, so the branches agree).
-                using var loss = DualTeacherLoss.For(model, train.Count, SampleRecipe.LossOptions(config, device), device);
+                // 5. The objective: by default the two teachers composed by the dual-teacher loss (built for this model, so the
+                // branches agree); --objective ce trains the cross-entropy baseline on the same engine.
+                var loss = SampleRecipe.Objective(config, model, train.Count, device);
+                using var ownsLoss = loss as IDisposable;
 
                 // 6. The trainer: SGD + Nesterov, multi-step lr, per-head evaluation, checkpoints in the run folder.
                 var precision = SampleRecipe.Precision(config, device);

@@ -42,6 +42,23 @@ public static class SampleCommandLine
         var momentum = NonNegative(new Option<double>("--momentum") { Description = "SGD Nesterov momentum.", DefaultValueFactory = _ => d.Momentum });
         var epochs = Positive(new Option<int>("--epochs") { Description = "Number of epochs.", DefaultValueFactory = _ => d.Epochs });
         var batch = Positive(new Option<int>("--batch-size") { Description = "Training batch size.", DefaultValueFactory = _ => d.BatchSize });
+        var objective = new Option<string>("--objective")
+        {
+            Description = $"What to train: {string.Join(", ", Core.ObjectiveSpec.Keys)} (default {Core.ObjectiveSpec.Recipe}, the paper's recipe; ce is the cross-entropy baseline to compare with). " +
+                          $"The DTSKD family takes overrides in brackets, e.g. \"dtskd[t2=off;warmup=20]\" ({Core.ObjectiveSpec.OverrideHelp}), and starts from the loss flags below.",
+            DefaultValueFactory = _ => d.Objective,
+        };
+        objective.Validators.Add(r =>
+        {
+            try
+            {
+                Core.ObjectiveSpec.Parse(r.GetValueOrDefault<string>() ?? string.Empty);
+            }
+            catch (ArgumentException ex)
+            {
+                r.AddError("--objective: " + ex.Message.Split(" (Parameter", 2)[0]);
+            }
+        });
         var hskd = new Option<int>("--hskd") { Description = "1: historical teacher on (soft targets on every head); 0: hard-label CE on the backbone.", DefaultValueFactory = _ => 1 };
         hskd.AcceptOnlyFromAmong("0", "1");
         var backbone = NonNegative(new Option<double>("--backbone-weight") { Description = "Weight of the backbone's historical term.", DefaultValueFactory = _ => d.BackboneWeight });
@@ -102,7 +119,7 @@ public static class SampleCommandLine
         var root = new RootCommand("Reproduces DTSKD's CIFAR-100 ResNet-18 experiment (Dual Teachers for Self-Knowledge Distillation) with DTSKD.Core. " +
                                    "After training: evaluate, export and predict (see their --help).")
         {
-            lr, schedule, rate, wd, momentum, epochs, batch, shared.EvalBatch, hskd, backbone, b1, b2, b3, ce, kd, temperature, decay, cosMax, cosMin, alphaT,
+            lr, schedule, rate, wd, momentum, epochs, batch, shared.EvalBatch, objective, hskd, backbone, b1, b2, b3, ce, kd, temperature, decay, cosMax, cosMin, alphaT,
             shared.Model, shared.DataType, shared.DataPath, noDownload, experimentsDir, experimentsName, resume, overwrite, seed, shared.Device, precision, noTf32,
             shared.Threads, shared.BaseWidth, shared.NeckWidth, trainLimit, shared.TestLimit, bestAfter, logInterval, noTensorBoard,
             imageSize, channels, imageMode, imageCache, skipBad, stem,
@@ -141,7 +158,7 @@ public static class SampleCommandLine
         {
             Lr = result.GetValue(lr), LrDecaySchedule = result.GetValue(schedule) ?? [], LrDecayRate = result.GetValue(rate),
             WeightDecay = result.GetValue(wd), Momentum = result.GetValue(momentum), Epochs = result.GetValue(epochs),
-            BatchSize = result.GetValue(batch), Hskd = result.GetValue(hskd) == 1,
+            BatchSize = result.GetValue(batch), Objective = Core.ObjectiveSpec.Parse(result.GetValue(objective)!).Text, Hskd = result.GetValue(hskd) == 1,
             BackboneWeight = result.GetValue(backbone), B1Weight = result.GetValue(b1), B2Weight = result.GetValue(b2), B3Weight = result.GetValue(b3),
             CeWeight = result.GetValue(ce), KdWeight = result.GetValue(kd), Temperature = result.GetValue(temperature),
             CoeffDecay = result.GetValue(decay)!, CosMax = result.GetValue(cosMax), CosMin = result.GetValue(cosMin), AlphaT = result.GetValue(alphaT),

@@ -8,13 +8,17 @@ namespace DTSKD.Samples.Cifar100;
 /// <summary>How the command line's values become the library's options.</summary>
 public static class SampleRecipe
 {
+    /// <summary>The objective of <c>--objective</c>, for the DTSKD family started from the release's loss flags.</summary>
+    public static IMultiBranchObjective Objective(ExperimentConfig config, IMultiBranchModel model, int sampleCount, Device device) =>
+        ObjectiveSpec.Parse(config.Objective).Create(model, sampleCount, device, LossOptions(config, device));
+
     /// <summary>The loss options: the release's flags, one to one.</summary>
     public static DualTeacherLossOptions LossOptions(ExperimentConfig config, Device device) => new()
     {
         BackboneWeight = config.BackboneWeight,
         BranchWeights = [config.B1Weight, config.B2Weight, config.B3Weight],
-        CeWeight = config.CeWeight,
-        KdWeight = config.KdWeight,
+        HistoricalWeight = config.CeWeight,
+        StructuralWeight = config.KdWeight,
         Temperature = config.Temperature,
         UseHistoricalTeacher = config.Hskd,
 
@@ -24,15 +28,6 @@ public static class SampleRecipe
         Schedule = config.CoeffDecay == "cos"
             ? CoefficientSchedule.Cosine(config.CosMax, config.CosMin)
             : CoefficientSchedule.Linear(config.AlphaT),
-    };
-
-    /// <summary>The device of a <c>--device</c> value: <c>auto</c> is CUDA when available; null when <c>cuda</c> is asked for and absent.</summary>
-    public static Device? Device(string option) => option switch
-    {
-        "cpu" => CPU,
-        "cuda" when cuda.is_available() => CUDA,
-        "cuda" => null,
-        _ => cuda.is_available() ? CUDA : CPU,
     };
 
     /// <summary>The trainer's options: the recipe's flags, one to one, with checkpoints in the run folder.</summary>

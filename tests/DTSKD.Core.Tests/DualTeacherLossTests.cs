@@ -92,7 +92,7 @@ public class DualTeacherLossTests
         using var labels = tensor(y);
         using var indices = tensor(new long[] { 0, 1, 2, 3 });
         using var output = new MultiBranchOutput(TestTensors.ToTensor(heads[0]), heads.Skip(1).Select(h => TestTensors.ToTensor(h)).ToArray());
-        var options = new DualTeacherLossOptions { UseHistoricalTeacher = false, BranchWeights = [1.0, 1.0], CeWeight = 0.3, KdWeight = 0.7 };
+        var options = new DualTeacherLossOptions { UseHistoricalTeacher = false, BranchWeights = [1.0, 1.0], HistoricalWeight = 0.3, StructuralWeight = 0.7 };
 
         using var loss = new DualTeacherLoss(branchCount: 2, Classes, sampleCount: 4, options);
         using var result = loss.Compute(output, labels, indices, epoch: 5, totalEpochs: 10);
@@ -152,16 +152,16 @@ public class DualTeacherLossTests
     [Fact]
     public void Options_are_validated_up_front()
     {
-        ((Action)(() => new DualTeacherLoss(3, Classes, 8, new DualTeacherLossOptions { CeWeight = -0.1 })))
-            .Should().Throw<ArgumentOutOfRangeException>().Where(e => e.ParamName == "CeWeight");
+        ((Action)(() => new DualTeacherLoss(3, Classes, 8, new DualTeacherLossOptions { HistoricalWeight = -0.1 })))
+            .Should().Throw<ArgumentOutOfRangeException>().Where(e => e.ParamName == "HistoricalWeight");
         ((Action)(() => new DualTeacherLoss(3, Classes, 8, new DualTeacherLossOptions { Temperature = 0 })))
             .Should().Throw<ArgumentOutOfRangeException>().Where(e => e.ParamName == "Temperature");
         ((Action)(() => new DualTeacherLoss(3, Classes, 8, new DualTeacherLossOptions { BranchWeights = [1, double.NaN, 1] })))
             .Should().Throw<ArgumentOutOfRangeException>().Where(e => e.ParamName == "BranchWeights[1]");
         ((Action)(() => new DualTeacherLoss(3, Classes, 8, new DualTeacherLossOptions { BranchWeights = [1, 1] })))
             .Should().Throw<ArgumentException>().WithMessage("*2 weights*3 branches*");
-        ((Action)(() => new DualTeacherLoss(3, Classes, 8, new DualTeacherLossOptions { KdWarmupEpochs = -1 })))
-            .Should().Throw<ArgumentException>().Where(e => e.ParamName == "KdWarmupEpochs");
+        ((Action)(() => new DualTeacherLoss(3, Classes, 8, new DualTeacherLossOptions { StructuralWarmupEpochs = -1 })))
+            .Should().Throw<ArgumentException>().Where(e => e.ParamName == "StructuralWarmupEpochs");
         ((Action)(() => new DualTeacherLossOptions { BranchWeights = [1, 1] }.Validate(branchCount: 3)))
             .Should().Throw<ArgumentException>().WithMessage("*2 weights*3 branches*");
     }

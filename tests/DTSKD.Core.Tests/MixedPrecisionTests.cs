@@ -159,11 +159,14 @@ public sealed class MixedPrecisionTests : IDisposable
     }
 
     [Theory]
-    [InlineData(TrainingPrecision.BFloat16, "sgd")]
-    [InlineData(TrainingPrecision.Float16, "sgd")]
-    [InlineData(TrainingPrecision.BFloat16, "adam")]
-    [InlineData(TrainingPrecision.Float16, "adamw")]
-    public void Half_precision_training_learns_and_resumes_exactly_on_cpu(TrainingPrecision precision, string optimizer)
+    [InlineData(TrainingPrecision.BFloat16, "sgd", false)]
+    [InlineData(TrainingPrecision.Float16, "sgd", false)]
+    [InlineData(TrainingPrecision.BFloat16, "adam", false)]
+    [InlineData(TrainingPrecision.Float16, "adamw", false)]
+    [InlineData(TrainingPrecision.BFloat16, "sgd", true)]
+    [InlineData(TrainingPrecision.Float32, "sgd", true)]
+    [InlineData(TrainingPrecision.Float32, "adam", true)]
+    public void Half_precision_and_channels_last_training_learns_and_resumes_exactly_on_cpu(TrainingPrecision precision, string optimizer, bool channelsLast)
     {
         using var train = TrainerTests.Halves(256, 21);
         using var test = TrainerTests.Halves(64, 22);
@@ -171,7 +174,7 @@ public sealed class MixedPrecisionTests : IDisposable
         TrainerOptions Options(string? dir = null) => new()
         {
             Epochs = 3, BatchSize = 16, EvalBatchSize = 64, LearningRate = 0.05, Milestones = [2], BestAfterEpoch = 1, LogInterval = 4, Seed = 5,
-            Precision = precision, CheckpointDirectory = dir,
+            Precision = precision, CheckpointDirectory = dir, ChannelsLast = channelsLast,
             Optimizer = optimizer switch
             {
                 "adam" => parameters => optim.Adam(parameters, 0.01),
@@ -203,7 +206,7 @@ public sealed class MixedPrecisionTests : IDisposable
         var full = Run(null, 1, null);
         full.Metrics[^1].BackboneTop1.Should().BeGreaterThan(90, $"{precision} training learns the separable problem");
 
-        var dir = Path.Combine(_dir.FullName, precision + optimizer);
+        var dir = Path.Combine(_dir.FullName, $"{precision}{optimizer}{channelsLast}");
         using var cts = new CancellationTokenSource();
         Run(dir, 1, null, cts.Token, new TestCallback { Progress = p => { if (p.Epoch == 1 && p.Step == 4) { cts.Cancel(); } } });
         var resumed = Run(null, 7, Path.Combine(dir, "last.ckpt"));

@@ -47,6 +47,8 @@ public sealed class SampleTests : SampleTestBase
     [InlineData("--best-after abc", "Cannot parse argument 'abc' for option '--best-after'")]
     [InlineData("--threads 0", "--threads must be greater than 0; got 0.")]
     [InlineData("--resume --overwrite", "--resume and --overwrite exclude each other")]
+    [InlineData("--objective dtsk", "--objective: unknown objective 'dtsk'; known objectives: ce, ce-all")]
+    [InlineData("--objective ce[t2=off]", "--objective: objective 'ce' takes no overrides")]
     public async Task Invalid_values_exit_2_with_one_clear_line(string args, string message)
     {
         var (code, _, errors) = await Run(args.Split(' '));
@@ -104,7 +106,7 @@ public sealed class SampleTests : SampleTestBase
                      "--b1-weight", "--b2-weight", "--b3-weight", "--ce-weight", "--kd-weight", "--coeff-decay", "--cos-max", "--cos-min", "--alpha-t",
                      "--classifier-type", "--data-type", "--data-path", "--experiments-dir", "--experiments-name", "--resume", "--overwrite", "--seed", "--device",
                      "--base-width", "--neck-width", "--train-limit", "--test-limit", "--precision", "--no-tf32", "--threads", "--best-after",
-                     "--image-size", "--channels", "--image-mode", "--image-cache", "--skip-bad-images", "--stem",
+                     "--image-size", "--channels", "--image-mode", "--image-cache", "--skip-bad-images", "--stem", "--objective",
                  })
         {
             output.Should().Contain(flag + " ");
@@ -158,6 +160,27 @@ public sealed class SampleTests : SampleTestBase
         Name("--data-type", "fashion-mnist", "--epochs", "2", "--base-width", "16", "--neck-width", "128")
             .Should().Be("resnet18_dtskd-fashion-mnist-seed27-e2-w16x128");
         Name("--experiments-name", "mine", "--epochs", "2").Should().Be("mine");
+        Name("--objective", "ce").Should().Be("resnet18_dtskd-cifar100-ce-seed27", "a baseline never lands in the recipe's folder");
+        Name("--objective", "dtskd[t2=off;warmup=20]").Should().Be("resnet18_dtskd-cifar100-dtskd_t2-off_warmup-20-seed27");
+        Name("--objective", "dtskd").Should().Be("resnet18_dtskd-cifar100-seed27");
+    }
+
+    [Fact]
+    public async Task The_cross_entropy_baseline_trains_on_the_same_engine_and_says_so()
+    {
+        var (_, experiments, common) = TinyRun("ce-baseline");
+
+        var (code, output, errors) = await Run([.. common, "--epochs", "1", "--objective", "ce"]);
+
+        code.Should().Be(Sample.Ok, output + errors);
+        var run = Path.Combine(experiments, "ce-baseline");
+        ExperimentOutputs.ReadConfig(run).Objective.Should().Be("ce");
+        File.ReadAllText(Path.Combine(run, "report.md")).Should().Contain("objective `ce` (cross-entropy on the backbone head; branches untrained)");
+        File.ReadAllLines(Path.Combine(run, "metrics.csv"))[0].Should().Contain("train_ce").And.NotContain("history");
+
+        var (resumed, _, resumeErrors) = await Run([.. common, "--epochs", "2", "--objective", "dtskd", "--resume"]);
+        resumed.Should().Be(Sample.BadArguments);
+        resumeErrors.Should().Contain("--objective");
     }
 
     [Fact]

@@ -7,6 +7,15 @@ namespace DTSKD.Core;
 /// <remarks>Epochs are 0-based, as in the reference implementation.</remarks>
 public abstract class CoefficientSchedule
 {
+    /// <summary>The recipe's alpha at epoch 0 (the release's <c>--cos_max</c>).</summary>
+    public const double RecipeCosineMax = 0.9;
+
+    /// <summary>The recipe's alpha at the end of the run (the release's <c>--cos_min</c>).</summary>
+    public const double RecipeCosineMin = 0.0;
+
+    /// <summary>The release's default <c>--alpha_T</c> of its linear schedule.</summary>
+    public const double ReleaseLinearAlphaT = 0.8;
+
     private CoefficientSchedule()
     {
     }
@@ -17,7 +26,7 @@ public abstract class CoefficientSchedule
     /// </summary>
     /// <param name="max">The value at epoch 0, in [0, 1].</param>
     /// <param name="min">The value approached at the last epoch, in [0, <paramref name="max"/>].</param>
-    public static CoefficientSchedule Cosine(double max = 0.9, double min = 0.0)
+    public static CoefficientSchedule Cosine(double max = RecipeCosineMax, double min = RecipeCosineMin)
     {
         CheckUnit(max, nameof(max));
         CheckUnit(min, nameof(min));
@@ -33,7 +42,7 @@ public abstract class CoefficientSchedule
     /// Linear decay: <c>1 − max(0, alphaT · (e + 1) / E)</c>, the reference's <c>--coeff_decay linear</c>.
     /// </summary>
     /// <param name="alphaT">The reference's <c>--alpha_T</c>, in [0, 1]; the last epoch's value is <c>1 − alphaT</c>.</param>
-    public static CoefficientSchedule Linear(double alphaT = 0.8)
+    public static CoefficientSchedule Linear(double alphaT = ReleaseLinearAlphaT)
     {
         CheckUnit(alphaT, nameof(alphaT));
         return new LinearSchedule(alphaT);

@@ -9,14 +9,21 @@ public sealed class DualTeacherLossOptions
     /// <summary>w_0, the weight of the backbone head's historical (soft-target) term.</summary>
     public double BackboneWeight { get; set; } = 3.0;
 
-    /// <summary>w_1..w_K, the weights of the branch heads' historical terms, one per branch; null (default) for 1.0 each.</summary>
+    /// <summary>The recipe's weight of each branch head's historical term.</summary>
+    public const double RecipeBranchWeight = 1.0;
+
+    /// <summary>w_1..w_K, the weights of the branch heads' historical terms, one per branch; null (default) for <see cref="RecipeBranchWeight"/> each.</summary>
     public IReadOnlyList<double>? BranchWeights { get; set; }
 
-    /// <summary>w_ce, the weight of the whole historical (or hard-label) part.</summary>
-    public double CeWeight { get; set; } = 0.2;
+    /// <summary>
+    /// The weight of the historical teacher's part, the sum of every head's weighted soft-target term (the paper's and the
+    /// release's w_ce, <c>--ce_weight</c>); with <see cref="UseHistoricalTeacher"/> off it weighs the backbone's hard-label
+    /// cross-entropy that takes that part's place.
+    /// </summary>
+    public double HistoricalWeight { get; set; } = 0.2;
 
-    /// <summary>w_kd, the weight of the sum of the structural teacher's KD terms.</summary>
-    public double KdWeight { get; set; } = 0.8;
+    /// <summary>The weight of the structural teacher's part, the sum of the branches' KD terms (w_kd, <c>--kd_weight</c>).</summary>
+    public double StructuralWeight { get; set; } = 0.8;
 
     /// <summary>The structural teacher's temperature T.</summary>
     public double Temperature { get; set; } = 4.0;
@@ -28,10 +35,10 @@ public sealed class DualTeacherLossOptions
     public bool ScaleKdByTemperatureSquared { get; set; } = true;
 
     /// <summary>
-    /// Epochs over which w_kd ramps up linearly from 0: epoch e (0-based) uses <c>w_kd · min(1, e / KdWarmupEpochs)</c>.
+    /// Epochs over which w_kd ramps up linearly from 0: epoch e (0-based) uses <c>w_kd · min(1, e / StructuralWarmupEpochs)</c>.
     /// 0 (the reference) for the full weight from the start.
     /// </summary>
-    public int KdWarmupEpochs { get; set; }
+    public int StructuralWarmupEpochs { get; set; }
 
     /// <summary>
     /// True (the recipe, <c>--HSKD 1</c>) for soft targets from the historical teacher on every head; false for
@@ -41,7 +48,7 @@ public sealed class DualTeacherLossOptions
     public bool UseHistoricalTeacher { get; set; } = true;
 
     /// <summary>The schedule of alpha_t, the one-hot label's weight in the soft targets.</summary>
-    public CoefficientSchedule Schedule { get; set; } = CoefficientSchedule.Cosine(0.9, 0.0);
+    public CoefficientSchedule Schedule { get; set; } = CoefficientSchedule.Cosine();
 
     /// <summary>How the historical teacher stores its memory (default: dense float32 on the training device).</summary>
     public HistoryStorage History { get; set; } = HistoryStorage.Dense;
@@ -54,7 +61,7 @@ public sealed class DualTeacherLossOptions
     public bool ValidateInputs { get; set; } = true;
 
     /// <summary>
-    /// The recipe with each KD term taken without the T² factor (w_kd = 0.8 instead of 0.8 · T² = 12.8 per branch), for
+    /// The recipe with each KD term taken without the T² factor (0.8 instead of 0.8 · T² = 12.8 per branch), for
     /// small data sets on which cross-entropy overfits. There the paper's structural term collapses short runs, and this
     /// preset beat cross-entropy in each of three seeds on 2,000 Fashion-MNIST images (+0.65 points on average); with
     /// 5,000 images, where cross-entropy hardly overfits, it was 0.47 points below (docs/results.md). For CIFAR-100 keep
@@ -63,18 +70,18 @@ public sealed class DualTeacherLossOptions
     /// <returns>New options; change them freely.</returns>
     public static DualTeacherLossOptions SmallData() => new() { ScaleKdByTemperatureSquared = false };
 
-    /// <summary>The weight of the KD part at a 0-based epoch: <see cref="KdWeight"/>, ramped over <see cref="KdWarmupEpochs"/>.</summary>
+    /// <summary>The weight of the KD part at a 0-based epoch: <see cref="StructuralWeight"/>, ramped over <see cref="StructuralWarmupEpochs"/>.</summary>
     /// <param name="epoch">The 0-based epoch.</param>
-    internal double KdWeightAt(int epoch) =>
-        KdWarmupEpochs > 0 ? KdWeight * Math.Min(1.0, (double)Math.Max(epoch, 0) / KdWarmupEpochs) : KdWeight;
+    internal double StructuralWeightAt(int epoch) =>
+        StructuralWarmupEpochs > 0 ? StructuralWeight * Math.Min(1.0, (double)Math.Max(epoch, 0) / StructuralWarmupEpochs) : StructuralWeight;
 
     /// <summary>Throws when an option is out of range; called by <see cref="DualTeacherLoss"/>'s constructor.</summary>
     /// <param name="branchCount">When given, the number of branches the model has, which <see cref="BranchWeights"/> must match.</param>
     public void Validate(int? branchCount = null)
     {
         CheckWeight(BackboneWeight, nameof(BackboneWeight));
-        CheckWeight(CeWeight, nameof(CeWeight));
-        CheckWeight(KdWeight, nameof(KdWeight));
+        CheckWeight(HistoricalWeight, nameof(HistoricalWeight));
+        CheckWeight(StructuralWeight, nameof(StructuralWeight));
         ArgumentNullException.ThrowIfNull(Schedule, nameof(Schedule));
         ArgumentNullException.ThrowIfNull(History, nameof(History));
         if (BranchWeights is { } weights)
@@ -91,9 +98,9 @@ public sealed class DualTeacherLossOptions
         }
 
         TensorChecks.Temperature(Temperature, nameof(Temperature));
-        if (KdWarmupEpochs < 0)
+        if (StructuralWarmupEpochs < 0)
         {
-            throw Invalid(nameof(KdWarmupEpochs), $"{nameof(KdWarmupEpochs)} must be 0 or more; got {KdWarmupEpochs}.");
+            throw Invalid(nameof(StructuralWarmupEpochs), $"{nameof(StructuralWarmupEpochs)} must be 0 or more; got {StructuralWarmupEpochs}.");
         }
     }
 

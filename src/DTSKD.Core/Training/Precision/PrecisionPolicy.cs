@@ -14,12 +14,14 @@ internal sealed class PrecisionPolicy : IDisposable
     private const string StateMagic = "DTSKD.Precision/2";
     private readonly Device _device;
     private readonly bool _allowTf32;
+    private readonly bool _channelsLast;
     private DynamicLossScaler? _scaler;
     private MasterWeights? _masters;
 
-    public PrecisionPolicy(TrainingPrecision precision, Device device, bool allowTf32)
+    public PrecisionPolicy(TrainingPrecision precision, Device device, bool allowTf32, bool channelsLast = false)
     {
         Precision = precision;
+        _channelsLast = channelsLast && precision != TrainingPrecision.Float64;
         _device = device;
         _allowTf32 = allowTf32;
         WeightType = WeightTypeOf(precision);
@@ -52,8 +54,8 @@ internal sealed class PrecisionPolicy : IDisposable
         }
     }
 
-    /// <summary>Converts the model, and in a half format sets up its float32 masters.</summary>
-    /// <returns>The parameters the optimizer steps: the model's own, or, in a half format, the float32 masters.</returns>
+    /// <summary>Converts the model, and in a half format or a channels-last layout sets up its float32 masters.</summary>
+    /// <returns>The parameters the optimizer steps: the model's own, or the float32 masters of its working weights.</returns>
     /// <exception cref="ArgumentException">A half format needs a float32 model on one device; nothing is changed then.</exception>
     public IReadOnlyList<Parameter> Prepare(IMultiBranchModel model)
     {
@@ -74,6 +76,14 @@ internal sealed class PrecisionPolicy : IDisposable
                 Convert(model, Precision);
             }
 
+            // Channels-last convolution weights train as copies of contiguous masters, so the optimizer's state has the
+            // same layout whatever the run's (TorchSharp saves optimizer state in memory order).
+            if (_channelsLast && model.parameters().Any(p => p.dim() == 4))
+            {
+                _masters = new MasterWeights([.. model.named_parameters()], channelsLast: true);
+                return _masters.Parameters;
+            }
+
             return [.. model.parameters()];
         }
 
@@ -81,7 +91,7 @@ internal sealed class PrecisionPolicy : IDisposable
         using var scope = NewDisposeScope();
         var exact = model.named_parameters().ToDictionary(p => p.name, p => p.parameter.detach().clone());
         Convert(model, Precision);
-        _masters = new MasterWeights([.. model.named_parameters()], exact);
+        _masters = new MasterWeights([.. model.named_parameters()], exact, _channelsLast);
         return _masters.Parameters;
     }
 
@@ -213,7 +223,7 @@ internal sealed class PrecisionPolicy : IDisposable
         }
     }
 
-    /// <summary>In a half format, gives the model back in float32 with the master weights (not their rounded copies).</summary>
+    /// <summary>With master weights, gives the model back in float32 and contiguous, with the masters' values (not their rounded copies).</summary>
     public void RestoreFloat32(IMultiBranchModel model) => _masters?.Release(model, () => Convert(model, TrainingPrecision.Float32));
 
     public void Dispose()

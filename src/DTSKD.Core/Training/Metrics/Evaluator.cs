@@ -33,7 +33,7 @@ public static class Evaluator
         using var reader = source.OpenReader(device ?? CPU);
         if (precision == TrainingPrecision.Float32)
         {
-            return Evaluate(model, reader, source.Count, preprocessing, batchSize, null);
+            return Evaluate(model, reader, source.Count, preprocessing, batchSize, InputFormat.Float32);
         }
 
         // The exact float32 values come back after the pass: converting to a half format and back would round them.
@@ -41,7 +41,7 @@ public static class Evaluator
         try
         {
             PrecisionPolicy.Convert(model, precision);
-            return Evaluate(model, reader, source.Count, preprocessing, batchSize, PrecisionPolicy.WeightTypeOf(precision));
+            return Evaluate(model, reader, source.Count, preprocessing, batchSize, new InputFormat(PrecisionPolicy.WeightTypeOf(precision), false));
         }
         finally
         {
@@ -62,8 +62,8 @@ public static class Evaluator
     /// <param name="count">N, the number of samples to evaluate (positions 0..N-1).</param>
     /// <param name="preprocessing">Supplies the test-time preparation.</param>
     /// <param name="batchSize">Evaluation batch size.</param>
-    /// <param name="inputType">The format the model's weights are in (null: float32).</param>
-    internal static EvaluationResult Evaluate(IMultiBranchModel model, IBatchReader reader, int count, IBatchAugmentation preprocessing, int batchSize, ScalarType? inputType)
+    /// <param name="input">The number format and memory layout batches enter the model in.</param>
+    internal static EvaluationResult Evaluate(IMultiBranchModel model, IBatchReader reader, int count, IBatchAugmentation preprocessing, int batchSize, InputFormat input)
     {
         var wasTraining = model.training;
         model.eval();
@@ -79,11 +79,7 @@ public static class Evaluator
             {
                 using var _ = batch;
                 using var batchScope = NewDisposeScope();
-                var x = preprocessing.Prepare(batch.Images);
-                if (inputType is { } type)
-                {
-                    x = x.to(type);
-                }
+                var x = input.Apply(preprocessing.Prepare(batch.Images));
 
                 var y = batch.Labels;
                 using var output = model.call(x);

@@ -27,7 +27,7 @@ public sealed class DualTeacherLoss : IMultiBranchObjective, IDisposable
         ArgumentOutOfRangeException.ThrowIfLessThan(branchCount, 1);
         _options = (options ?? new DualTeacherLossOptions()).Clone();
         _options.Validate(branchCount);
-        _headWeights = [_options.BackboneWeight, .. _options.BranchWeights ?? Enumerable.Repeat(1.0, branchCount)];
+        _headWeights = [_options.BackboneWeight, .. _options.BranchWeights ?? Enumerable.Repeat(DualTeacherLossOptions.RecipeBranchWeight, branchCount)];
         ClassCount = classCount;
         HistoricalTeacher = _options.UseHistoricalTeacher
             ? new HistoricalTeacher(sampleCount, classCount, branchCount + 1, device, _options.History)
@@ -101,13 +101,13 @@ public sealed class DualTeacherLoss : IMultiBranchObjective, IDisposable
             components[$"structural/branch{k + 1}"] = kd[k];
         }
 
-        var kdWeight = _options.KdWeightAt(epoch);
-        if (_options.KdWarmupEpochs > 0)
+        var kdWeight = _options.StructuralWeightAt(epoch);
+        if (_options.StructuralWarmupEpochs > 0)
         {
             scalars["kd_weight"] = kdWeight;
         }
 
-        var total = supervised.mul(_options.CeWeight).add(kd.sum().mul(kdWeight));
+        var total = supervised.mul(_options.HistoricalWeight).add(kd.sum().mul(kdWeight));
         foreach (var component in components.Values)
         {
             component.MoveToOuterDisposeScope();

@@ -86,11 +86,35 @@ public sealed class TrainerOptions
     /// <summary>On CUDA devices, whether float32 matrix products and convolutions may use TF32 (as PyTorch's default for cuDNN) while the trainer runs. Ignored on CPUs.</summary>
     public bool AllowTf32 { get; set; } = true;
 
+    /// <summary>
+    /// Whether batches and convolution weights are laid out channels-last (the optimizer still steps contiguous float32
+    /// masters, so checkpoints do not depend on it). Off, and internal: for the benchmarks (see <see cref="InputFormat"/>).
+    /// </summary>
+    internal bool ChannelsLast { get; set; }
+
     /// <summary>A folder for <c>last.ckpt</c> (every epoch, and on cancellation) and <c>best.ckpt</c>; null for none.</summary>
     public string? CheckpointDirectory { get; set; }
 
     /// <summary>The 0-based epoch from which the best top-1 is taken: <see cref="BestAfterEpoch"/>, or two thirds of <see cref="Epochs"/>.</summary>
-    internal int ResolvedBestAfterEpoch => BestAfterEpoch ?? (Epochs * 2 / 3);
+    internal int ResolvedBestAfterEpoch => BestAfterEpoch ?? LastThirdStart(Epochs);
+
+    /// <summary>
+    /// The 0-based epoch from which the recipe counts the best top-1 of a run of <paramref name="epochs"/> epochs: two thirds
+    /// of the way (epoch index 200 of 300, as the release), so the best is taken over the last third.
+    /// </summary>
+    /// <param name="epochs">The run's number of epochs.</param>
+    public static int LastThirdStart(int epochs) => epochs * 2 / 3;
+
+    /// <summary>
+    /// The recipe's learning-rate milestones moved to a run of <paramref name="epochs"/> epochs at the same fractions
+    /// (150 and 225 of 300 are a half and three quarters), for shorter studies that keep the recipe's shape.
+    /// </summary>
+    /// <param name="epochs">The run's number of epochs.</param>
+    public static int[] ScaledMilestones(int epochs)
+    {
+        var recipe = new TrainerOptions();
+        return [.. recipe.Milestones.Select(m => (int)((long)m * epochs / recipe.Epochs))];
+    }
 
     /// <summary>Throws <see cref="ArgumentOutOfRangeException"/> naming the first option out of range.</summary>
     public void Validate()

@@ -57,6 +57,7 @@ public sealed class Trainer : IDisposable
     private readonly ILogger _logger;
     private readonly Device _device;
     private readonly PrecisionPolicy _precision;
+    private readonly InputFormat _input;
     private readonly optim.Optimizer _optimizer;
     private readonly IBatchReader _trainReader;
     private readonly IBatchReader _testReader;
@@ -139,7 +140,9 @@ public sealed class Trainer : IDisposable
 
         // From here on the model changes; a failure puts it back where and how it was.
         var home = model.parameters().FirstOrDefault()?.device ?? CPU;
-        _precision = new PrecisionPolicy(options.Precision, _device, options.AllowTf32);
+        var channelsLast = options.ChannelsLast && options.Precision != TrainingPrecision.Float64;
+        _precision = new PrecisionPolicy(options.Precision, _device, options.AllowTf32, channelsLast);
+        _input = new InputFormat(_precision.WeightType, channelsLast);
         try
         {
             module.to(_device);
@@ -269,7 +272,7 @@ public sealed class Trainer : IDisposable
     public EvaluationResult EvaluateTest()
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        return Evaluator.Evaluate(_model, _testReader, _testCount, _preprocessing, _options.EvalBatchSize, _precision.WeightType);
+        return Evaluator.Evaluate(_model, _testReader, _testCount, _preprocessing, _options.EvalBatchSize, _input);
     }
 
     /// <summary>Writes a checkpoint of the whole training state (atomically: temporary file, then rename).</summary>
@@ -348,7 +351,7 @@ public sealed class Trainer : IDisposable
         using var scope = NewDisposeScope();
         var step = batch.Step;
         var images = _preprocessing.Augment(batch.Images, _options.Seed, epoch, step);
-        using var output = _model.call(_precision.WeightType is { } type ? images.to(type) : images);
+        using var output = _model.call(_input.Apply(images));
         using var result = Objective(output, batch.Labels, batch.Indices, epoch, step);
         _precision.ZeroGradients(_optimizer);
         _precision.BackwardAndStep(result.Total, _optimizer);

@@ -12,7 +12,7 @@ namespace DTSKD.Core;
 /// <para>
 /// It holds a row of C probabilities for every sample and head (<see cref="HistoryStorage"/> says how: dense or top-k,
 /// in which format, on the device or in host memory). A sample's rows are its one-hot label the first time the sample
-/// is seen; <see cref="Terms"/> and <see cref="Update"/> overwrite them with each head's detached softmax, so what
+/// is seen; <see cref="Terms"/> overwrites them with each head's detached softmax, so what
 /// epoch e writes is what epoch e + 1 reads. (The public PyTorch release never writes its memory; this one does.)
 /// </para>
 /// <para>The teacher owns its tensors and frees them on <see cref="Dispose"/>.</para>
@@ -21,7 +21,7 @@ public sealed class HistoricalTeacher : IDisposable
 {
     private const string StateMagic = "DTSKD.HistoricalTeacher/2";
 
-    private readonly Store _store;
+    private readonly HistoryStore _store;
     private readonly Tensor _seen;
     private readonly Device _device;
     private bool _disposed;
@@ -49,8 +49,8 @@ public sealed class HistoricalTeacher : IDisposable
         var home = storage.OnHost ? CPU : _device;
         var pin = storage.OnHost && _device.type == DeviceType.CUDA;
         _store = storage.TopK is { } k
-            ? new TopKStore(headCount, sampleCount, classCount, k, storage.ValueType, home, pin)
-            : new DenseStore(headCount, sampleCount, classCount, storage.ValueType, home, pin);
+            ? new TopKHistoryStore(headCount, sampleCount, classCount, k, storage.ValueType, home, pin)
+            : new DenseHistoryStore(headCount, sampleCount, classCount, storage.ValueType, home, pin);
         _seen = zeros([sampleCount], ScalarType.Bool, home).DetachFromDisposeScope();
     }
 
@@ -81,7 +81,7 @@ public sealed class HistoricalTeacher : IDisposable
     /// <param name="labels">Class labels, [batch], each in 0..C-1.</param>
     /// <param name="alpha">The weight of the one-hot label, in [0, 1] (see <see cref="CoefficientSchedule"/>).</param>
     /// <returns>A new tensor on <see cref="Device"/> the caller owns; no gradient flows through it.</returns>
-    public Tensor SoftTargets(Tensor indices, Tensor labels, double alpha)
+    internal Tensor SoftTargets(Tensor indices, Tensor labels, double alpha)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         TensorChecks.IndexVector(indices, nameof(indices), indices.dim() == 1 ? indices.shape[0] : -1, SampleCount, "sample indices");
@@ -100,7 +100,7 @@ public sealed class HistoricalTeacher : IDisposable
     }
 
     /// <summary>
-    /// The soft-target term of every head for a batch, <c>SKL_1(z_h, q_h)</c>, with the targets of <see cref="SoftTargets"/>;
+    /// The soft-target term of every head for a batch, <c>SKL_1(z_h, q_h)</c>, with targets <c>alpha · onehot(y) + (1 − alpha) · H_h[idx]</c> (one-hot rows for samples seen the first time);
     /// then stores each head's detached softmax for the batch's samples (what the next epoch reads).
     /// </summary>
     /// <param name="output">The model's output for the batch: <see cref="HeadCount"/> heads of C classes.</param>
@@ -139,7 +139,7 @@ public sealed class HistoricalTeacher : IDisposable
     /// <summary>Stores the detached softmax of every head for the batch's samples (what the next epoch reads).</summary>
     /// <param name="indices">Dataset indices of the batch's samples, [batch], each in 0..N-1, no repeats.</param>
     /// <param name="output">The model's output for the batch; must have <see cref="HeadCount"/> heads of C classes.</param>
-    public void Update(Tensor indices, MultiBranchOutput output)
+    internal void Update(Tensor indices, MultiBranchOutput output)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         CheckOutput(output);
@@ -283,90 +283,5 @@ public sealed class HistoricalTeacher : IDisposable
         var idx = indices.to(ScalarType.Int64, _store.Device);
         _store.Write(idx, heads.detach().softmax(-1).to(_store.Device));
         _seen.index_fill_(0, idx, true);
-    }
-
-    /// <summary>The tables behind the memory: read rows as float32 [heads, batch, C], write probabilities.</summary>
-    private abstract class Store : IDisposable
-    {
-        public abstract Device Device { get; }
-
-        public abstract IReadOnlyList<Tensor> Tables { get; }
-
-        public long Bytes => Tables.Sum(t => t.NumberOfElements * t.ElementSize);
-
-        public abstract Tensor Read(Tensor idx);
-
-        /// <summary>Stores probabilities [heads, batch, C] as the rows of <paramref name="idx"/>; with <paramref name="only"/> (bool [batch]), only those rows change.</summary>
-        public abstract void Write(Tensor idx, Tensor probabilities, Tensor? only = null);
-
-        public void Dispose()
-        {
-            foreach (var table in Tables)
-            {
-                table.Dispose();
-            }
-        }
-
-        /// <summary>The new rows where <paramref name="only"/> is true and the stored ones elsewhere (all new rows without a mask).</summary>
-        protected static Tensor Blend(Tensor rows, Tensor table, Tensor idx, Tensor? only) =>
-            only is null ? rows : where(only.view(1, -1, 1), rows, table.index_select(1, idx));
-
-        // Owned for the teacher's whole life, so kept out of any dispose scope the caller is in.
-        protected static Tensor Allocate(long[] shape, ScalarType type, Device device, bool pin)
-        {
-            var table = zeros(shape, type, device);
-            if (pin)
-            {
-                var pinned = table.pin_memory();
-                table.Dispose();
-                table = pinned;
-            }
-
-            return table.DetachFromDisposeScope();
-        }
-    }
-
-    private sealed class DenseStore(int heads, int samples, int classes, ScalarType type, Device device, bool pin) : Store
-    {
-        private readonly Tensor _memory = Allocate([heads, samples, classes], type, device, pin);
-
-        public override Device Device => _memory.device;
-
-        public override IReadOnlyList<Tensor> Tables => [_memory];
-
-        public override Tensor Read(Tensor idx) => _memory.index_select(1, idx).to(ScalarType.Float32);
-
-        public override void Write(Tensor idx, Tensor probabilities, Tensor? only = null) =>
-            _memory.index_copy_(1, idx, Blend(probabilities.to(_memory.dtype), _memory, idx, only));
-    }
-
-    private sealed class TopKStore(int heads, int samples, int classes, int k, ScalarType type, Device device, bool pin) : Store
-    {
-        private readonly Tensor _values = Allocate([heads, samples, k], type, device, pin);
-        private readonly Tensor _classes = Allocate([heads, samples, k], HistoryStorage.ClassIndexType(classes), device, pin);
-
-        public override Device Device => _values.device;
-
-        public override IReadOnlyList<Tensor> Tables => [_values, _classes];
-
-        public override Tensor Read(Tensor idx)
-        {
-            var values = _values.index_select(1, idx).to(ScalarType.Float32);
-            var positions = _classes.index_select(1, idx).to(ScalarType.Int64);
-
-            // The mass the k values leave is spread evenly over the other classes (HistoryStorage's remarks).
-            var rest = classes - k;
-            var rows = rest == 0
-                ? zeros([heads, idx.shape[0], classes], ScalarType.Float32, _values.device)
-                : values.sum(-1, keepdim: true).neg().add(1).clamp_min(0).div(rest).expand(heads, idx.shape[0], classes).contiguous();
-            return rows.scatter_(2, positions, values);
-        }
-
-        public override void Write(Tensor idx, Tensor probabilities, Tensor? only = null)
-        {
-            var (values, positions) = probabilities.topk(k, dim: -1);
-            _values.index_copy_(1, idx, Blend(values.to(_values.dtype), _values, idx, only));
-            _classes.index_copy_(1, idx, Blend(positions.to(_classes.dtype), _classes, idx, only));
-        }
     }
 }

@@ -1,0 +1,187 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
+using DTSKD.Core;
+using DTSKD.Core.Data;
+using DTSKD.Core.Models;
+using DTSKD.Core.Training;
+using static TorchSharp.torch;
+
+namespace DTSKD.Benchmarks.Study;
+
+/// <summary>
+/// What each teacher buys, on a standard data set or your own image folder: the same model, data and budget trained with
+/// several objectives (<see cref="ObjectiveSpec"/>), several seeds each, then a table, a verdict against cross-entropy, a
+/// plot and a CSV. Every finished run is a file of its own, so the study can be fanned out over a Slurm job array or a
+/// Kubernetes Indexed Job (<see cref="StudyShard"/>) and merged afterwards (<c>ablation merge</c>).
+/// </summary>
+/// <remarks>
+/// It lives in the benchmarks rather than the sample: it is many trainings under one budget, and the studies of
+/// docs/results.md were made with it, so their command lines keep working; the sample stays one training per run folder.
+/// </remarks>
+public static class AblationStudy
+{
+    private static readonly TrainerOptions Recipe = new();
+
+    public static Command Command(Option<string> deviceOption, Func<string, Device> resolve, string[] args)
+    {
+        var dataType = new Option<string>("--data-type") { Description = "fashion-mnist, cifar100, cifar10, or folder (your own images: one folder per class).", DefaultValueFactory = _ => StandardDatasets.FashionMnist };
+        dataType.AcceptOnlyFromAmong([.. StandardDatasets.Names, "folder"]);
+        var dataPath = new Option<string?>("--data-path") { Description = "Data folder (default: /usr/share/datasets/fashion-mnist, or ./data for CIFAR; required for folder)." };
+        var imageSize = new Option<int?>("--image-size") { Description = "--data-type folder: the side of the square images the model sees (default 32)." };
+        var channels = new Option<int>("--channels") { Description = "--data-type folder: 3 (RGB) or 1 (grayscale).", DefaultValueFactory = _ => 3 };
+        channels.AcceptOnlyFromAmong("1", "3");
+        var imageCache = new Option<string?>("--image-cache") { Description = "--data-type folder: where decoded images are cached (default ~/.cache/dtskd/images)." };
+        var epochs = new Option<int>("--epochs") { Description = "Epochs per run (lr x0.1 at 1/2 and 3/4; best counted from 2/3 on).", DefaultValueFactory = _ => 10 };
+        var trainLimit = new Option<int?>("--train-limit") { Description = "Use the first N training images." };
+        var testLimit = new Option<int?>("--test-limit") { Description = "Use the first N test images." };
+        var batch = new Option<int>("--batch-size") { DefaultValueFactory = _ => Recipe.BatchSize, Description = "Batch size." };
+        var lr = new Option<double>("--lr") { DefaultValueFactory = _ => Recipe.LearningRate, Description = "Initial learning rate." };
+        var model = new Option<string>("--model") { DefaultValueFactory = _ => "resnet18_dtskd", Description = "Model: " + string.Join(", ", MultiBranchModels.Names) + "." };
+        model.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<string>() is { } name && !MultiBranchModels.IsKnown(name))
+            {
+                r.AddError($"Unknown --model '{name}'. Known models: {string.Join(", ", MultiBranchModels.Names)}.");
+            }
+        });
+        var baseWidth = new Option<int>("--base-width") { DefaultValueFactory = _ => 16, Description = "Base width (64 = reference)." };
+        var neckWidth = new Option<int>("--neck-width") { DefaultValueFactory = _ => 128, Description = "Neck width (512 = reference)." };
+        var precision = new Option<string>("--precision") { DefaultValueFactory = _ => "fp32", Description = "fp32 or bf16 (bfloat16 passes, float32 masters)." };
+        precision.AcceptOnlyFromAmong("fp32", "bf16");
+        var seeds = new Option<string>("--seeds") { DefaultValueFactory = _ => "1,2", Description = "Comma-separated seeds; every row runs with each." };
+        var rows = new Option<string>("--rows")
+        {
+            DefaultValueFactory = _ => string.Join(",", ObjectiveSpec.Keys),
+            Description = "Comma-separated rows: " + string.Join(", ", ObjectiveSpec.Keys) + "; a DTSKD row takes overrides in brackets, e.g. dtskd[t2=off;warmup=10] (" + ObjectiveSpec.OverrideHelp + "). Include ce for the verdict.",
+        };
+        var noise = new Option<double>("--label-noise") { Description = "Replace this fraction of the training labels by another class (symmetric noise, seeded; test labels untouched).", DefaultValueFactory = _ => 0 };
+        var noiseSeed = new Option<long>("--label-noise-seed") { Description = "The seed of the label noise (the same noisy labels for every row and seed).", DefaultValueFactory = _ => 1 };
+        var title = new Option<string>("--title") { DefaultValueFactory = _ => "What each teacher buys", Description = "The report's title." };
+        var output = new Option<string>("--output") { DefaultValueFactory = _ => "docs/results/ablation.md", Description = "The report (Markdown); its figure and CSV go next to it, in <name>/." };
+        var runsDir = new Option<string?>("--runs-dir") { Description = "The folder every finished run is written to, shared by the shards (default: <output's name>/runs next to the report)." };
+        var shard = new Option<string?>("--shard") { Description = "Run only shard i of n (i/n, 0-based): the runs at positions i, i+n, ... Default: SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX when set, else all." };
+        var shards = new Option<int?>("--shards") { Description = "The number of shards, where the scheduler does not give it (a Kubernetes Indexed Job's completions)." };
+        var command = new Command("ablation", "Trains every row with the same budget and writes the table, verdict, plot and CSV; sharded, writes its runs for `ablation merge`.")
+        {
+            deviceOption, dataType, dataPath, imageSize, channels, imageCache, epochs, trainLimit, testLimit, batch, lr, model, baseWidth, neckWidth, precision,
+            seeds, rows, noise, noiseSeed, title, output, runsDir, shard, shards,
+        };
+
+        var mergeRuns = new Option<string>("--runs-dir") { Description = "The runs folder the shards wrote.", Required = true };
+        var mergeOutput = new Option<string>("--output") { Description = "The report (Markdown); its figure and CSV go next to it, in <name>/.", Required = true };
+        var merge = new Command("merge", "Writes the report of a study from its runs folder, once every shard has finished.") { mergeRuns, mergeOutput };
+        merge.SetAction(r => Fail(() => StudyReport.Merge(r.GetValue(mergeRuns)!, r.GetValue(mergeOutput)!, Console.Out)));
+        command.Add(merge);
+
+        command.SetAction(r => Fail(() =>
+        {
+            var rowList = ObjectiveSpec.ParseList(r.GetValue(rows)!);
+            long[] seedList = [.. r.GetValue(seeds)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+                .Select(s => long.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out var v) ? v : throw new ArgumentException($"--seeds: '{s}' is not a whole number."))];
+            var type = r.GetValue(dataType)!;
+            if (type == "folder" && r.GetValue(dataPath) is null)
+            {
+                throw new ArgumentException("--data-type folder needs --data-path: the folder that holds one folder of images per class.");
+            }
+
+            var settings = new StudySettings
+            {
+                DataType = type, DataPath = r.GetValue(dataPath), ImageSize = type == "folder" ? r.GetValue(imageSize) ?? 32 : null,
+                Channels = type == "folder" ? r.GetValue(channels) : 0, Epochs = r.GetValue(epochs), TrainLimit = r.GetValue(trainLimit), TestLimit = r.GetValue(testLimit),
+                BatchSize = r.GetValue(batch), Lr = r.GetValue(lr), Model = r.GetValue(model)!, BaseWidth = r.GetValue(baseWidth), NeckWidth = r.GetValue(neckWidth),
+                Precision = r.GetValue(precision)!, LabelNoise = r.GetValue(noise), LabelNoiseSeed = r.GetValue(noiseSeed),
+                Rows = [.. rowList.Select(o => o.Text)], Seeds = seedList, Device = r.GetValue(deviceOption)!, Title = r.GetValue(title)!,
+                Command = "dotnet run -c Release --project bench/DTSKD.Benchmarks -- " + string.Join(' ', WithoutShard(args).Select(Quote)),
+            };
+            var report = r.GetValue(output)!;
+            var runs = r.GetValue(runsDir) ?? Path.Combine(Path.ChangeExtension(Path.GetFullPath(report), null), "runs");
+            var part = StudyShard.Resolve(r.GetValue(shard), r.GetValue(shards), Environment.GetEnvironmentVariable);
+            return Run(settings, resolve(settings.Device), runs, part, r.GetValue(imageCache), report);
+        }));
+        return command;
+    }
+
+    /// <summary>Bad input is one line and exit code 2; an incomplete merge exits 1 from its own check.</summary>
+    private static int Fail(Func<int> action)
+    {
+        try
+        {
+            return action();
+        }
+        catch (Exception ex) when (ex is ArgumentException or InvalidOperationException or FileNotFoundException or DirectoryNotFoundException or InvalidDataException or NotSupportedException)
+        {
+            Console.Error.WriteLine($"error: {ex.Message.Split(" (Parameter", 2)[0]}");
+            return 2;
+        }
+    }
+
+    private static IEnumerable<string> WithoutShard(string[] args)
+    {
+        for (var i = 0; i < args.Length; i++)
+        {
+            if (args[i] is "--shard" or "--shards")
+            {
+                i++;
+            }
+            else if (!args[i].StartsWith("--shard=", StringComparison.Ordinal) && !args[i].StartsWith("--shards=", StringComparison.Ordinal))
+            {
+                yield return args[i];
+            }
+        }
+    }
+
+    private static string Quote(string arg) => arg.IndexOfAny(['[', ';', ' ', ':']) >= 0 ? $"\"{arg}\"" : arg;
+
+    private static int Run(StudySettings s, Device device, string runsFolder, StudyShard shard, string? imageCache, string report)
+    {
+        s.Claim(runsFolder);
+        foreach (var leftover in AtomicFile.RemoveLeftovers(runsFolder))
+        {
+            Console.WriteLine($"Removed '{leftover}', a run file a stopped shard left half-written.");
+        }
+
+        var study = s.Fingerprint;
+        var mine = s.Runs.Select((run, position) => (run.Row, run.Seed, position)).Where(r => shard.Takes(r.position)).ToList();
+        var todo = mine.Where(r => StudyRun.TryRead(runsFolder, r.Row, r.Seed, study) is null).ToList();
+        Console.WriteLine($"Study {study} in '{runsFolder}': {s.Runs.Count} runs; shard {shard.Index} of {shard.Count} ({shard.Source}) takes {mine.Count}, {mine.Count - todo.Count} already finished.");
+        if (todo.Count > 0)
+        {
+            using var data = StudyData.Open(s, imageCache);
+            var (train, test) = (data.Train, data.Test);
+            var bestAfter = TrainerOptions.LastThirdStart(s.Epochs);
+            var milestones = TrainerOptions.ScaledMilestones(s.Epochs);
+            var machine = MachineInfo.Describe(device);
+            Console.WriteLine($"{train.Name}: {train.Count} train / {test.Count} test; {s.Model} {s.BaseWidth}/{s.NeckWidth}; {s.Epochs} epochs, lr {s.Lr} x0.1 at {string.Join(",", milestones)}; best from epoch {bestAfter + 1}; {s.Precision} on {device.type}");
+            foreach (var (row, seed, _) in todo)
+            {
+                manual_seed(seed);
+                using var network = MultiBranchModels.Create(s.Model, new MultiBranchModelOptions
+                {
+                    ClassCount = train.ClassCount, InputChannels = train.Shape.Channels, BaseWidth = s.BaseWidth, NeckWidth = s.NeckWidth,
+                });
+                var objective = row.Create(network, train.Count, device);
+                using var owned = objective as IDisposable;
+                using var trainer = new Trainer(network, objective, train, test, data.Preprocessing, new TrainerOptions
+                {
+                    Epochs = s.Epochs, BatchSize = s.BatchSize, LearningRate = s.Lr, Milestones = milestones, BestAfterEpoch = bestAfter,
+                    Seed = seed, Device = device, Precision = s.Precision == "bf16" ? TrainingPrecision.BFloat16 : TrainingPrecision.Float32, LogInterval = 1_000_000,
+                });
+                var clock = Stopwatch.StartNew();
+                var result = trainer.Run();
+                StudyRun.From(row, seed, study, result, clock.Elapsed.TotalSeconds, machine).Write(runsFolder, row);
+                var last = result.Metrics[^1];
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"{row.Text,-24} seed {seed}: best {result.BestTop1:F2}  final {string.Join(" / ", last.TestTop1.Select(t => t.ToString("F2", CultureInfo.InvariantCulture)))}  train {last.TrainTop1:F2}  ({clock.Elapsed.TotalSeconds:F0} s)"));
+            }
+        }
+
+        if (!shard.IsWhole)
+        {
+            Console.WriteLine($"Shard {shard.Index} of {shard.Count} done. Once every shard is: dotnet run -c Release --project bench/DTSKD.Benchmarks -- ablation merge --runs-dir {runsFolder} --output {report}");
+            return 0;
+        }
+
+        return StudyReport.Merge(runsFolder, report, Console.Out);
+    }
+}
