@@ -5,7 +5,7 @@ using static TorchSharp.torch.nn;
 namespace DTSKD.Core.Models;
 
 /// <summary>The two-convolution residual block of ResNet-18/34.</summary>
-internal sealed class BasicBlock : Module<Tensor, Tensor>
+internal sealed class BasicBlock : Module<Tensor, Tensor>, IGraphDescribable
 {
     private readonly Module<Tensor, Tensor> conv1;
     private readonly Module<Tensor, Tensor> bn1;
@@ -36,5 +36,12 @@ internal sealed class BasicBlock : Module<Tensor, Tensor>
         x = bn2.call(conv2.call(x));
         var shortcut = _hasDownsample ? downsample.call(input) : input;
         return x.add_(shortcut).relu_().MoveToOuterDisposeScope();
+    }
+
+    public GraphValue Describe(LayerGraph graph, GraphValue input)
+    {
+        var x = graph.Relu(graph.Layer(bn1, graph.Layer(conv1, input, nameof(conv1)), nameof(bn1)));
+        x = graph.Layer(bn2, graph.Layer(conv2, x, nameof(conv2)), nameof(bn2));
+        return graph.Relu(graph.Add(x, _hasDownsample ? graph.Layer(downsample, input, nameof(downsample)) : input));
     }
 }

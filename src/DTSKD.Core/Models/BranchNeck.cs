@@ -139,6 +139,22 @@ internal sealed class BranchNeck : Module<IReadOnlyList<Tensor>, Tensor, IReadOn
         return logits;
     }
 
+    /// <summary><see cref="forward"/> as a graph, with the children's names at the network's top level (as registered there).</summary>
+    public IReadOnlyList<GraphValue> Describe(LayerGraph graph, IReadOnlyList<GraphValue> stages, GraphValue feature)
+    {
+        var t = graph.AsMap(feature);
+        var logits = new GraphValue[BranchCount];
+        for (var i = BranchCount - 1; i >= 0; i--)
+        {
+            var u = i == BranchCount - 1 && up_conv is not null ? graph.Layer(up_conv, t, nameof(up_conv)) : graph.Layer(upsample[i], t, $"upsample.{i}");
+            var lateral = graph.Layer(laterals[i], stages[i], $"laterals.{i}");
+            t = graph.Layer(_fuses[i], graph.ConcatChannels([graph.Add(u, lateral), u]), $"fuse_{i + 1}");
+            logits[i] = graph.Layer(_heads[i], graph.Flatten(t), $"fc_b{i + 1}");
+        }
+
+        return logits;
+    }
+
     // The registered children are what count; fields here are for fast typed access in forward.
     /// <inheritdoc />
     protected override void RegisterComponents()

@@ -65,7 +65,44 @@ internal abstract class DtskdNetwork : MultiBranchModule, IBackboneSource
     }
 
     /// <summary>The stage maps that get a branch (shallowest first) and the pooled final feature [B, F, 1, 1].</summary>
+    /// <inheritdoc />
+    public IReadOnlyList<GraphValue> DescribeHeads(LayerGraph graph, GraphValue input, bool branches)
+    {
+        ArgumentNullException.ThrowIfNull(graph);
+        var (stages, feature) = DescribeBackbone(graph, input);
+        var logits = DescribeHead(graph, graph.Flatten(feature));
+        return branches ? [logits, .. Neck.Describe(graph, stages, feature)] : [logits];
+    }
+
     protected abstract (IReadOnlyList<Tensor> Stages, Tensor Feature) Backbone(Tensor input);
+
+    /// <summary><see cref="Backbone"/> as a graph, with the children's state-dict names.</summary>
+    protected abstract (IReadOnlyList<GraphValue> Stages, GraphValue Feature) DescribeBackbone(LayerGraph graph, GraphValue input);
+
+    /// <summary><see cref="Head"/> as a graph.</summary>
+    protected abstract GraphValue DescribeHead(LayerGraph graph, GraphValue feature);
+
+    /// <summary><see cref="ResNetBackbone"/> as a graph.</summary>
+    protected (IReadOnlyList<GraphValue> Stages, GraphValue Feature) DescribeResNet(
+        LayerGraph graph, GraphValue input, nn.Module conv1, nn.Module bn1, IReadOnlyList<nn.Module> layers)
+    {
+        ArgumentNullException.ThrowIfNull(graph);
+        var x = DescribeStemPool(graph, graph.Relu(graph.Layer(bn1, graph.Layer(conv1, input, "conv1"), "bn1")));
+        var stages = new GraphValue[layers.Count];
+        for (var s = 0; s < stages.Length; s++)
+        {
+            x = stages[s] = graph.Layer(layers[s], x, $"layer{s + 1}");
+        }
+
+        return (stages[..^1], graph.GlobalAveragePool(stages[^1]));
+    }
+
+    /// <summary><see cref="StemPool"/> as a graph.</summary>
+    protected GraphValue DescribeStemPool(LayerGraph graph, GraphValue x)
+    {
+        ArgumentNullException.ThrowIfNull(graph);
+        return Options.Stem == ModelStem.ImageNet ? graph.MaxPool(x, (3, 3), (2, 2), (1, 1), ceilMode: false) : x;
+    }
 
     /// <summary>The backbone head: logits from the flattened feature [B, F].</summary>
     protected abstract Tensor Head(Tensor feature);

@@ -53,6 +53,21 @@ public sealed class MultiBranchNetwork : MultiBranchModule, IBackboneSource
         return fc.call(backbone.call(input).Feature.flatten(1)).MoveToOuterDisposeScope();
     }
 
+    /// <summary>The forward pass as a graph; the backbone must implement <see cref="IBackboneGraph"/>.</summary>
+    IReadOnlyList<GraphValue> IBackboneSource.DescribeHeads(LayerGraph graph, GraphValue input, bool branches)
+    {
+        if (backbone is not IBackboneGraph described)
+        {
+            throw new NotSupportedException(
+                $"Cannot export 'backbone' ({backbone.GetType().FullName}): its forward pass is unknown to the exporter. Implement IBackboneGraph on it: " +
+                "describe with LayerGraph.Layer the layers its forward calls, and return its stage maps and feature.");
+        }
+
+        var (stages, feature) = graph.Within(nameof(backbone), () => described.Describe(graph, input));
+        var logits = graph.Layer(fc, graph.Flatten(feature), nameof(fc));
+        return branches ? [logits, .. neck.Describe(graph, stages, feature)] : [logits];
+    }
+
     /// <inheritdoc />
     public override MultiBranchOutput forward(Tensor input)
     {

@@ -71,8 +71,13 @@ internal sealed class ResNeXtDtskd : DtskdNetwork
     /// <inheritdoc />
     protected override Tensor Head(Tensor feature) => fc.call(feature);
 
+    protected override (IReadOnlyList<GraphValue> Stages, GraphValue Feature) DescribeBackbone(LayerGraph graph, GraphValue input) =>
+        DescribeResNet(graph, input, conv1, bn1, _layers);
+
+    protected override GraphValue DescribeHead(LayerGraph graph, GraphValue feature) => graph.Layer(fc, feature, nameof(fc));
+
     /// <summary>The release's ResNeXt block: 3×3 conv in→2p (stride), BN, ReLU, 3×3 conv 2p→p, BN, plus the shortcut, ReLU.</summary>
-    private sealed class WideBlock : Module<Tensor, Tensor>
+    private sealed class WideBlock : Module<Tensor, Tensor>, IGraphDescribable
     {
         private readonly Module<Tensor, Tensor> conv1;
         private readonly Module<Tensor, Tensor> bn1;
@@ -98,6 +103,13 @@ internal sealed class ResNeXtDtskd : DtskdNetwork
             using var scope = NewDisposeScope();
             var x = bn2.call(conv2.call(functional.relu(bn1.call(conv1.call(input)))));
             return x.add_(downsample?.call(input) ?? input).relu_().MoveToOuterDisposeScope();
+        }
+
+        public GraphValue Describe(LayerGraph graph, GraphValue input)
+        {
+            var x = graph.Relu(graph.Layer(bn1, graph.Layer(conv1, input, nameof(conv1)), nameof(bn1)));
+            x = graph.Layer(bn2, graph.Layer(conv2, x, nameof(conv2)), nameof(bn2));
+            return graph.Relu(graph.Add(x, downsample is null ? input : graph.Layer(downsample, input, nameof(downsample))));
         }
     }
 }

@@ -69,4 +69,9 @@ internal sealed class ResNetDtskd : DtskdNetwork
 
     /// <inheritdoc />
     protected override Tensor Head(Tensor feature) => fc.call(feature);
+
+    protected override (IReadOnlyList<GraphValue> Stages, GraphValue Feature) DescribeBackbone(LayerGraph graph, GraphValue input) =>
+        DescribeResNet(graph, input, conv1, bn1, _layers);
+
+    protected override GraphValue DescribeHead(LayerGraph graph, GraphValue feature) => graph.Layer(fc, feature, nameof(fc));
 }

@@ -69,10 +69,24 @@ internal sealed class ShuffleNetV2Dtskd : DtskdNetwork
     /// <inheritdoc />
     protected override Tensor Head(Tensor feature) => fc.call(feature);
 
+    protected override (IReadOnlyList<GraphValue> Stages, GraphValue Feature) DescribeBackbone(LayerGraph graph, GraphValue input)
+    {
+        var x = DescribeStemPool(graph, graph.Layer(pre, input, nameof(pre)));
+        var stages = new GraphValue[3];
+        for (var s = 0; s < 3; s++)
+        {
+            x = stages[s] = graph.Layer(_stages[s], x, $"stage{s + 2}");
+        }
+
+        return (stages, graph.GlobalAveragePool(graph.Layer(conv5, x, nameof(conv5))));
+    }
+
+    protected override GraphValue DescribeHead(LayerGraph graph, GraphValue feature) => graph.Layer(fc, feature, nameof(fc));
+
     private static int Even(int channels) => Math.Max(2, (channels + 1) / 2 * 2);
 
     /// <summary>The release's ShuffleUnit.</summary>
-    private sealed class ShuffleUnit : Module<Tensor, Tensor>
+    private sealed class ShuffleUnit : Module<Tensor, Tensor>, IGraphDescribable
     {
         private readonly Sequential residual;
         private readonly Sequential shortcut;
@@ -128,6 +142,22 @@ internal sealed class ShuffleNetV2Dtskd : DtskdNetwork
         }
 
         /// <inheritdoc />
+        public GraphValue Describe(LayerGraph graph, GraphValue input)
+        {
+            GraphValue passed, processed;
+            if (_split)
+            {
+                var halves = graph.SplitChannels(input, 2);
+                (passed, processed) = (halves[0], graph.Layer(residual, halves[1], nameof(residual)));
+            }
+            else
+            {
+                (passed, processed) = (graph.Layer(shortcut, input, nameof(shortcut)), graph.Layer(residual, input, nameof(residual)));
+            }
+
+            return graph.ChannelShuffle(graph.ConcatChannels([passed, processed]), 2);
+        }
+
         protected override void RegisterComponents()
         {
         }

@@ -90,6 +90,21 @@ internal sealed class VggDtskd : DtskdNetwork
     /// <inheritdoc />
     protected override Tensor Head(Tensor feature) => classifier.call(feature);
 
+    protected override (IReadOnlyList<GraphValue> Stages, GraphValue Feature) DescribeBackbone(LayerGraph graph, GraphValue input)
+    {
+        var x = graph.Relu(graph.Layer(bn1, graph.Layer(conv1, input, nameof(conv1)), nameof(bn1)));
+        x = graph.MaxPool(graph.Relu(graph.Layer(bn2, graph.Layer(conv2, x, nameof(conv2)), nameof(bn2))), (2, 2), (2, 2), (0, 0), ceilMode: true);
+        var stages = new GraphValue[4];
+        for (var s = 0; s < 4; s++)
+        {
+            x = stages[s] = graph.Layer(_layers[s], x, $"layer{s + 1}");
+        }
+
+        return (stages[..3], graph.GlobalAveragePool(stages[3]));
+    }
+
+    protected override GraphValue DescribeHead(LayerGraph graph, GraphValue feature) => graph.Layer(classifier, feature, nameof(classifier));
+
     private static Tensor MaxPool(Tensor x) => functional.max_pool2d(x, kernel_size: 2, stride: 2, ceil_mode: true);
 
     private static Sequential Stage(int channels, int width, int convolutions)
