@@ -22,6 +22,12 @@ public static class AfterTraining
         ArgumentNullException.ThrowIfNull(errors);
         try
         {
+            // An exported .onnx file needs neither the run nor LibTorch: ONNX Runtime and the file's own metadata.
+            if (request.Onnx is { } onnx)
+            {
+                return PredictOnnx(onnx, request, console, errors);
+            }
+
             // 1. The model and the data: from the run's config.json, or from the command line.
             var (options, weights) = Resolve(request);
             set_num_threads(options.Threads);
@@ -39,6 +45,8 @@ public static class AfterTraining
                 case "evaluate":
                     await EvaluateAsync(model, options, device, summary, backboneOnly, request.Precision, console, cancellationToken).ConfigureAwait(false);
                     return Sample.Ok;
+                case "export" when request.Format == "onnx":
+                    return ExportOnnx(model, request, options, weights, described, console, errors);
                 case "export":
                     return Export(backbone, request, options, weights, console, errors);
                 default:
@@ -176,6 +184,73 @@ public static class AfterTraining
         console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"Wrote {stem}.pt and {stem}.safetensors: the {options.ClassifierType} backbone and its head, {backbone.state_dict().Count} tensors, {parameters:N0} parameters."));
         console.WriteLine("Load it into the plain network with strict=True (docs/interop.md), or here with `predict --weights`.");
+        return Sample.Ok;
+    }
+
+    private static int ExportOnnx(
+        MultiBranchModule model, ToolRequest request, ExperimentConfig options, string weights,
+        (ImageShape Stored, int Classes, IReadOnlyList<string>? Names, IBatchAugmentation Preprocessing) data, IAnsiConsole console, TextWriter errors)
+    {
+        var stem = request.Output ?? Path.Combine(request.Run ?? Path.GetDirectoryName(Path.GetFullPath(weights))!, "backbone");
+        var folder = new RunFolder(Path.GetDirectoryName(Path.GetFullPath(stem))!);
+        if (folder.WhyNotWritable() is { } why)
+        {
+            errors.WriteLine($"error: --output '{stem}': {why}.");
+            return Sample.BadArguments;
+        }
+
+        // The preprocessing the run evaluated with: decoded at the stored size, centre-cropped to what the model sees.
+        var (stored, _, names, preprocessing) = data;
+        var summary = Core.Onnx.OnnxExport.Export(model, stem + ".onnx", new Core.Onnx.OnnxExportOptions
+        {
+            ImageSize = preprocessing.OutputShape(stored).Height, DecodeSize = stored.Height, Mean = preprocessing.Mean, Std = preprocessing.Std,
+            ClassNames = names, AllHeads = request.AllHeads, FoldBatchNorm = request.FoldBatchNorm,
+        });
+        console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"Wrote {summary.Path}: {options.ClassifierType}, ONNX opset {Core.Onnx.OnnxContract.Opset}, outputs {string.Join(", ", summary.Outputs)}, {summary.Weights:N0} weights, {summary.Bytes:N0} bytes{(request.FoldBatchNorm ? $", {summary.FoldedBatchNorms} batch norms folded" : "")}."));
+        console.WriteLine("Run it with ONNX Runtime (`predict --onnx`, samples/DTSKD.Samples.Serve) or ML.NET: docs/deploy.md.");
+        return Sample.Ok;
+    }
+
+    private static int PredictOnnx(string path, ToolRequest request, IAnsiConsole console, TextWriter errors)
+    {
+        if (!File.Exists(path))
+        {
+            errors.WriteLine($"error: --onnx '{path}' does not exist.");
+            return Sample.Failed;
+        }
+
+        using var classifier = new Serve.OnnxClassifier(path);
+        var images = new List<(byte[] Bytes, string Name)>();
+        foreach (var file in request.Images)
+        {
+            if (!File.Exists(file))
+            {
+                errors.WriteLine(Directory.Exists(file)
+                    ? $"error: '{file}' is a folder; give image files (for every image in it: '{Path.Combine(file, "*")}')."
+                    : $"error: image '{file}' does not exist.");
+                return Sample.Failed;
+            }
+
+            images.Add((File.ReadAllBytes(file), file));
+        }
+
+        IReadOnlyList<IReadOnlyList<Serve.Prediction>> ranked;
+        try
+        {
+            ranked = classifier.Classify(images, request.Top);
+        }
+        catch (Core.Images.ImageDecodeException ex)
+        {
+            errors.WriteLine($"error: {ex.Message}");
+            return Sample.Failed;
+        }
+
+        for (var i = 0; i < images.Count; i++)
+        {
+            console.WriteLine($"{images[i].Name}: {string.Join(", ", ranked[i].Select(p => string.Create(CultureInfo.InvariantCulture, $"{p.Label} {100 * p.Probability:F2}%")))}");
+        }
+
         return Sample.Ok;
     }
 

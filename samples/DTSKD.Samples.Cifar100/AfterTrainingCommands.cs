@@ -17,8 +17,20 @@ public sealed record ToolRequest
     /// <summary>Weights to use instead of a run's checkpoint: a trainer checkpoint (.ckpt) or a PyTorch state dict (.pt, .pth, .safetensors).</summary>
     public string? Weights { get; init; }
 
-    /// <summary>export: the file to write, without extension (default: &lt;run&gt;/backbone); both .pt and .safetensors are written.</summary>
+    /// <summary>export: the file to write, without extension (default: &lt;run&gt;/backbone); .pt and .safetensors, or .onnx.</summary>
     public string? Output { get; init; }
+
+    /// <summary>export: pytorch (.pt and .safetensors, the default) or onnx.</summary>
+    public string Format { get; init; } = "pytorch";
+
+    /// <summary>export --format onnx: every head an output (early exits), not only the backbone's.</summary>
+    public bool AllHeads { get; init; }
+
+    /// <summary>export --format onnx: fold BatchNorm into the convolutions.</summary>
+    public bool FoldBatchNorm { get; init; }
+
+    /// <summary>predict: an exported .onnx file to run on ONNX Runtime instead of a run or weights.</summary>
+    public string? Onnx { get; init; }
 
     /// <summary>predict: the image files.</summary>
     public IReadOnlyList<string> Images { get; init; } = [];
@@ -42,17 +54,27 @@ internal sealed class AfterTrainingCommands
     {
         var commands = new AfterTrainingCommands();
         commands.Define(root, "evaluate", "Evaluates a trained run (or PyTorch weights) on the test set: top-1 of every head, the backbone's top-5 and loss.");
-        commands.Define(root, "export", "Exports the plain classifier a run contains (backbone and its head, no neck or branches) as .pt and .safetensors state dicts.");
-        commands.Define(root, "predict", "Classifies image files (PNG, JPEG) with a trained run, an exported backbone or PyTorch weights.");
+        commands.Define(root, "export", "Exports the plain classifier a run contains (backbone and its head, no neck or branches) as .pt and .safetensors state dicts, or as ONNX (--format onnx).");
+        commands.Define(root, "predict", "Classifies image files (PNG, JPEG) with a trained run, an exported backbone, PyTorch weights, or an exported .onnx file on ONNX Runtime (--onnx).");
         return commands;
     }
 
     public (ToolRequest? Request, string? Error) Read(ParseResult result)
     {
         var request = _readers[result.CommandResult.Command](result);
-        if (request.Run is null && request.Weights is null)
+        if (request.Command == "export" && request.Format != "onnx" && (request.AllHeads || request.FoldBatchNorm))
         {
-            return (null, $"{request.Command} needs a trained run (--run <folder>) or weights (--weights <file>).");
+            return (null, $"{(request.AllHeads ? "--all-heads" : "--fold-batchnorm")} applies to --format onnx only.");
+        }
+
+        if (request.Onnx is not null && (request.Run is not null || request.Weights is not null))
+        {
+            return (null, "predict --onnx runs the exported file alone; leave out --run and --weights.");
+        }
+
+        if (request.Run is null && request.Weights is null && request.Onnx is null)
+        {
+            return (null, $"{request.Command} needs a trained run (--run <folder>) or weights (--weights <file>){(request.Command == "predict" ? ", or an exported model (--onnx <file>)" : "")}.");
         }
 
         return (request, null);
@@ -70,7 +92,12 @@ internal sealed class AfterTrainingCommands
             command.Add(option);
         }
 
-        var output = new Option<string?>("--output") { Description = "The file to write, without extension (default: <run>/backbone); .pt and .safetensors are written." };
+        var output = new Option<string?>("--output") { Description = "The file to write, without extension (default: <run>/backbone); .pt and .safetensors are written, or .onnx with --format onnx." };
+        var format = new Option<string>("--format") { Description = "pytorch (.pt and .safetensors state dicts) or onnx (for ONNX Runtime and ML.NET, no LibTorch needed).", DefaultValueFactory = _ => "pytorch" };
+        format.AcceptOnlyFromAmong("pytorch", "onnx");
+        var allHeads = new Option<bool>("--all-heads") { Description = "--format onnx: every head as an output (early exits), not only the backbone's." };
+        var fold = new Option<bool>("--fold-batchnorm") { Description = "--format onnx: fold BatchNorm into the convolutions (fewer nodes, the same logits to float32 rounding)." };
+        var onnx = new Option<string?>("--onnx") { Description = "An exported .onnx file to run on ONNX Runtime, instead of --run or --weights (its metadata gives the preprocessing)." };
         var images = new Argument<string[]>("images") { Description = "Image files (PNG or JPEG).", Arity = ArgumentArity.OneOrMore };
         var top = SampleCommandLine.Positive(new Option<int>("--top") { Description = "How many classes to show per image.", DefaultValueFactory = _ => 5 });
         var precision = new Option<string>("--precision")
@@ -86,10 +113,14 @@ internal sealed class AfterTrainingCommands
                 break;
             case "export":
                 command.Add(output);
+                command.Add(format);
+                command.Add(allHeads);
+                command.Add(fold);
                 break;
             case "predict":
                 command.Add(images);
                 command.Add(top);
+                command.Add(onnx);
                 break;
         }
 
@@ -101,6 +132,10 @@ internal sealed class AfterTrainingCommands
             Checkpoint = result.GetValue(checkpoint)!,
             Weights = result.GetValue(weights),
             Output = name == "export" ? result.GetValue(output) : null,
+            Format = name == "export" ? result.GetValue(format)! : "pytorch",
+            AllHeads = name == "export" && result.GetValue(allHeads),
+            FoldBatchNorm = name == "export" && result.GetValue(fold),
+            Onnx = name == "predict" ? result.GetValue(onnx) : null,
             Images = name == "predict" ? result.GetValue(images) ?? [] : [],
             Top = name == "predict" ? result.GetValue(top) : 5,
             Precision = name == "evaluate" ? result.GetValue(precision)! : "run",

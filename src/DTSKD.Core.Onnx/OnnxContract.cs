@@ -2,9 +2,11 @@ namespace DTSKD.Core.Onnx;
 
 /// <summary>
 /// What an exported file promises its consumer: the names of its input and outputs, and the metadata keys that carry the
-/// preprocessing. The input is float32 <c>[batch, channels, size, size]</c>, RGB (or gray) channel order, each pixel
-/// <c>(value / 255 − mean[c]) / std[c]</c>; the outputs are float32 logits <c>[batch, classes]</c> (softmax gives
-/// probabilities).
+/// preprocessing. An image is decoded with its shorter side resized to <see cref="DecodeSizeKey"/> and its centre
+/// cropped to that square (EXIF orientation applied, alpha dropped, gray as ITU-R 601 luma), then centre-cropped to
+/// <see cref="ImageSizeKey"/> when that is smaller; the input is float32 <c>[batch, channels, size, size]</c>, RGB (or
+/// gray) channel order, each pixel <c>(value / 255 − mean[c]) / std[c]</c>. The outputs are float32 logits
+/// <c>[batch, classes]</c> (softmax gives probabilities).
 /// </summary>
 public static class OnnxContract
 {
@@ -27,6 +29,9 @@ public static class OnnxContract
 
     /// <summary>Metadata: the side of the square images, in pixels.</summary>
     public const string ImageSizeKey = "dtskd.image_size";
+
+    /// <summary>Metadata: the side images are decoded to before the centre crop of <see cref="ImageSizeKey"/> (equal to it when there is no crop).</summary>
+    public const string DecodeSizeKey = "dtskd.decode_size";
 
     /// <summary>Metadata: 3 (RGB) or 1 (gray).</summary>
     public const string ChannelsKey = "dtskd.channels";

@@ -64,6 +64,7 @@ public static class OnnxExport
         {
             (OnnxContract.ModelKey, name),
             (OnnxContract.ImageSizeKey, options.ImageSize.ToString(inv)),
+            (OnnxContract.DecodeSizeKey, (options.DecodeSize ?? options.ImageSize).ToString(inv)),
             (OnnxContract.ChannelsKey, channels.ToString(inv)),
             (OnnxContract.MeanKey, string.Join(",", options.Mean.Select(m => m.ToString("R", inv)))),
             (OnnxContract.StdKey, string.Join(",", options.Std.Select(s => s.ToString("R", inv)))),
@@ -81,7 +82,7 @@ public static class OnnxExport
         model_.String(2, "DTSKD.Core.Onnx");
         model_.String(3, version);
         model_.String(6, string.Create(inv,
-            $"{name}: input '{OnnxContract.InputName}' float32 [batch, {channels}, {options.ImageSize}, {options.ImageSize}], pixels as (value / 255 - mean) / std with the metadata's mean and std; outputs {string.Join(", ", outputs.Select(o => $"'{o.Name}'"))}: logits [batch, {model.ClassCount}]."));
+            $"{name}: input '{OnnxContract.InputName}' float32 [batch, {channels}, {options.ImageSize}, {options.ImageSize}], images decoded to {options.DecodeSize ?? options.ImageSize} pixels and centre-cropped, pixels as (value / 255 - mean) / std with the metadata's mean and std; outputs {string.Join(", ", outputs.Select(o => $"'{o.Name}'"))}: logits [batch, {model.ClassCount}]."));
         model_.Message(7, g => graph.WriteGraph(g, name, (channels, options.ImageSize, options.ImageSize), outputs));
         model_.Message(8, opset =>
         {

@@ -6,6 +6,12 @@ public sealed class OnnxExportOptions
     /// <summary>The side of the square images the model was trained on (the input's height and width).</summary>
     public required int ImageSize { get; init; }
 
+    /// <summary>
+    /// The side images are decoded to before a centre crop of <see cref="ImageSize"/> (ImageNet-style evaluation: 256 for a
+    /// 224 crop); null (default) for no crop, <see cref="ImageSize"/> itself.
+    /// </summary>
+    public int? DecodeSize { get; init; }
+
     /// <summary>The per-channel means of the pixels scaled to [0, 1] the model was trained with; one per input channel.</summary>
     public required IReadOnlyList<double> Mean { get; init; }
 
@@ -28,6 +34,11 @@ public sealed class OnnxExportOptions
     public void Validate()
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(ImageSize, 1, nameof(ImageSize));
+        if (DecodeSize < ImageSize)
+        {
+            throw new ArgumentOutOfRangeException(nameof(DecodeSize), DecodeSize, $"DecodeSize must be at least ImageSize ({ImageSize}): the crop is taken from the decoded image.");
+        }
+
         ArgumentNullException.ThrowIfNull(Mean, nameof(Mean));
         ArgumentNullException.ThrowIfNull(Std, nameof(Std));
         if (Mean.Count is not (1 or 3) || Std.Count != Mean.Count)

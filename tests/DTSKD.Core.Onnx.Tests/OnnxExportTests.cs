@@ -152,6 +152,7 @@ public sealed class OnnxExportTests
             using var session = new InferenceSession(path);
             var meta = session.ModelMetadata.CustomMetadataMap;
             meta[OnnxContract.ImageSizeKey].Should().Be("28");
+            meta[OnnxContract.DecodeSizeKey].Should().Be("28");
             meta[OnnxContract.ChannelsKey].Should().Be("1");
             meta[OnnxContract.MeanKey].Should().Be("0.286");
             meta[OnnxContract.StdKey].Should().Be("0.353");

@@ -390,6 +390,15 @@ public sealed class SampleTests : SampleTestBase
         var (byExport, exportOutput, _) = await Run("predict", "--weights", exported, "--data-path", data, "--base-width", "16", "--neck-width", "16", "--top", "3", png, jpeg);
         byExport.Should().Be(Sample.Ok);
         exportOutput.Should().Be(runOutput, "the exported backbone is the run's backbone");
+
+        // ONNX: exported with its preprocessing, then classified on ONNX Runtime alone, with the run's top-1.
+        (code, output, errors) = await Run("export", "--run", run, "--format", "onnx", "--fold-batchnorm");
+        code.Should().Be(Sample.Ok, errors);
+        output.Should().Contain("backbone.onnx").And.Contain("opset 17").And.Contain("batch norms folded");
+        var (byOnnx, onnxOutput, onnxErrors) = await Run("predict", "--onnx", Path.Combine(run, "backbone.onnx"), "--top", "3", png, jpeg);
+        byOnnx.Should().Be(Sample.Ok, onnxErrors);
+        static string[] Top1(string text) => [.. text.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => string.Join(' ', l.Split(": ", 2)[1].Split(", ")[0].Split(' ').SkipLast(1)))];
+        Top1(onnxOutput).Should().Equal(Top1(runOutput), "ONNX Runtime ranks the images as TorchSharp does");
     }
 
     [Fact]
@@ -410,6 +419,10 @@ public sealed class SampleTests : SampleTestBase
                      (["predict", "--weights", Path.Combine(run, "last.ckpt"), "--data-type", "cifar10", "--base-width", "16", "--neck-width", "16", garbage], Sample.Failed, "does not fit resnet18_dtskd (10 classes"),
                      (["predict", "--run", run, garbage], Sample.Failed, "not-an-image.png' is not an image SkiaSharp can read (PNG, JPEG, BMP, GIF, WebP)."),
                      (["export"], Sample.BadArguments, "needs a trained run (--run <folder>) or weights (--weights <file>)"),
+                     (["export", "--run", run, "--all-heads"], Sample.BadArguments, "--all-heads applies to --format onnx only"),
+                     (["predict", "--onnx", Path.Combine(run, "missing.onnx"), garbage], Sample.Failed, "missing.onnx' does not exist"),
+                     (["predict", "--onnx", garbage, garbage], Sample.Failed, "is not an ONNX model ONNX Runtime can load"),
+                     (["predict", "--onnx", garbage, "--run", run, garbage], Sample.BadArguments, "predict --onnx runs the exported file alone"),
                  })
         {
             var (actual, _, errors) = await Run(args);

@@ -1,0 +1,36 @@
+using DTSKD.Samples.Serve;
+
+// An image classifier trained with DTSKD.Core, served from its ONNX export:
+//   dotnet run --project samples/DTSKD.Samples.Serve -- --Model:Path=experiments/<run>/backbone.onnx
+//   curl -X POST --data-binary @cat.png -H 'Content-Type: image/png' http://localhost:5000/classify
+var builder = WebApplication.CreateBuilder(args);
+var options = builder.Configuration.GetSection("Model").Get<ServeOptions>() ?? new ServeOptions();
+if (string.IsNullOrWhiteSpace(options.Path) || !File.Exists(options.Path))
+{
+    Console.Error.WriteLine($"error: Model:Path '{options.Path}' is not a file: give the .onnx file to serve (--Model:Path=... or Model__Path=...).");
+    return 2;
+}
+
+OnnxClassifier classifier;
+try
+{
+    classifier = new OnnxClassifier(options.Path);
+}
+catch (InvalidDataException ex)
+{
+    Console.Error.WriteLine($"error: {ex.Message}");
+    return 2;
+}
+
+builder.Services.AddSingleton(options);
+builder.Services.AddSingleton(classifier);
+var app = builder.Build();
+
+app.MapGet("/health", (OnnxClassifier model) => Results.Ok(new { status = "ok", model = model.Model, classes = model.ClassCount, imageSize = model.ImageSize }));
+app.MapPost("/classify", ClassifyEndpoint.Handle).DisableAntiforgery();
+
+app.Run();
+return 0;
+
+/// <summary>The entry point, visible to the tests' <c>WebApplicationFactory</c>.</summary>
+public partial class Program;

@@ -1,0 +1,2 @@
+// The model is trained once per run of the class fixture; TorchSharp's generator is process-wide.
+[assembly: CollectionBehavior(DisableTestParallelization = true)]
