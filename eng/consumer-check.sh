@@ -8,6 +8,8 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 torchsharp=$(sed -n 's:.*<TorchSharpVersion>\(.*\)</TorchSharpVersion>.*:\1:p' "$root/Directory.Packages.props")
+packageVersion() { sed -n "s:.*<PackageVersion Include=\"$1\" Version=\"\([^\"]*\)\".*:\1:p" "$root/Directory.Packages.props"; }
+onnxruntime=$(packageVersion Microsoft.ML.OnnxRuntime)
 # A unique version, so the global NuGet cache never hands back an older build of the package.
 version="0.1.0-consumer.$(date +%Y%m%d%H%M%S).$$"
 scratch=$(mktemp -d)
@@ -15,7 +17,7 @@ trap 'rm -rf "$scratch"' EXIT
 feed="$scratch/feed"
 app="$scratch/ConsumerCheck"
 
-packages=(DTSKD.Core DTSKD.Core.Interop DTSKD.Core.Images)
+packages=(DTSKD.Core DTSKD.Core.Interop DTSKD.Core.Images DTSKD.Core.Onnx)
 for package in "${packages[@]}"; do
   echo "== packing $package $version"
   dotnet pack "$root/src/$package/$package.csproj" -c Release -p:Version="$version" -o "$feed" -nologo -v q
@@ -157,6 +159,47 @@ CS
   && dotnet build -c Release -nologo -v q && dotnet run -c Release --no-build)
 echo "images check: OK"
 
+echo "== a third app: DTSKD.Core.Onnx exports a model, ONNX Runtime runs it and gives TorchSharp's logits"
+onnx="$scratch/OnnxCheck"
+mkdir -p "$onnx"
+cp "$app/nuget.config" "$app/ConsumerCheck.csproj" "$onnx/"
+mv "$onnx/ConsumerCheck.csproj" "$onnx/OnnxCheck.csproj"
+cat > "$onnx/Program.cs" <<'CS'
+using DTSKD.Core.Models;
+using DTSKD.Core.Onnx;
+using Microsoft.ML.OnnxRuntime;
+using Microsoft.ML.OnnxRuntime.Tensors;
+using static TorchSharp.torch;
+
+manual_seed(1);
+using var model = MultiBranchModels.resnet18_dtskd(numClasses: 10, baseWidth: 16, neckWidth: 16);
+model.eval();
+using var x = randn(2, 3, 32, 32);
+using var backbone = BackboneClassifier.From(model);
+using var expected = backbone.call(x);
+var bytes = OnnxExport.ToBytes(model, new OnnxExportOptions { ImageSize = 32, Mean = [0.5, 0.5, 0.5], Std = [0.25, 0.25, 0.25], FoldBatchNorm = true });
+using var session = new InferenceSession(bytes);
+using var results = session.Run([NamedOnnxValue.CreateFromTensor("input", new DenseTensor<float>(x.data<float>().ToArray(), [2, 3, 32, 32]))]);
+var got = results[0].AsTensor<float>().ToArray();
+var want = expected.data<float>().ToArray();
+var worst = got.Zip(want).Max(p => Math.Abs(p.First - p.Second)) / want.Max(Math.Abs);
+Console.WriteLine($"{bytes.Length:N0} bytes; ONNX Runtime within {worst:E1} of TorchSharp's largest logit");
+return worst < 1e-4 ? 0 : 1;
+CS
+(cd "$onnx" && dotnet add package DTSKD.Core.Onnx --version "$version" >/dev/null && dotnet add package TorchSharp-cpu --version "$torchsharp" >/dev/null \
+  && dotnet add package Microsoft.ML.OnnxRuntime --version "$onnxruntime" >/dev/null && dotnet build -c Release -nologo -v q && dotnet run -c Release --no-build)
+echo "onnx check: OK"
+
+echo "== the serving sample publishes without LibTorch, TorchSharp or DTSKD.Core"
+dotnet publish "$root/samples/DTSKD.Samples.Serve/DTSKD.Samples.Serve.csproj" -c Release -o "$scratch/serve" -nologo -v q
+if find "$scratch/serve" \( -iname 'libtorch*' -o -iname 'TorchSharp*' -o -iname 'DTSKD.Core*' -o -iname 'libc10*' \) | grep -q .; then
+  echo "consumer check: the serving sample's publish output holds LibTorch, TorchSharp or DTSKD.Core:" >&2
+  find "$scratch/serve" \( -iname 'libtorch*' -o -iname 'TorchSharp*' -o -iname 'DTSKD.Core*' -o -iname 'libc10*' \) >&2
+  exit 1
+fi
+find "$scratch/serve" -name 'libonnxruntime.so*' | grep -q . || { echo "consumer check: the serving sample's publish output has no ONNX Runtime" >&2; exit 1; }
+echo "serving sample: $(du -sm "$scratch/serve" | cut -f1) MB published, no LibTorch: OK"
+
 echo "== compiling the documentation's C# snippets against the packed packages"
 snippets="$scratch/DocSnippets"
 mkdir -p "$snippets"
@@ -171,6 +214,9 @@ cp "$app/nuget.config" "$snippets/"
   echo '  <ItemGroup>'
   for package in "${packages[@]}"; do echo "    <PackageReference Include=\"$package\" Version=\"$version\" />"; done
   echo "    <PackageReference Include=\"TorchSharp-cpu\" Version=\"$torchsharp\" />"
+  echo "    <PackageReference Include=\"Microsoft.ML.OnnxRuntime\" Version=\"$onnxruntime\" />"
+  echo "    <PackageReference Include=\"Microsoft.ML\" Version=\"$(packageVersion Microsoft.ML)\" />"
+  echo "    <PackageReference Include=\"Microsoft.ML.OnnxTransformer\" Version=\"$(packageVersion Microsoft.ML.OnnxTransformer)\" />"
   echo '  </ItemGroup>'
   echo '</Project>'
 } > "$snippets/DocSnippets.csproj"

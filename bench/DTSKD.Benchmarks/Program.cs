@@ -44,6 +44,23 @@ gradients.SetAction(r => LayoutGradients.Run(r.GetValue(gradModel)!, r.GetValue(
     [.. r.GetValue(gradSides)!.Split(',', StringSplitOptions.RemoveEmptyEntries).Select(s => int.Parse(s, System.Globalization.CultureInfo.InvariantCulture))],
     r.GetValue(gradWidth), r.GetValue(gradBatch)));
 
+#if !NO_PLOTS
+var deployModel = new Option<string>("--model") { Description = "Model.", DefaultValueFactory = _ => "resnet18_dtskd" };
+var deployReference = new Option<bool>("--reference-width") { Description = "The reference width (64/512) instead of 16/128." };
+var deploySize = new Option<int>("--image-size") { Description = "The side of the input images.", DefaultValueFactory = _ => 32 };
+var deployBatches = new Option<string>("--batch-sizes") { Description = "Comma-separated batch sizes.", DefaultValueFactory = _ => "1,64" };
+var deployRounds = new Option<int>("--rounds") { Description = "Rounds; in each, every engine runs in turn.", DefaultValueFactory = _ => 4 };
+var deploySeconds = new Option<double>("--seconds") { Description = "Seconds of calls per engine and batch size, over all rounds.", DefaultValueFactory = _ => 20 };
+var deployOutput = new Option<string?>("--output") { Description = "Markdown file for the table." };
+var deploy = new Command("deploy", "Inference of the exported classifier: ONNX Runtime (BatchNorm folded and not) against TorchSharp eval, median and p99 latency.")
+{
+    deployModel, deployReference, deploySize, deployBatches, deployRounds, deploySeconds, deployOutput,
+};
+deploy.SetAction(r => DeployBench.Run(r.GetValue(deployModel)!, r.GetValue(deployReference), r.GetValue(deploySize),
+    [.. r.GetValue(deployBatches)!.Split(',', StringSplitOptions.RemoveEmptyEntries).Select(s => int.Parse(s, System.Globalization.CultureInfo.InvariantCulture))],
+    r.GetValue(deployRounds), r.GetValue(deploySeconds), r.GetValue(deployOutput), "dotnet run -c Release --project bench/DTSKD.Benchmarks -- " + string.Join(' ', args)));
+#endif
+
 var samples = new Option<int>("--samples") { Description = "N, the training set size.", DefaultValueFactory = _ => 1_281_167 };
 var classes = new Option<int>("--classes") { Description = "C, the number of classes.", DefaultValueFactory = _ => 1000 };
 var heads = new Option<int>("--heads") { Description = "Heads (backbone plus branches).", DefaultValueFactory = _ => 4 };
@@ -84,5 +101,6 @@ var ablation = AblationStudy.Command(deviceOption, ResolveDevice, args);
 var root = new RootCommand("DTSKD.Core benchmarks and ablation study.") { bench, throughput, history, checkpoint, ablation, gradients };
 #if !NO_PLOTS
 root.Add(images);
+root.Add(deploy);
 #endif
 return root.Parse(args).Invoke();

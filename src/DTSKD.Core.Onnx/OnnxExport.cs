@@ -32,6 +32,24 @@ public static class OnnxExport
     /// <param name="options">The preprocessing contract and the graph's form.</param>
     public static byte[] ToBytes(IMultiBranchModel model, OnnxExportOptions options) => Build(model, options).Bytes;
 
+    /// <summary>A JSON array of strings, written without reflection (so trimmed and AOT-compiled apps export too).</summary>
+    private static string JsonArray(IReadOnlyList<string> values)
+    {
+        using var buffer = new MemoryStream();
+        using (var writer = new Utf8JsonWriter(buffer))
+        {
+            writer.WriteStartArray();
+            foreach (var value in values)
+            {
+                writer.WriteStringValue(value);
+            }
+
+            writer.WriteEndArray();
+        }
+
+        return System.Text.Encoding.UTF8.GetString(buffer.ToArray());
+    }
+
     private static (byte[] Bytes, OnnxExportSummary Summary) Build(IMultiBranchModel model, OnnxExportOptions options)
     {
         ArgumentNullException.ThrowIfNull(model);
@@ -73,7 +91,7 @@ public static class OnnxExport
         };
         if (options.ClassNames is { } classNames)
         {
-            metadata.Add((OnnxContract.ClassNamesKey, JsonSerializer.Serialize(classNames)));
+            metadata.Add((OnnxContract.ClassNamesKey, JsonArray(classNames)));
         }
 
         var version = typeof(OnnxExport).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion.Split('+')[0] ?? "0";
