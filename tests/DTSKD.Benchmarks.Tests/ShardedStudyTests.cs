@@ -18,31 +18,10 @@ public sealed class ShardedStudyTests : IDisposable
         "--base-width", "16", "--neck-width", "16", "--rows", "ce,dtskd[t2=off]", "--seeds", "1,2", "--label-noise", "0.25",
     ];
 
-    private static Process Start(IEnumerable<string> args, IReadOnlyDictionary<string, string>? environment = null)
-    {
-        var info = new ProcessStartInfo("dotnet", [Path.Combine(AppContext.BaseDirectory, "DTSKD.Benchmarks.dll"), .. args])
-        {
-            RedirectStandardOutput = true, RedirectStandardError = true,
-        };
-        // The shards must not think they run under a scheduler the test machine happens to use.
-        info.Environment.Remove("SLURM_ARRAY_TASK_ID");
-        info.Environment.Remove("JOB_COMPLETION_INDEX");
-        foreach (var (name, value) in environment ?? new Dictionary<string, string>())
-        {
-            info.Environment[name] = value;
-        }
+    private static Process Start(IEnumerable<string> args) => BenchProcess.Start(args);
 
-        return Process.Start(info)!;
-    }
-
-    private static async Task<(int Code, string Output)> Run(IEnumerable<string> args, IReadOnlyDictionary<string, string>? environment = null)
-    {
-        using var process = Start(args, environment);
-        var output = process.StandardOutput.ReadToEndAsync();
-        var errors = process.StandardError.ReadToEndAsync();
-        await process.WaitForExitAsync();
-        return (process.ExitCode, await output + await errors);
-    }
+    private static Task<(int Code, string Output)> Run(IEnumerable<string> args, IReadOnlyDictionary<string, string>? environment = null) =>
+        BenchProcess.Run(args, environment);
 
     private string[] Study_(string name, params string[] more) =>
         [.. Study, "--output", Path.Combine(_dir.FullName, name, "report.md"), "--runs-dir", Path.Combine(_dir.FullName, name, "runs"), .. more];

@@ -169,7 +169,7 @@ public static class AblationStudy
                 });
                 var clock = Stopwatch.StartNew();
                 var result = trainer.Run();
-                StudyRun.From(row, seed, study, result, clock.Elapsed.TotalSeconds, machine).Write(runsFolder, row);
+                StudyRun.From(row, seed, study, result, clock.Elapsed.TotalSeconds, machine, train.Count, test.Count).Write(runsFolder, row);
                 var last = result.Metrics[^1];
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                     $"{row.Text,-24} seed {seed}: best {result.BestTop1:F2}  final {string.Join(" / ", last.TestTop1.Select(t => t.ToString("F2", CultureInfo.InvariantCulture)))}  train {last.TrainTop1:F2}  ({clock.Elapsed.TotalSeconds:F0} s)"));

@@ -21,6 +21,12 @@ public sealed record StudyRun
     /// <summary>The machine the run trained on.</summary>
     public string Machine { get; init; } = "";
 
+    /// <summary>Training and test images the run saw (absent in runs written before they were recorded).</summary>
+    public int? TrainCount { get; init; }
+
+    /// <inheritdoc cref="TrainCount"/>
+    public int? TestCount { get; init; }
+
     /// <summary>The file of a (row, seed) run in a runs folder.</summary>
     public static string PathOf(string runsFolder, ObjectiveSpec row, long seed) => Path.Combine(runsFolder, $"{row.FileName}-seed{seed}.json");
 
@@ -42,8 +48,10 @@ public sealed record StudyRun
         AtomicFile.WriteAllText(PathOf(runsFolder, row, Seed), JsonSerializer.Serialize(this, StudySettings.Json));
 
     /// <summary>A run's record from the trainer's metrics.</summary>
-    public static StudyRun From(ObjectiveSpec row, long seed, string study, TrainingResult result, double seconds, string machine) => new()
+    public static StudyRun From(ObjectiveSpec row, long seed, string study, TrainingResult result, double seconds, string machine, int trainCount, int testCount) => new()
     {
+        TrainCount = trainCount,
+        TestCount = testCount,
         Row = row.Text,
         Seed = seed,
         Study = study,

@@ -137,18 +137,7 @@ internal sealed class MasterWeights : IDisposable
             return;
         }
 
-        using var noGrad = no_grad();
-        if (_flatCount > 0)
-        {
-            using var region = _masterGrad.narrow(0, 0, _flatCount);
-            using var source = _workGrad.narrow(0, 0, _flatCount);
-            region.copy_(source);
-        }
-
-        foreach (var (_, _, workGrad, masterGrad) in _laidOut)
-        {
-            masterGrad.copy_(workGrad);
-        }
+        Copy(_workGrad, _masterGrad, _laidOut.Select(e => (e.WorkGrad, e.MasterGrad)));
     }
 
     /// <summary>Rounds and lays out the masters into the model's working parameters: after a step, and after masters were loaded.</summary>
@@ -159,17 +148,23 @@ internal sealed class MasterWeights : IDisposable
             return;
         }
 
+        Copy(_master, _work, _laidOut.Select(e => (e.Master, e.Work)));
+    }
+
+    /// <summary>One kernel for the contiguous slice the two flat buffers share, one per channels-last parameter.</summary>
+    private void Copy(Tensor from, Tensor to, IEnumerable<(Tensor From, Tensor To)> laidOut)
+    {
         using var noGrad = no_grad();
         if (_flatCount > 0)
         {
-            using var region = _master.narrow(0, 0, _flatCount);
-            using var target = _work.narrow(0, 0, _flatCount);
-            target.copy_(region);
+            using var source = from.narrow(0, 0, _flatCount);
+            using var target = to.narrow(0, 0, _flatCount);
+            target.copy_(source);
         }
 
-        foreach (var (work, master, _, _) in _laidOut)
+        foreach (var (source, target) in laidOut)
         {
-            work.copy_(master);
+            target.copy_(source);
         }
     }
 
