@@ -31,8 +31,18 @@ public sealed class Format2CompatibilityTests
             trainer.LoadCheckpoint(Path.Combine(Folder, "fp32-epoch1.ckpt"));
             var result = trainer.Run();
 
-            result.Metrics.Select(m => new Figures(m.Epoch, m.TrainLoss, m.TrainTop1, [.. m.TestTop1], m.TestTop5, m.TestLoss))
-                .Should().BeEquivalentTo(Expected("fp32"), o => o.WithStrictOrdering(), "the old version's uninterrupted run, epoch for epoch");
+            // The fixture was trained on an AMD EPYC (AVX-512); LibTorch's float32 kernels round differently on other CPU
+            // families (an Intel Xeon with AMX gives losses 2e-8 to 7e-7 apart, relatively), so losses are compared to 1e-5 of
+            // their value: far below what a resume that loses any part of the state (momentum, history, position) changes.
+            var expected = Expected("fp32");
+            result.Metrics.Select(m => m.Epoch).Should().Equal(expected.Select(e => e.Epoch));
+            foreach (var (m, e) in result.Metrics.Zip(expected))
+            {
+                m.TrainLoss.Should().BeApproximately(e.TrainLoss, 1e-5 * e.TrainLoss, $"epoch {e.Epoch + 1}'s training loss of the old version's uninterrupted run");
+                m.TestLoss.Should().BeApproximately(e.TestLoss, 1e-5 * e.TestLoss, $"epoch {e.Epoch + 1}'s test loss");
+                (m.TrainTop1, m.TestTop5).Should().Be((e.TrainTop1, e.TestTop5), $"epoch {e.Epoch + 1}'s accuracies");
+                m.TestTop1.Should().Equal(e.TestTop1, $"epoch {e.Epoch + 1}'s per-head test top-1");
+            }
         }
         finally
         {
