@@ -87,15 +87,14 @@ public static class TrainerCheckpoint
     internal static Dictionary<string, string> Describe(Dictionary<string, Tensor> state) =>
         state.ToDictionary(kv => kv.Key, kv => $"{kv.Value.dtype}[{string.Join(",", kv.Value.shape)}]");
 
-    /// <summary>Checks a checkpoint against the live run (<paramref name="expected"/>) and, if it matches, restores every part.</summary>
+    /// <summary>Checks a checkpoint with <paramref name="check"/> and, if it passes, restores every part.</summary>
     /// <param name="path">The checkpoint.</param>
-    /// <param name="expected">The live run's header: what the checkpoint must match.</param>
     /// <param name="parts">The live run's parts, restored from the checkpoint.</param>
-    /// <param name="checkHeader">Further checks of the checkpoint's header against the live run (options that cannot change); throws to refuse.</param>
+    /// <param name="check">The run's resume rules, given the file's format version and header; throws to refuse.</param>
     /// <returns>The checkpoint's header (position, metrics, best).</returns>
     /// <exception cref="FileNotFoundException">The file does not exist.</exception>
     /// <exception cref="InvalidDataException">The file is corrupted or does not match; nothing was changed.</exception>
-    internal static CheckpointHeader Restore(string path, CheckpointHeader expected, Parts parts, Action<CheckpointHeader> checkHeader)
+    internal static CheckpointHeader Restore(string path, Parts parts, Action<int, CheckpointHeader> check)
     {
         var file = CheckpointFile.Open(path);
         var header = ParseHeader(path, file.HeaderJson);
@@ -104,8 +103,7 @@ public static class TrainerCheckpoint
             throw new InvalidDataException($"Checkpoint '{path}' has no '{name}' section.");
         }
 
-        Check(path, file.Version, header, expected);
-        checkHeader(header);
+        check(file.Version, header);
 
         // Everything is validated: read the model tensors into temporaries, then apply all parts, optimizer first so
         // that its snapshot can undo it if a later part fails.
@@ -161,7 +159,7 @@ public static class TrainerCheckpoint
     }
 
     /// <summary>Compares names and shapes, and with <paramref name="compareTypes"/> dtypes too (a resumed run continues in its own formats).</summary>
-    private static void CheckModel(string path, Dictionary<string, string> saved, Dictionary<string, string> live, bool compareTypes)
+    internal static void CheckModel(string path, Dictionary<string, string> saved, Dictionary<string, string> live, bool compareTypes)
     {
         static string ShapeOf(string description) => description[description.IndexOf('[', StringComparison.Ordinal)..];
         var problems = live.Keys.Except(saved.Keys).Select(k => $"missing {k}")
@@ -174,35 +172,6 @@ public static class TrainerCheckpoint
         {
             throw new InvalidDataException(
                 $"Checkpoint '{path}' does not match this model ({problems.Count} differences): {string.Join("; ", problems.Take(10))}.");
-        }
-    }
-
-    private static void Check(string path, int version, CheckpointHeader header, CheckpointHeader expected)
-    {
-        var half = header.Precision is nameof(TrainingPrecision.BFloat16) or nameof(TrainingPrecision.Float16);
-        if (version < CheckpointFile.FormatVersion && half)
-        {
-            throw new InvalidDataException(
-                $"Checkpoint '{path}' was written in {header.Precision} by an earlier DTSKD.Core (checkpoint format {version}), whose optimizer state this version " +
-                "cannot continue. Its weights still load for evaluation and export (TrainerCheckpoint.LoadModel); start a new run to train further.");
-        }
-
-        CheckModel(path, header.ModelState, expected.ModelState, compareTypes: true);
-        if (header.Objective != expected.Objective)
-        {
-            throw new InvalidDataException($"Checkpoint '{path}' was written with objective '{header.Objective}', this trainer uses '{expected.Objective}'.");
-        }
-
-        if (header.Optimizer != expected.Optimizer || header.Precision != expected.Precision)
-        {
-            throw new InvalidDataException(
-                $"Checkpoint '{path}' was written with optimizer {header.Optimizer} in {header.Precision} precision; this trainer uses {expected.Optimizer} in {expected.Precision}.");
-        }
-
-        if (header.TrainCount != expected.TrainCount || header.TestCount != expected.TestCount)
-        {
-            throw new InvalidDataException(
-                $"Checkpoint '{path}' was written for {header.TrainCount} training and {header.TestCount} test samples; this trainer has {expected.TrainCount} and {expected.TestCount}.");
         }
     }
 

@@ -1,9 +1,6 @@
-using System.Diagnostics;
 using DTSKD.Core.Data;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
-using TorchSharp;
-using TorchSharp.Modules;
 using static TorchSharp.torch;
 
 namespace DTSKD.Core.Training;
@@ -30,48 +27,14 @@ namespace DTSKD.Core.Training;
 /// </remarks>
 public sealed class Trainer : IDisposable
 {
-    private static readonly Action<ILogger, int, double, double, double, double, double, Exception?> LogEpoch =
-        LoggerMessage.Define<int, double, double, double, double, double>(
-            LogLevel.Information,
-            new EventId(1, "Epoch"),
-            "Epoch {Epoch}: loss {Loss:F4}, train top-1 {TrainTop1:F2}%, test top-1 {Top1:F2}% (top-5 {Top5:F2}%), {ImagesPerSecond:F0} images/s");
-
-    private static readonly Action<ILogger, string, int, int, Exception?> LogCheckpoint =
-        LoggerMessage.Define<string, int, int>(LogLevel.Information, new EventId(2, "Checkpoint"), "Checkpoint written to {Path} (next epoch {Epoch}, step {Step})");
-
-    private static readonly Action<ILogger, string, string, string, int, Exception?> LogOptionChanged =
-        LoggerMessage.Define<string, string, string, int>(LogLevel.Information, new EventId(3, "OptionChanged"),
-            "Resuming with {Option} = {Now} (the checkpoint was written with {Then}): applied from epoch {Epoch}");
-
-    private static readonly Action<ILogger, string, string, Exception?> LogLeftover =
-        LoggerMessage.Define<string, string>(LogLevel.Information, new EventId(5, "Leftover"), "Removed {File}, left in {Folder} by an interrupted write");
-
-    private static readonly Action<ILogger, int, int, Exception?> LogThreadsChanged =
-        LoggerMessage.Define<int, int>(LogLevel.Warning, new EventId(4, "ThreadsChanged"),
-            "Resuming with {Now} CPU threads; the checkpoint was written with {Then}. The run continues correctly, but not bit-identically to an uninterrupted one (floating-point sums depend on the thread count).");
-
-    private readonly IMultiBranchModel _model;
-    private readonly IMultiBranchObjective _objective;
     private readonly IBatchAugmentation _preprocessing;
     private readonly TrainerOptions _options;
     private readonly ILogger _logger;
-    private readonly Device _device;
-    private readonly PrecisionPolicy _precision;
-    private readonly InputFormat _input;
-    private readonly optim.Optimizer _optimizer;
+    private readonly Parts _parts;
     private readonly IBatchReader _trainReader;
     private readonly IBatchReader _testReader;
-    private readonly int _trainCount;
     private readonly int _testCount;
-    private readonly List<EpochMetrics> _metrics = [];
-    private readonly RunningSums _sums;
-
-    private optim.lr_scheduler.LRScheduler? _scheduler;
-    private int _schedulerSteps;
-    private int _nextEpoch;
-    private int _nextStep;
-    private double? _bestTop1;
-    private int? _bestEpoch;
+    private readonly EpochLoop _loop;
     private bool _disposed;
 
     /// <summary>
@@ -95,99 +58,40 @@ public sealed class Trainer : IDisposable
         TrainerOptions options,
         ILogger? logger = null)
     {
-        ArgumentNullException.ThrowIfNull(model);
-        ArgumentNullException.ThrowIfNull(objective);
-        ArgumentNullException.ThrowIfNull(train);
-        ArgumentNullException.ThrowIfNull(test);
-        ArgumentNullException.ThrowIfNull(preprocessing);
-        ArgumentNullException.ThrowIfNull(options);
-        options = options.Clone();
-        options.Validate();
-        if (model is not nn.Module module)
-        {
-            throw new ArgumentException($"The model must be a TorchSharp module (nn.Module<Tensor, MultiBranchOutput>); {model.GetType().Name} is not.", nameof(model));
-        }
+        _options = TrainerInputs.Check(model, objective, train, test, preprocessing, options);
+        (Model, _preprocessing, _testCount, _logger) = (model, preprocessing, test.Count, logger ?? NullLogger.Instance);
+        var device = _options.Device ?? CPU;
+        var order = new EpochOrder(train.Count, _options, _options.ProcessGroup ?? SingleProcessGroup.Instance);
 
-        if (train.Shape.Channels != preprocessing.Mean.Count || test.Shape.Channels != train.Shape.Channels)
-        {
-            throw new ArgumentException(
-                $"The preprocessing normalises {preprocessing.Mean.Count} channels; the training set has {train.Shape.Channels} and the test set {test.Shape.Channels}.",
-                nameof(preprocessing));
-        }
-
-        if (train.ClassCount != test.ClassCount || model.ClassCount != train.ClassCount)
-        {
-            throw new ArgumentException(
-                $"The model predicts {model.ClassCount} classes; the training set has {train.ClassCount} and the test set {test.ClassCount}.", nameof(train));
-        }
-
-        if (options.BatchSize > train.Count)
-        {
-            throw new ArgumentException(
-                $"BatchSize {options.BatchSize} is larger than the training set ({train.Count} samples); at most {train.Count}.", nameof(options));
-        }
-
-        _device = options.Device ?? CPU;
-        CheckStepMemory(model, preprocessing.OutputShape(train.Shape), options, _device);
-
-        _model = model;
-        _objective = objective;
-        _preprocessing = preprocessing;
-        _options = options;
-        _logger = logger ?? NullLogger.Instance;
-        _trainCount = train.Count;
-        _testCount = test.Count;
-
-        // From here on the model changes; a failure puts it back where and how it was.
-        var home = model.parameters().FirstOrDefault()?.device ?? CPU;
-        var channelsLast = options.ChannelsLast && options.Precision != TrainingPrecision.Float64;
-        _precision = new PrecisionPolicy(options.Precision, _device, options.AllowTf32, channelsLast);
-        _input = new InputFormat(_precision.WeightType, channelsLast);
-        try
-        {
-            module.to(_device);
-            var parameters = _precision.Prepare(model);
-            _optimizer = options.Optimizer?.Invoke(parameters) ?? options.CreateDefaultOptimizer(parameters);
-            if (_optimizer is not OptimizerHelper)
-            {
-                throw new ArgumentException(
-                    $"The optimizer {_optimizer.GetType().Name} cannot save its state for checkpoints; use a TorchSharp optimizer (they derive from OptimizerHelper).",
-                    nameof(options));
-            }
-        }
-        catch
-        {
-            _precision.Undo(model);
-            _precision.Dispose();
-            module.to(home);
-            throw;
-        }
-
-        _trainReader = train.OpenReader(_device);
-        _testReader = test.OpenReader(_device);
-        _sums = new RunningSums(_device);
+        // From here on the model changes; a failed step construction puts it back where and how it was.
+        var step = OptimizationStep.Create(model, objective, preprocessing, _options, device);
+        var identity = new RunIdentity(model.GetType().FullName ?? model.GetType().Name, objective.Name, step.Optimizer.GetType().Name, _options.Precision, train.Count, test.Count);
+        _parts = new Parts(step, new LearningRateSchedule(step.Optimizer, _options), order, new RunState(identity, _options), new RunRecord(_options, device), objective);
+        _trainReader = train.OpenReader(device);
+        _testReader = test.OpenReader(device);
+        _loop = new EpochLoop(this, _parts, _trainReader, _options, _logger);
     }
 
     /// <summary>Hooks called during <see cref="Run"/>, in order; add yours before running.</summary>
     public IList<TrainerCallback> Callbacks { get; } = new List<TrainerCallback>();
 
     /// <summary>The model being trained.</summary>
-    public IMultiBranchModel Model => _model;
+    public IMultiBranchModel Model { get; }
 
     /// <summary>The optimizer over the model's parameters (its learning rate is the scheduler's).</summary>
-    public optim.Optimizer Optimizer => _optimizer;
+    public optim.Optimizer Optimizer => _parts.Step.Optimizer;
 
     /// <summary>Every completed epoch's metrics, in order.</summary>
-    public IReadOnlyList<EpochMetrics> Metrics => _metrics;
+    public IReadOnlyList<EpochMetrics> Metrics => _parts.Record.Metrics;
 
     /// <summary>The 0-based epoch the next <see cref="Run"/> starts with.</summary>
-    public int NextEpoch => _nextEpoch;
+    public int NextEpoch => _parts.State.NextEpoch;
 
     /// <summary>The step within <see cref="NextEpoch"/> the next <see cref="Run"/> starts with (non-zero after a mid-epoch checkpoint).</summary>
-    public int NextStep => _nextStep;
+    public int NextStep => _parts.State.NextStep;
 
     /// <summary>Steps in an epoch of the default order (N samples, <see cref="TrainerOptions.BatchSize"/>, <see cref="TrainerOptions.DropLast"/>).</summary>
-    public int StepsPerEpoch => StepsFor(_trainCount);
+    public int StepsPerEpoch => _parts.Order.StepsPerEpoch;
 
     /// <summary>Trains until the last epoch, or until <paramref name="cancellationToken"/> fires (checked before every step).</summary>
     /// <param name="cancellationToken">Stops at the next step boundary; with a checkpoint folder set, <c>last.ckpt</c> is written first so the run resumes there.</param>
@@ -198,81 +102,24 @@ public sealed class Trainer : IDisposable
 
         // One run per folder; holding it, the temporary files a killed run left there are surely stale.
         using var folder = _options.CheckpointDirectory is { } directory ? RunLock.Acquire(directory) : null;
-        if (folder is not null)
+        foreach (var leftover in folder is null ? [] : AtomicFile.RemoveLeftovers(folder.Directory))
         {
-            foreach (var leftover in AtomicFile.RemoveLeftovers(folder.Directory))
-            {
-                LogLeftover(_logger, leftover, folder.Directory, null);
-            }
+            TrainerLog.Leftover(_logger, leftover, folder!.Directory, null);
         }
 
-        using var precision = _precision.Activate();
-        StartScheduler();
+        using var precision = _parts.Step.Precision.Activate();
+        _parts.Schedule.Start();
         Notify(c => c.OnTrainStart(this));
-        for (var epoch = _nextEpoch; epoch < _options.Epochs; epoch++)
-        {
-            var lr = _optimizer.ParamGroups.First().LearningRate;
-            _model.train();
-            var clock = Stopwatch.StartNew();
-
-            using var order = EpochOrder(epoch);
-            var steps = StepsFor((int)order.shape[0]);
-            // Not the run's token: the run stops at a step boundary, checked below, and a reader that is stopped instead
-            // would throw out of the step it is reading.
-            using var batches = _trainReader.Read(order, _options.BatchSize, _nextStep, CancellationToken.None).GetEnumerator();
-            for (var step = _nextStep; step < steps; step++)
-            {
-                if (cancellationToken.IsCancellationRequested)
-                {
-                    _sums.Seconds += clock.Elapsed.TotalSeconds;
-                    _nextEpoch = epoch;
-                    _nextStep = step;
-                    WriteCheckpoint("last.ckpt");
-                    return Finish(cancelled: true);
-                }
-
-                if (!batches.MoveNext())
-                {
-                    throw new InvalidOperationException($"The training set's reader ended at step {step} of {steps} in epoch {epoch}.");
-                }
-
-                using (var batch = batches.Current)
-                {
-                    TrainStep(batch, epoch, steps, lr);
-                }
-
-                var done = step + 1;
-                if (done % _options.LogInterval == 0 && done < steps)
-                {
-                    CheckFinite(epoch);
-                    var running = Running(epoch, done, steps, _sums.Seconds + clock.Elapsed.TotalSeconds);
-                    Notify(c => c.OnProgress(this, running));
-                }
-            }
-
-            CheckFinite(epoch);
-            var seconds = _sums.Seconds + clock.Elapsed.TotalSeconds;
-            var end = Running(epoch, steps, steps, seconds);
-            if (_options.SchedulerInterval == SchedulerInterval.Epoch)
-            {
-                StepScheduler();
-            }
-
-            var metrics = CompleteEpoch(epoch, lr, seconds);
-            var completed = new TrainingProgress(end.Epoch, end.TotalEpochs, end.Step, end.StepsPerEpoch, end.RunningLoss, end.RunningTop1, end.ImagesPerSecond, metrics);
-            Notify(c => c.OnProgress(this, completed));
-            Notify(c => c.OnEpochEnd(this, metrics));
-            LogEpoch(_logger, epoch + 1, metrics.TrainLoss, metrics.TrainTop1, metrics.BackboneTop1, metrics.TestTop5, metrics.ImagesPerSecond, null);
-        }
-
-        return Finish(cancelled: false);
+        var result = _loop.Run(cancellationToken);
+        Notify(c => c.OnTrainEnd(this, result));
+        return result;
     }
 
     /// <summary>Evaluates the model on the test set now.</summary>
     public EvaluationResult EvaluateTest()
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        return Evaluator.Evaluate(_model, _testReader, _testCount, _preprocessing, _options.EvalBatchSize, _input);
+        return Evaluator.Evaluate(Model, _testReader, _testCount, _preprocessing, _options.EvalBatchSize, _parts.Step.Input);
     }
 
     /// <summary>Writes a checkpoint of the whole training state (atomically: temporary file, then rename).</summary>
@@ -282,8 +129,8 @@ public sealed class Trainer : IDisposable
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         ArgumentNullException.ThrowIfNull(path);
-        TrainerCheckpoint.Write(path, Header(), Parts());
-        LogCheckpoint(_logger, path, _nextEpoch, _nextStep, null);
+        TrainerCheckpoint.Write(path, _parts.State.Header(ModelState(), _parts.Schedule.Steps, _parts.Record), _parts.Checkpointed(Model));
+        TrainerLog.Checkpoint(_logger, path, NextEpoch, NextStep, null);
         Notify(c => c.OnCheckpointSaved(this, path));
     }
 
@@ -304,29 +151,25 @@ public sealed class Trainer : IDisposable
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         ArgumentNullException.ThrowIfNull(path);
-        var expected = Header();
-        var configured = HyperParameters();
-        var header = TrainerCheckpoint.Restore(path, expected, Parts(), h => CheckResumable(path, h));
+        var configured = _parts.Schedule.Configured();
+        var modelState = ModelState();
+        var saved = TrainerCheckpoint.Restore(path, _parts.Checkpointed(Model), (version, header) => _parts.State.CheckResumable(path, version, header, modelState));
 
         // The optimizer's state is the checkpoint's; its hyper-parameters are this run's (the scheduler starts from them).
-        ApplyHyperParameters(configured);
-        foreach (var (option, then, now) in header.Options.Differences(expected.Options))
+        _parts.Schedule.Restore(saved.SchedulerSteps, configured);
+        var (options, threadsThen) = _parts.State.Changes(saved);
+        foreach (var (option, then, now) in options)
         {
-            LogOptionChanged(_logger, option, now, then, header.NextEpoch + 1, null);
+            TrainerLog.OptionChanged(_logger, option, now, then, saved.NextEpoch + 1, null);
         }
 
-        if (header.Threads != expected.Threads)
+        if (threadsThen is { } threads)
         {
-            LogThreadsChanged(_logger, expected.Threads, header.Threads, null);
+            TrainerLog.ThreadsChanged(_logger, get_num_threads(), threads, null);
         }
 
-        _metrics.Clear();
-        _metrics.AddRange(header.Metrics);
-        (_bestTop1, _bestEpoch) = BestOf(_metrics);
-        _nextEpoch = header.NextEpoch;
-        _nextStep = header.NextStep;
-        _schedulerSteps = header.SchedulerSteps;
-        _sums.Restore(header.Partial);
+        _parts.Record.Restore(saved.Metrics, saved.Partial);
+        _parts.State.Restore(saved);
     }
 
     /// <inheritdoc />
@@ -338,156 +181,14 @@ public sealed class Trainer : IDisposable
         }
 
         _disposed = true;
-        _precision.RestoreFloat32(_model);
-        _precision.Dispose();
-        _optimizer.Dispose();
-        _sums.Dispose();
+        _parts.Step.Dispose();
+        _parts.Record.Dispose();
         _trainReader.Dispose();
         _testReader.Dispose();
     }
 
-    private void TrainStep(ImageBatch batch, int epoch, int steps, double lr)
-    {
-        using var scope = NewDisposeScope();
-        var step = batch.Step;
-        var images = _preprocessing.Augment(batch.Images, _options.Seed, epoch, step);
-        using var output = _model.call(_input.Apply(images));
-        using var result = Objective(output, batch.Labels, batch.Indices, epoch, step);
-        _precision.ZeroGradients(_optimizer);
-        _precision.BackwardAndStep(result.Total, _optimizer);
-        _sums.Add(result, output.Backbone, batch.Labels, step, guardNonFinite: _precision.GuardsNonFiniteLoss);
-        if (Callbacks.Count > 0)
-        {
-            var done = new TrainingStep(epoch, step, steps, lr, output, result, batch.Labels, batch.Indices);
-            Notify(c => c.OnStepEnd(this, done));
-        }
-
-        if (_options.SchedulerInterval == SchedulerInterval.Step)
-        {
-            StepScheduler();
-        }
-    }
-
-    /// <summary>The objective's loss; an objective that refuses non-finite logits means the training diverged.</summary>
-    private MultiBranchLossResult Objective(MultiBranchOutput output, Tensor labels, Tensor indices, int epoch, int step)
-    {
-        try
-        {
-            return _objective.Compute(output, labels, indices, epoch, _options.Epochs);
-        }
-        catch (ArgumentException) when (output.Heads.Any(h => !h.isfinite().all().item<bool>()))
-        {
-            throw new TrainingDivergedException(epoch, step);
-        }
-    }
-
-    /// <summary>Refuses a batch whose training step cannot fit in the memory left (CPU devices, where the system says how much that is).</summary>
-    private static void CheckStepMemory(IMultiBranchModel model, ImageShape input, TrainerOptions options, Device device)
-    {
-        if (StepMemory.AvailableBytes(device) is not { } available || model.parameters().Any(p => p.device_type != DeviceType.CPU))
-        {
-            return;
-        }
-
-        var perSample = StepMemory.PerSampleBytes(model, input.Channels, input.Height, input.Width, PrecisionPolicy.WeightTypeOf(options.Precision));
-        var step = StepMemory.StepBytes(perSample, options.BatchSize);
-        if (step > available)
-        {
-            var fits = Math.Max(1, (int)(available / (double)StepMemory.StepBytes(perSample, 1)));
-            throw new ArgumentException(
-                $"BatchSize {options.BatchSize} needs about {StepMemory.Gigabytes(step)} for a training step of {input} images " +
-                $"with this model; {StepMemory.Gigabytes(available)} of memory is available. Use a batch of at most about {fits}.", nameof(options));
-        }
-    }
-
-    /// <summary>The epoch's sample order (int64 on the CPU), checked when it comes from the options; without a last, smaller batch when <see cref="TrainerOptions.DropLast"/> is set.</summary>
-    private Tensor EpochOrder(int epoch)
-    {
-        using var scope = NewDisposeScope();
-        Tensor order;
-        if (_options.EpochOrder is { } custom)
-        {
-            order = custom(epoch) ?? throw new InvalidOperationException($"{nameof(TrainerOptions.EpochOrder)} returned null for epoch {epoch}.");
-            TensorChecks.IndexVector(order, $"{nameof(TrainerOptions.EpochOrder)}({epoch})", order.dim() == 1 ? order.shape[0] : -1, _trainCount, "sample indices");
-        }
-        else
-        {
-            order = new BatchSampler(_trainCount, _options.BatchSize, _options.Seed, shuffle: true, _options.DropLast).Order(epoch);
-        }
-
-        var kept = StepsFor((int)order.shape[0]) * (long)_options.BatchSize;
-        order = order.to(ScalarType.Int64, CPU);
-        return (kept < order.shape[0] ? order.narrow(0, 0, kept) : order).MoveToOuterDisposeScope();
-    }
-
-    private int StepsFor(int count) => _options.DropLast ? count / _options.BatchSize : (count + _options.BatchSize - 1) / _options.BatchSize;
-
-    /// <summary>Builds the scheduler afresh from the initial learning rates and steps it to where the run stands.</summary>
-    private void StartScheduler()
-    {
-        foreach (var group in _optimizer.ParamGroups)
-        {
-            group.LearningRate = group.InitialLearningRate;
-        }
-
-        _scheduler = _options.CreateScheduler(_optimizer);
-        for (var i = 0; i < _schedulerSteps; i++)
-        {
-            _scheduler.step();
-        }
-    }
-
-    private void StepScheduler()
-    {
-        _scheduler!.step();
-        _schedulerSteps++;
-    }
-
-    private void CheckFinite(int epoch)
-    {
-        var firstBad = _sums.FirstNonFiniteStep();
-        if (firstBad is { } badStep)
-        {
-            throw new TrainingDivergedException(epoch, badStep);
-        }
-    }
-
-    private TrainingProgress Running(int epoch, int step, int steps, double seconds)
-    {
-        var (samples, loss, top1) = _sums.Running();
-        return new TrainingProgress(epoch, _options.Epochs, step, steps, loss, top1, seconds > 0 ? samples / seconds : 0, null);
-    }
-
-    private EpochMetrics CompleteEpoch(int epoch, double lr, double seconds)
-    {
-        var (samples, loss, top1) = _sums.Running();
-        var components = _sums.ComponentMeans();
-        var scalars = new Dictionary<string, double>(_sums.Scalars);
-        var evaluation = Stopwatch.StartNew();
-        var test = EvaluateTest();
-        var metrics = new EpochMetrics(epoch, lr, scalars, loss, components, top1, test.Top1, test.Top5, test.Loss, seconds > 0 ? samples / seconds : 0, seconds,
-            seconds + evaluation.Elapsed.TotalSeconds);
-        _metrics.Add(metrics);
-        var improved = epoch >= _options.ResolvedBestAfterEpoch && (_bestTop1 is null || metrics.BackboneTop1 > _bestTop1);
-        if (improved)
-        {
-            _bestTop1 = metrics.BackboneTop1;
-            _bestEpoch = epoch;
-        }
-
-        _sums.Reset();
-        _nextEpoch = epoch + 1;
-        _nextStep = 0;
-        WriteCheckpoint("last.ckpt");
-        if (improved)
-        {
-            WriteCheckpoint("best.ckpt");
-        }
-
-        return metrics;
-    }
-
-    private void WriteCheckpoint(string fileName)
+    /// <summary>Writes <paramref name="fileName"/> into the checkpoint folder, when there is one.</summary>
+    internal void WriteCheckpoint(string fileName)
     {
         if (_options.CheckpointDirectory is { } directory)
         {
@@ -495,82 +196,7 @@ public sealed class Trainer : IDisposable
         }
     }
 
-    /// <summary>The best backbone top-1 over the epochs the options count, and its epoch (the first of equals).</summary>
-    private (double? Top1, int? Epoch) BestOf(IEnumerable<EpochMetrics> metrics)
-    {
-        (double? Top1, int? Epoch) best = (null, null);
-        foreach (var m in metrics.Where(m => m.Epoch >= _options.ResolvedBestAfterEpoch))
-        {
-            if (best.Top1 is null || m.BackboneTop1 > best.Top1)
-            {
-                best = (m.BackboneTop1, m.Epoch);
-            }
-        }
-
-        return best;
-    }
-
-    /// <summary>Refuses to resume with what would make the continued run another run.</summary>
-    private void CheckResumable(string path, CheckpointHeader header)
-    {
-        var then = header.Options;
-        string? refused = null;
-        if (then.Seed != _options.Seed)
-        {
-            refused = $"Seed {_options.Seed} (the run's is {then.Seed}: it decides the sample order and every augmentation draw)";
-        }
-        else if (then.CustomOrder != (_options.EpochOrder is not null))
-        {
-            refused = "EpochOrder (the run was trained in another sample order)";
-        }
-        else if (header.NextStep > 0 && then.BatchSize != _options.BatchSize)
-        {
-            refused = $"BatchSize {_options.BatchSize} inside an epoch (the run stopped at step {header.NextStep} of epoch {header.NextEpoch + 1} with batch size {then.BatchSize}; change it at an epoch boundary)";
-        }
-        else if (header.NextStep > 0 && then.DropLast != _options.DropLast)
-        {
-            refused = "DropLast inside an epoch";
-        }
-        else if (_options.Epochs < header.NextEpoch || (_options.Epochs == header.NextEpoch && header.NextStep > 0))
-        {
-            refused = $"Epochs {_options.Epochs} (the run has already trained {header.NextEpoch} epochs{(header.NextStep > 0 ? $" and {header.NextStep} steps of the next" : string.Empty)}; give at least {header.NextEpoch + (header.NextStep > 0 ? 1 : 0)})";
-        }
-
-        if (refused is not null)
-        {
-            throw new InvalidDataException($"Cannot resume '{path}' with {refused}.");
-        }
-    }
-
-    /// <summary>The optimizer's configured hyper-parameters, group by group, in TorchSharp's own format.</summary>
-    private byte[][] HyperParameters() => [.. _optimizer.ParamGroups.Cast<ParamGroup>().Select(group =>
-    {
-        using var buffer = new MemoryStream();
-        using (var writer = new BinaryWriter(buffer, System.Text.Encoding.UTF8, leaveOpen: true))
-        {
-            group.Options.SaveStateDict(writer);
-        }
-
-        return buffer.ToArray();
-    })];
-
-    private void ApplyHyperParameters(byte[][] saved)
-    {
-        foreach (var (group, bytes) in _optimizer.ParamGroups.Cast<ParamGroup>().Zip(saved))
-        {
-            using var reader = new BinaryReader(new MemoryStream(bytes), System.Text.Encoding.UTF8);
-            group.Options.LoadStateDict(reader);
-        }
-    }
-
-    private TrainingResult Finish(bool cancelled)
-    {
-        var result = new TrainingResult([.. _metrics], _bestTop1, _bestEpoch, _metrics.Count > 0 ? _metrics[^1].BackboneTop1 : null, cancelled);
-        Notify(c => c.OnTrainEnd(this, result));
-        return result;
-    }
-
-    private void Notify(Action<TrainerCallback> hook)
+    internal void Notify(Action<TrainerCallback> hook)
     {
         foreach (var callback in Callbacks)
         {
@@ -578,24 +204,12 @@ public sealed class Trainer : IDisposable
         }
     }
 
-    private CheckpointHeader Header() => new(
-        ModelType: _model.GetType().FullName ?? _model.GetType().Name,
-        Objective: _objective.Name,
-        Optimizer: _optimizer.GetType().Name,
-        Precision: _options.Precision.ToString(),
-        TrainCount: _trainCount,
-        TestCount: _testCount,
-        ModelState: TrainerCheckpoint.Describe(_precision.CheckpointState(_model)),
-        Options: OptionsSnapshot.From(_options),
-        Threads: get_num_threads(),
-        SchedulerSteps: _schedulerSteps,
-        NextEpoch: _nextEpoch,
-        NextStep: _nextStep,
-        Partial: _nextStep > 0 ? _sums.Snapshot() : null,
-        BestTop1: _bestTop1,
-        BestEpoch: _bestEpoch,
-        Metrics: [.. _metrics],
-        SavedUtc: DateTime.UtcNow);
+    private Dictionary<string, string> ModelState() => TrainerCheckpoint.Describe(_parts.Step.Precision.CheckpointState(Model));
 
-    private TrainerCheckpoint.Parts Parts() => new(_model, _optimizer, _objective, _precision);
+    /// <summary>The engine's rooms: the step, the schedule, the order, where the run stands and what it measured.</summary>
+    internal sealed record Parts(OptimizationStep Step, LearningRateSchedule Schedule, EpochOrder Order, RunState State, RunRecord Record, IMultiBranchObjective Objective)
+    {
+        /// <summary>What a checkpoint holds state for.</summary>
+        public TrainerCheckpoint.Parts Checkpointed(IMultiBranchModel model) => new(model, Step.Optimizer, Objective, Step.Precision);
+    }
 }

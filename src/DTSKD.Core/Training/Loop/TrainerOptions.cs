@@ -92,6 +92,13 @@ public sealed class TrainerOptions
     /// </summary>
     internal bool ChannelsLast { get; set; }
 
+    /// <summary>
+    /// The processes that train the model together (data parallelism); null (default) for one process. Each rank trains its
+    /// own shard of every epoch with <see cref="BatchSize"/> per step, and the gradients are averaged over the ranks every
+    /// step before the optimizer steps.
+    /// </summary>
+    public IProcessGroup? ProcessGroup { get; set; }
+
     /// <summary>A folder for <c>last.ckpt</c> (every epoch, and on cancellation) and <c>best.ckpt</c>; null for none.</summary>
     public string? CheckpointDirectory { get; set; }
 

@@ -113,11 +113,15 @@ internal sealed class PrecisionPolicy : IDisposable
     /// first and the updated masters come back rounded; with float16, a step whose gradients overflow is skipped (deciding
     /// that reads one flag from the device, as PyTorch's <c>GradScaler</c> does).
     /// </summary>
-    public void BackwardAndStep(Tensor loss, optim.Optimizer optimizer)
+    /// <param name="loss">The step's loss.</param>
+    /// <param name="optimizer">The optimizer over <see cref="Prepare"/>'s parameters.</param>
+    /// <param name="synchronise">Called once the gradients the optimizer reads are in place (to average them over ranks).</param>
+    public void BackwardAndStep(Tensor loss, optim.Optimizer optimizer, Action? synchronise = null)
     {
         if (_masters is null)
         {
             loss.backward();
+            synchronise?.Invoke();
             optimizer.step();
             return;
         }
@@ -125,6 +129,7 @@ internal sealed class PrecisionPolicy : IDisposable
         using var scope = NewDisposeScope();
         (_scaler is null ? loss : _scaler.ScaleLoss(loss)).backward();
         _masters.GatherGradients();
+        synchronise?.Invoke();
         if (_scaler is not null)
         {
             var overflow = _scaler.Unscale(_masters.Gradients);

@@ -1,0 +1,226 @@
+using DTSKD.Core;
+using DTSKD.Core.Data;
+using DTSKD.Core.Models;
+using DTSKD.Core.Training;
+using Microsoft.Extensions.Logging;
+using Spectre.Console;
+using static TorchSharp.torch;
+
+namespace DTSKD.Samples.Cifar100;
+
+/// <summary>
+/// The main job: train one model with DTSKD.Core's building blocks (a multi-branch network, the dual-teacher loss, the
+/// trainer) in a run folder that holds its configuration, metrics, plots, checkpoints, log and report.
+/// </summary>
+internal sealed class TrainCommand(IAnsiConsole console, TextWriter errors, SampleStop stop, Uri? cifar100Source, Action<Trainer>? configureTrainer)
+{
+    /// <summary>The run folder once something of the run is written there (for a crash log).</summary>
+    public string? WrittenFolder { get; private set; }
+
+    /// <summary>Checks everything, then trains; every outcome is an exit code and, on failure, one line.</summary>
+    public async Task<int> RunAsync(string[] args, ExperimentConfig config, IReadOnlySet<string> given)
+    {
+        var (cleared, code, error) = Preflight.Check(config, given);
+        if (cleared is null)
+        {
+            return Fail(code, error!);
+        }
+
+        using (cleared.Claim)
+        {
+            return await TrainAsync(args, cleared).ConfigureAwait(false);
+        }
+    }
+
+    private int Fail(int code, string message)
+    {
+        errors.WriteLine($"error: {message}");
+        return code;
+    }
+
+    private async Task<int> TrainAsync(string[] args, Preflight.Cleared run)
+    {
+        var config = run.Config;
+        if (config.Threads > Environment.ProcessorCount)
+        {
+            console.MarkupLineInterpolated($"[yellow]warning:[/] --threads {config.Threads} is more than this machine's {Environment.ProcessorCount} cores; LibTorch runs slower with more threads than cores.");
+        }
+
+        set_num_threads(config.Threads);
+        var (loaded, code) = await LoadDataAsync(config).ConfigureAwait(false);
+        if (loaded is not { } data)
+        {
+            return code;
+        }
+
+        using (data.Splits)
+        {
+            // The model: a multi-branch ResNet whose backbone head is used at test time.
+            var train = data.Splits.Train;
+            manual_seed(config.Seed);
+            using var model = MultiBranchModels.Create(config.ClassifierType, config.ModelOptions(train.ClassCount, train.Shape.Channels));
+
+            // The objective: by default the two teachers composed by the dual-teacher loss (built for this model, so the
+            // branches agree); --objective ce trains the cross-entropy baseline on the same engine.
+            var loss = SampleRecipe.Objective(config, model, train.Count, run.Device);
+            using var ownsLoss = loss as IDisposable;
+
+            // The trainer: SGD + Nesterov, multi-step lr, per-head evaluation, checkpoints in the run folder.
+            var precision = SampleRecipe.Precision(config, run.Device);
+            var log = new FileLoggerProvider(Path.Combine(run.Folder.Path, "train.log"), console);
+            using var logs = LoggerFactory.Create(b => b.AddProvider(log));
+            Trainer trainer;
+            try
+            {
+                trainer = new Trainer(model, loss, train, data.Splits.Test, data.Splits.Preprocessing, SampleRecipe.TrainerOptions(config, run.Device, precision, run.Folder.Path), logs.CreateLogger("DTSKD"));
+            }
+            catch (ArgumentException ex)
+            {
+                return Fail(Sample.BadArguments, ex.Message.Split(" (Parameter", 2)[0].Replace("BatchSize", "--batch-size", StringComparison.Ordinal));
+            }
+
+            using (trainer)
+            {
+                var started = Start(args, run, trainer, data, precision, log);
+                return started != Sample.Ok ? started : Train(run, trainer, model.BranchCount + 1);
+            }
+        }
+    }
+
+    private async Task<((DatasetSplits Splits, IReadOnlyList<Core.Images.BadImage> Skipped)? Data, int Code)> LoadDataAsync(ExperimentConfig config)
+    {
+        try
+        {
+            return (await SampleData.LoadAsync(config, console, stop.Token, cifar100Source).ConfigureAwait(false), Sample.Ok);
+        }
+        catch (Core.Images.ImageFolderException ex)
+        {
+            // Every problem on a line of its own, then what to do.
+            foreach (var problem in ex.Problems.Count > 1 ? ex.Problems : [])
+            {
+                errors.WriteLine($"error: {problem}");
+            }
+
+            return (null, Fail(Sample.Failed, ex.Summary.Replace("(ImageFolderOptions.SkipBadImages, the sample's --skip-bad-images)", "with --skip-bad-images", StringComparison.Ordinal)));
+        }
+        catch (Exception ex) when (ex is FileNotFoundException or DirectoryNotFoundException or InvalidDataException or HttpRequestException or IOException)
+        {
+            return (null, Fail(Sample.Failed, ex.Message));
+        }
+        catch (OperationCanceledException)
+        {
+            return (null, Fail(stop.ExitCode, "stopped while downloading the data; nothing of the run was written."));
+        }
+    }
+
+    /// <summary>A resumed run's checkpoint, then (only now) the run folder: the old run moved aside, config.json, the log marker.</summary>
+    private int Start(string[] args, Preflight.Cleared run, Trainer trainer, (DatasetSplits Splits, IReadOnlyList<Core.Images.BadImage> Skipped) data, TrainingPrecision precision, FileLoggerProvider log)
+    {
+        var (config, folder) = (run.Config, run.Folder);
+        if (config.Resume)
+        {
+            try
+            {
+                trainer.LoadCheckpoint(folder.LastCheckpoint);
+            }
+            catch (Exception ex) when (ex is InvalidDataException or FileNotFoundException)
+            {
+                return Fail(Sample.Failed, $"cannot resume from '{folder.LastCheckpoint}': {ex.Message}");
+            }
+        }
+
+        try
+        {
+            if (config.Overwrite && run.Existing.Count > 0)
+            {
+                console.MarkupLineInterpolated($"Moved the earlier run to '{folder.MoveAside(run.Claim)}'.");
+            }
+
+            run.Claim.Commit();
+            WrittenFolder = folder.Path;
+            var folderData = config.DataType == SampleData.Folder;
+            var train = data.Splits.Train;
+            ExperimentOutputs.WriteConfig(folder.Path, config with
+            {
+                DeviceUsed = run.Device.type.ToString(),
+                PrecisionUsed = precision.ToString(),
+                ClassNames = folderData ? [.. train.ClassNames!] : null,
+                Mean = folderData ? [.. data.Splits.Preprocessing.Mean] : null,
+                Std = folderData ? [.. data.Splits.Preprocessing.Std] : null,
+            });
+            ExperimentOutputs.WriteSkipped(folder.Path, data.Skipped);
+            folder.MarkLog(config.Resume ? $"resume at epoch {trainer.NextEpoch + 1}, step {trainer.NextStep}" : "start", args);
+            log.Open();
+        }
+        catch (RunFolderInUseException ex)
+        {
+            return Fail(Sample.InUse, ex.Message);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            return Fail(Sample.CannotWrite, ex.Message);
+        }
+
+        Announce(run, trainer, data.Splits, precision);
+        return Sample.Ok;
+    }
+
+    private void Announce(Preflight.Cleared run, Trainer trainer, DatasetSplits data, TrainingPrecision precision)
+    {
+        var config = run.Config;
+        if (config.Resume)
+        {
+            console.MarkupLineInterpolated($"Resuming '{run.Folder.Path}' at epoch {trainer.NextEpoch + 1}, step {trainer.NextStep}.");
+            foreach (var change in run.Changes)
+            {
+                console.MarkupLineInterpolated($"  applies from here: {change}");
+            }
+        }
+
+        console.MarkupLineInterpolated(
+            $"[bold]{config.ClassifierType}[/] on [bold]{data.Train.Name}[/] ({data.Train.Count} train / {data.Test.Count} test images), {config.Epochs} epochs, device {run.Device.type}, {precision}, {config.Threads} threads, outputs in '{run.Folder.Path}'.");
+    }
+
+    /// <summary>Trains with the progress view, the run's outputs and TensorBoard as callbacks, then writes the report.</summary>
+    private int Train(Preflight.Cleared run, Trainer trainer, int heads)
+    {
+        var (config, folder) = (run.Config, run.Folder);
+        var outputs = new ExperimentOutputs(folder.Path, config);
+        var view = new ProgressView(console, heads);
+        trainer.Callbacks.Add(view);
+        trainer.Callbacks.Add(outputs);
+        if (config.TensorBoard)
+        {
+            var tensorBoard = new TensorBoardCallback(Path.Combine(folder.Path, "tensorboard"));
+            trainer.Callbacks.Add(tensorBoard);
+            console.MarkupLineInterpolated($"Follow it in TensorBoard: [bold]tensorboard --logdir {tensorBoard.LogDirectory}[/]");
+        }
+
+        configureTrainer?.Invoke(trainer);
+        TrainingResult result;
+        try
+        {
+            result = view.Show(() => trainer.Run(stop.Token), trainer.Metrics);
+            outputs.WriteReport(result, run.Device.type.ToString());
+        }
+        catch (TrainingDivergedException ex)
+        {
+            var kept = File.Exists(folder.LastCheckpoint) ? $"'{folder.LastCheckpoint}' holds the last good epoch" : "no epoch had finished, so there is no checkpoint";
+            return Fail(Sample.Diverged, $"{ex.Message.Split(" the last checkpoint", 2)[0].TrimEnd(';', ' ')}; {kept}.");
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            return Fail(Sample.CannotWrite, $"{ex.Message} Training stopped; '{folder.LastCheckpoint}' holds the last epoch saved.");
+        }
+
+        if (result.Cancelled)
+        {
+            console.MarkupLineInterpolated($"Stopped at epoch {trainer.NextEpoch + 1}, step {trainer.NextStep}; checkpoint saved. Continue with --resume {folder.Path}.");
+            return stop.ExitCode;
+        }
+
+        console.MarkupLineInterpolated(
+            $"Done: final backbone top-1 {result.FinalTop1:F2}%, best over epochs {config.ResolvedBestAfter + 1}-{config.Epochs} {(result.BestTop1 is { } b ? $"{b:F2}% (epoch {result.BestEpoch + 1})" : "-")}. Report: '{Path.Combine(folder.Path, "report.md")}'.");
+        return Sample.Ok;
+    }
+}

@@ -1,0 +1,108 @@
+using DTSKD.Core.Data;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace DTSKD.Core.Training;
+
+/// <summary>
+/// One training step: augmentation, forward pass, objective, backward pass, gradients averaged over the ranks, optimizer
+/// step, in the run's number format. Owns the precision policy (master weights, loss scaling), the optimizer and the
+/// gradient buckets; gives the model back in float32 when disposed.
+/// </summary>
+internal sealed class OptimizationStep : IDisposable
+{
+    private readonly IMultiBranchModel _model;
+    private readonly IMultiBranchObjective _objective;
+    private readonly IBatchAugmentation _augmentation;
+    private readonly TrainerOptions _options;
+    private readonly IProcessGroup _group;
+    private readonly GradientBuckets _gradients;
+
+    private OptimizationStep(
+        IMultiBranchModel model, IMultiBranchObjective objective, IBatchAugmentation augmentation, TrainerOptions options,
+        PrecisionPolicy precision, optim.Optimizer optimizer, IReadOnlyList<Parameter> stepped, IProcessGroup group)
+    {
+        (_model, _objective, _augmentation, _options, _group) = (model, objective, augmentation, options, group);
+        (Precision, Optimizer) = (precision, optimizer);
+        Input = new InputFormat(precision.WeightType, options.ChannelsLast && options.Precision != TrainingPrecision.Float64);
+        _gradients = new GradientBuckets(stepped, group);
+    }
+
+    public PrecisionPolicy Precision { get; }
+
+    public optim.Optimizer Optimizer { get; }
+
+    /// <summary>The format batches enter the model in (for evaluation too).</summary>
+    public InputFormat Input { get; }
+
+    /// <summary>
+    /// Moves the model to the device, converts it to the run's precision and builds the optimizer over the parameters it
+    /// steps. If anything fails, the model is put back where and how it was.
+    /// </summary>
+    /// <exception cref="ArgumentException">The model or the optimizer does not fit the precision or the checkpoints.</exception>
+    public static OptimizationStep Create(IMultiBranchModel model, IMultiBranchObjective objective, IBatchAugmentation augmentation, TrainerOptions options, Device device)
+    {
+        var module = (nn.Module)model;
+        var home = model.parameters().FirstOrDefault()?.device ?? CPU;
+        var channelsLast = options.ChannelsLast && options.Precision != TrainingPrecision.Float64;
+        var precision = new PrecisionPolicy(options.Precision, device, options.AllowTf32, channelsLast);
+        try
+        {
+            module.to(device);
+            var stepped = precision.Prepare(model);
+            var optimizer = options.Optimizer?.Invoke(stepped) ?? options.CreateDefaultOptimizer(stepped);
+            if (optimizer is not OptimizerHelper)
+            {
+                throw new ArgumentException(
+                    $"The optimizer {optimizer.GetType().Name} cannot save its state for checkpoints; use a TorchSharp optimizer (they derive from OptimizerHelper).",
+                    nameof(options));
+            }
+
+            return new OptimizationStep(model, objective, augmentation, options, precision, optimizer, stepped, options.ProcessGroup ?? SingleProcessGroup.Instance);
+        }
+        catch
+        {
+            precision.Undo(model);
+            precision.Dispose();
+            module.to(home);
+            throw;
+        }
+    }
+
+    /// <summary>Trains one batch; <paramref name="observe"/> sees the step's output and loss while they are alive.</summary>
+    /// <exception cref="TrainingDivergedException">The objective refused non-finite logits.</exception>
+    public void Run(ImageBatch batch, int epoch, Action<MultiBranchOutput, MultiBranchLossResult> observe)
+    {
+        using var scope = NewDisposeScope();
+        // Each rank draws its own augmentation for the same step.
+        var draw = (batch.Step * (long)_group.WorldSize) + _group.Rank;
+        var images = _augmentation.Augment(batch.Images, _options.Seed, epoch, (int)draw);
+        using var output = _model.call(Input.Apply(images));
+        using var result = Objective(output, batch.Labels, batch.Indices, epoch, batch.Step);
+        Precision.ZeroGradients(Optimizer);
+        Precision.BackwardAndStep(result.Total, Optimizer, _gradients.Average);
+        observe(output, result);
+    }
+
+    public void Dispose()
+    {
+        Precision.RestoreFloat32(_model);
+        Precision.Dispose();
+        Optimizer.Dispose();
+        _gradients.Dispose();
+    }
+
+    /// <summary>The objective's loss; an objective that refuses non-finite logits means the training diverged.</summary>
+    private MultiBranchLossResult Objective(MultiBranchOutput output, Tensor labels, Tensor indices, int epoch, int step)
+    {
+        try
+        {
+            return _objective.Compute(output, labels, indices, epoch, _options.Epochs);
+        }
+        catch (ArgumentException) when (output.Heads.Any(h => !h.isfinite().all().item<bool>()))
+        {
+            throw new TrainingDivergedException(epoch, step);
+        }
+    }
+}
