@@ -26,11 +26,12 @@ internal sealed record PartialEpoch(long Samples, double LossSum, long Correct, 
 /// <summary>The serialisable part of <see cref="TrainerOptions"/>.</summary>
 internal sealed record OptionsSnapshot(
     int Epochs, int BatchSize, double LearningRate, double Momentum, bool Nesterov, double WeightDecay,
-    int[] Milestones, double Gamma, long Seed, int BestAfterEpoch, bool DropLast, bool CustomOptimizer, bool CustomScheduler, bool CustomOrder)
+    int[] Milestones, double Gamma, long Seed, int BestAfterEpoch, bool DropLast, bool CustomOptimizer, bool CustomScheduler, bool CustomOrder,
+    string? FineTuning = null)
 {
     public static OptionsSnapshot From(TrainerOptions o) =>
         new(o.Epochs, o.BatchSize, o.LearningRate, o.Momentum, o.Nesterov, o.WeightDecay, [.. o.Milestones], o.Gamma, o.Seed,
-            o.ResolvedBestAfterEpoch, o.DropLast, o.Optimizer is not null, o.Scheduler is not null, o.EpochOrder is not null);
+            o.ResolvedBestAfterEpoch, o.DropLast, o.Optimizer is not null, o.Scheduler is not null, o.EpochOrder is not null, o.FineTuning?.Describe());
 
     public IEnumerable<(string Option, string Then, string Now)> Differences(OptionsSnapshot now)
     {
@@ -43,7 +44,7 @@ internal sealed record OptionsSnapshot(
             (nameof(Milestones), Milestones, now.Milestones), (nameof(Gamma), Gamma, now.Gamma), (nameof(Seed), Seed, now.Seed),
             (nameof(BestAfterEpoch), BestAfterEpoch, now.BestAfterEpoch), (nameof(DropLast), DropLast, now.DropLast),
             (nameof(CustomOptimizer), CustomOptimizer, now.CustomOptimizer), (nameof(CustomScheduler), CustomScheduler, now.CustomScheduler),
-            (nameof(CustomOrder), CustomOrder, now.CustomOrder),
+            (nameof(CustomOrder), CustomOrder, now.CustomOrder), (nameof(FineTuning), FineTuning ?? "none", now.FineTuning ?? "none"),
         };
         return pairs.Where(p => S(p.Item2) != S(p.Item3)).Select(p => (p.Item1, S(p.Item2), S(p.Item3)));
     }

@@ -18,7 +18,7 @@ internal sealed class EpochLoop(Trainer owner, Trainer.Parts parts, IBatchReader
         for (var epoch = parts.State.NextEpoch; epoch < options.Epochs; epoch++)
         {
             var lr = parts.Schedule.Rate;
-            owner.Model.train();
+            parts.Step.TrainMode();
             var clock = Stopwatch.StartNew();
             var steps = TrainSteps(epoch, lr, clock, cancellationToken);
             if (steps is null)
@@ -59,6 +59,7 @@ internal sealed class EpochLoop(Trainer owner, Trainer.Parts parts, IBatchReader
 
             using (var batch = batches.Current)
             {
+                parts.Schedule.BeforeStep(epoch, step, steps);
                 parts.Step.Run(batch, epoch, (output, result) => Observe(batch, epoch, steps, lr, output, result));
             }
 

@@ -12,6 +12,7 @@ internal sealed class LearningRateSchedule
     private readonly optim.Optimizer _optimizer;
     private readonly TrainerOptions _options;
     private optim.lr_scheduler.LRScheduler? _scheduler;
+    private double[]? _scheduled;
 
     public LearningRateSchedule(optim.Optimizer optimizer, TrainerOptions options)
     {
@@ -40,9 +41,40 @@ internal sealed class LearningRateSchedule
         }
     }
 
-    /// <summary>After every optimizer step: steps a per-step scheduler.</summary>
+    /// <summary>
+    /// Before an optimizer step: during the fine-tuning's warm-up every group's rate is the schedule's times
+    /// (steps done + 1) / (warm-up steps), a function of the position alone, so a resumed run warms up alike.
+    /// </summary>
+    public void BeforeStep(int epoch, int step, int stepsPerEpoch)
+    {
+        var warmup = (long)(_options.FineTuning?.WarmupEpochs ?? 0) * stepsPerEpoch;
+        var done = ((long)epoch * stepsPerEpoch) + step;
+        if (done >= warmup)
+        {
+            return;
+        }
+
+        var factor = (done + 1.0) / warmup;
+        _scheduled = [.. _optimizer.ParamGroups.Select(g => g.LearningRate)];
+        foreach (var group in _optimizer.ParamGroups)
+        {
+            group.LearningRate *= factor;
+        }
+    }
+
+    /// <summary>After every optimizer step: puts back the schedule's rates a warm-up scaled, steps a per-step scheduler.</summary>
     public void AfterStep()
     {
+        if (_scheduled is not null)
+        {
+            foreach (var (group, rate) in _optimizer.ParamGroups.Zip(_scheduled))
+            {
+                group.LearningRate = rate;
+            }
+
+            _scheduled = null;
+        }
+
         if (_options.SchedulerInterval == SchedulerInterval.Step)
         {
             Advance();

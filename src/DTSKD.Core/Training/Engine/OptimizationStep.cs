@@ -18,12 +18,13 @@ internal sealed class OptimizationStep : IDisposable
     private readonly TrainerOptions _options;
     private readonly IProcessGroup _group;
     private readonly GradientBuckets _gradients;
+    private readonly FineTuningSetup _tuning;
 
     private OptimizationStep(
         IMultiBranchModel model, IMultiBranchObjective objective, IBatchAugmentation augmentation, TrainerOptions options,
-        PrecisionPolicy precision, optim.Optimizer optimizer, IReadOnlyList<Parameter> stepped, IProcessGroup group)
+        PrecisionPolicy precision, optim.Optimizer optimizer, IReadOnlyList<Parameter> stepped, IProcessGroup group, FineTuningSetup tuning)
     {
-        (_model, _objective, _augmentation, _options, _group) = (model, objective, augmentation, options, group);
+        (_model, _objective, _augmentation, _options, _group, _tuning) = (model, objective, augmentation, options, group, tuning);
         (Precision, Optimizer) = (precision, optimizer);
         Input = new InputFormat(precision.WeightType, options.ChannelsLast && options.Precision != TrainingPrecision.Float64);
         _gradients = new GradientBuckets(stepped, group);
@@ -37,8 +38,9 @@ internal sealed class OptimizationStep : IDisposable
     public InputFormat Input { get; }
 
     /// <summary>
-    /// Moves the model to the device, converts it to the run's precision and builds the optimizer over the parameters it
-    /// steps. If anything fails, the model is put back where and how it was.
+    /// Moves the model to the device, converts it to the run's precision, freezes what the fine-tuning freezes and builds
+    /// the optimizer over the parameters it steps (in two groups when the pretrained ones learn at another rate). If
+    /// anything fails, the model is put back where and how it was.
     /// </summary>
     /// <exception cref="ArgumentException">The model or the optimizer does not fit the precision or the checkpoints.</exception>
     public static OptimizationStep Create(IMultiBranchModel model, IMultiBranchObjective objective, IBatchAugmentation augmentation, TrainerOptions options, Device device)
@@ -46,12 +48,15 @@ internal sealed class OptimizationStep : IDisposable
         var module = (nn.Module)model;
         var home = model.parameters().FirstOrDefault()?.device ?? CPU;
         var channelsLast = options.ChannelsLast && options.Precision != TrainingPrecision.Float64;
+        var tuning = new FineTuningSetup(model, options.FineTuning);
         var precision = new PrecisionPolicy(options.Precision, device, options.AllowTf32, channelsLast);
         try
         {
             module.to(device);
-            var stepped = precision.Prepare(model);
-            var optimizer = options.Optimizer?.Invoke(stepped) ?? options.CreateDefaultOptimizer(stepped);
+            var (stepped, groups) = tuning.Split(model, precision.Prepare(model), options);
+            tuning.Freeze(model);
+            var optimizer = options.Optimizer?.Invoke(stepped)
+                ?? (groups is null ? options.CreateDefaultOptimizer(stepped) : optim.SGD(groups, options.LearningRate, options.Momentum, 0, options.WeightDecay, options.Nesterov));
             if (optimizer is not OptimizerHelper)
             {
                 throw new ArgumentException(
@@ -59,16 +64,20 @@ internal sealed class OptimizationStep : IDisposable
                     nameof(options));
             }
 
-            return new OptimizationStep(model, objective, augmentation, options, precision, optimizer, stepped, options.ProcessGroup ?? SingleProcessGroup.Instance);
+            return new OptimizationStep(model, objective, augmentation, options, precision, optimizer, stepped, options.ProcessGroup ?? SingleProcessGroup.Instance, tuning);
         }
         catch
         {
             precision.Undo(model);
             precision.Dispose();
+            tuning.Release(model);
             module.to(home);
             throw;
         }
     }
+
+    /// <summary>Puts the model in training mode, the batch norms the fine-tuning fixes in eval mode.</summary>
+    public void TrainMode() => _tuning.TrainMode(_model);
 
     /// <summary>Trains one batch; <paramref name="observe"/> sees the step's output and loss while they are alive.</summary>
     /// <exception cref="TrainingDivergedException">The objective refused non-finite logits.</exception>
@@ -89,6 +98,7 @@ internal sealed class OptimizationStep : IDisposable
     {
         Precision.RestoreFloat32(_model);
         Precision.Dispose();
+        _tuning.Release(_model);
         Optimizer.Dispose();
         _gradients.Dispose();
     }

@@ -89,12 +89,16 @@ internal sealed class RunState
             : null;
     }
 
+    private static string Layout(string? fineTuning) => fineTuning?.Split(';')[0] ?? "none";
+
     private string? Unresumable(CheckpointHeader saved)
     {
         var then = saved.Options;
         var stepsNote = saved.NextStep > 0 ? $" and {saved.NextStep} steps of the next" : string.Empty;
         return then.Seed != _options.Seed ? $"Seed {_options.Seed} (the run's is {then.Seed}: it decides the sample order and every augmentation draw)"
             : then.CustomOrder != (_options.EpochOrder is not null) ? "EpochOrder (the run was trained in another sample order)"
+            : Layout(then.FineTuning) != Layout(_options.FineTuning?.Describe())
+                ? $"FineTuning {Layout(_options.FineTuning?.Describe())} (the run trained with {Layout(then.FineTuning)}: its optimizer holds other parameters; the learning-rate factor, warm-up and batch-norm freezing may change)"
             : saved.NextStep > 0 && then.BatchSize != _options.BatchSize
                 ? $"BatchSize {_options.BatchSize} inside an epoch (the run stopped at step {saved.NextStep} of epoch {saved.NextEpoch + 1} with batch size {then.BatchSize}; change it at an epoch boundary)"
             : saved.NextStep > 0 && then.DropLast != _options.DropLast ? "DropLast inside an epoch"

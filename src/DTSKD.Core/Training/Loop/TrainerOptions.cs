@@ -99,6 +99,9 @@ public sealed class TrainerOptions
     /// </summary>
     public IProcessGroup? ProcessGroup { get; set; }
 
+    /// <summary>Training a pretrained backbone (learning-rate factor, frozen stages, frozen batch norms, warm-up); null (default) to train every parameter alike.</summary>
+    public FineTuning? FineTuning { get; set; }
+
     /// <summary>A folder for <c>last.ckpt</c> (every epoch, and on cancellation) and <c>best.ckpt</c>; null for none.</summary>
     public string? CheckpointDirectory { get; set; }
 
@@ -122,6 +125,21 @@ public sealed class TrainerOptions
         var recipe = new TrainerOptions();
         return [.. recipe.Milestones.Select(m => (int)((long)m * epochs / recipe.Epochs))];
     }
+
+    /// <summary>
+    /// The recipe for fine-tuning a pretrained network for <paramref name="epochs"/> epochs: SGD with Nesterov momentum 0.9 at
+    /// lr 0.01 for the new heads (the pretrained parameters at <see cref="FineTuning.RecipeBackboneFactor"/> of it), weight
+    /// decay 1e-4, batch 32, the recipe's milestones scaled to the run; set <see cref="FineTuning"/> for the network.
+    /// </summary>
+    /// <param name="epochs">The run's number of epochs.</param>
+    public static TrainerOptions FineTuningRecipe(int epochs) => new()
+    {
+        Epochs = epochs,
+        LearningRate = 0.01,
+        WeightDecay = 1e-4,
+        BatchSize = 32,
+        Milestones = ScaledMilestones(epochs),
+    };
 
     /// <summary>Throws <see cref="ArgumentOutOfRangeException"/> naming the first option out of range.</summary>
     public void Validate()
@@ -166,6 +184,14 @@ public sealed class TrainerOptions
             throw new ArgumentOutOfRangeException(nameof(BestAfterEpoch), BestAfterEpoch, "BestAfterEpoch must be >= 0.");
         }
 
+        FineTuning?.Validate();
+        if (FineTuning is { BackboneLearningRateFactor: not 1.0 } && Optimizer is not null)
+        {
+            throw new ArgumentOutOfRangeException(
+                nameof(FineTuning), FineTuning.BackboneLearningRateFactor,
+                "FineTuning.BackboneLearningRateFactor sets the default optimizer's groups; with a custom Optimizer set it to 1 and build the groups there (it receives the trainable parameters).");
+        }
+
     }
 
     /// <summary>A copy, so a trainer is not changed by later edits of the options it was built with.</summary>
@@ -173,6 +199,7 @@ public sealed class TrainerOptions
     {
         var copy = (TrainerOptions)MemberwiseClone();
         copy.Milestones = Milestones is null ? null! : [.. Milestones];
+        copy.FineTuning = FineTuning?.Clone();
         return copy;
     }
 
