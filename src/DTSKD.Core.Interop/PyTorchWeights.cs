@@ -128,7 +128,8 @@ public static class PyTorchWeights
 
     private static bool IsSafetensors(string path) => path.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase);
 
-    private static Dictionary<string, Tensor> Read(string path)
+    /// <summary>Every tensor of a state-dict file by name (the caller disposes them).</summary>
+    internal static Dictionary<string, Tensor> Read(string path)
     {
         try
         {

@@ -45,6 +45,9 @@ public sealed record PretrainedNetwork
     /// <summary>The per-channel standard deviation the backbone expects.</summary>
     public IReadOnlyList<double> Std { get; }
 
+    /// <summary>The smallest image side the backbone takes (its total stride: 32 for a ResNet's ImageNet stem); 1 when it has no such bound.</summary>
+    public int MinimumImageSize { get; init; } = 1;
+
     /// <summary>What was adapted on the way, one sentence each (gray images into an RGB network, a dropped classifier, ...).</summary>
     public IReadOnlyList<string> Notes { get; }
 
