@@ -90,6 +90,21 @@ public sealed record ExperimentConfig
     public double[]? Std { get; init; }
     public bool TensorBoard { get; init; } = true;
 
+    /// <summary>--pretrained: the torchvision weights the run starts from (an absolute path once resolved).</summary>
+    public string? Pretrained { get; init; }
+
+    /// <summary>--freeze: the last backbone stage kept frozen (none, stem, stage1..stage4).</summary>
+    public string Freeze { get; init; } = "none";
+
+    /// <summary>--freeze-bn: every pretrained batch norm keeps its statistics.</summary>
+    public bool FreezeBn { get; init; }
+
+    /// <summary>--backbone-lr-factor: the pretrained parameters' share of the learning rate.</summary>
+    public double BackboneLrFactor { get; init; } = Core.Training.FineTuning.RecipeBackboneFactor;
+
+    /// <summary>--warmup-epochs: the linear warm-up of a fine-tuning run.</summary>
+    public int WarmupEpochs { get; init; } = Core.Training.FineTuning.RecipeWarmupEpochs;
+
     /// <summary>The device the run actually used (written by the sample, not an option).</summary>
     public string? DeviceUsed { get; init; }
 
@@ -128,6 +143,11 @@ public sealed record ExperimentConfig
 
             var data = DataType == SampleData.Folder ? Path.GetFileName(Path.GetFullPath(ResolvedDataPath).TrimEnd(Path.DirectorySeparatorChar)) : DataType;
             var parts = new List<string> { ClassifierType, data, $"seed{Seed}" };
+            if (Pretrained is not null)
+            {
+                parts.Insert(1, "pretrained");
+            }
+
             if (Core.ObjectiveSpec.Parse(Objective) is { IsRecipe: false } objective)
             {
                 parts.Insert(2, objective.FileName);

@@ -115,6 +115,7 @@ public static class SampleCommandLine
         var stem = new Option<string>("--stem") { Description = "The network's first layers: auto (ImageNet's from 96 pixels on), cifar (the release's, full resolution) or imagenet (7x7 stride 2 and a max-pool).", DefaultValueFactory = _ => d.Stem };
         stem.AcceptOnlyFromAmong("auto", "cifar", "imagenet");
         var shared = new SharedOptions();
+        var tuning = new PretrainedStart.Options();
 
         var root = new RootCommand("Reproduces DTSKD's CIFAR-100 ResNet-18 experiment (Dual Teachers for Self-Knowledge Distillation) with DTSKD.Core. " +
                                    "After training: evaluate, export and predict (see their --help).")
@@ -124,6 +125,11 @@ public static class SampleCommandLine
             shared.Threads, shared.BaseWidth, shared.NeckWidth, trainLimit, shared.TestLimit, bestAfter, logInterval, noTensorBoard,
             imageSize, channels, imageMode, imageCache, skipBad, stem,
         };
+        foreach (var option in tuning.All)
+        {
+            root.Options.Add(option);
+        }
+
 
         // Sample.RunAsync acts on the parse result itself; an action is still needed, because a command with subcommands
         // and none is a parse error ("Required command was not provided") when no subcommand is given.
@@ -154,7 +160,7 @@ public static class SampleCommandLine
             return tool is null ? (null, toolError, false) : (new SampleRequest(null, tool), null, false);
         }
 
-        var config = shared.Read(result, new ExperimentConfig
+        var config = tuning.Read(result, shared.Read(result, new ExperimentConfig
         {
             Lr = result.GetValue(lr), LrDecaySchedule = result.GetValue(schedule) ?? [], LrDecayRate = result.GetValue(rate),
             WeightDecay = result.GetValue(wd), Momentum = result.GetValue(momentum), Epochs = result.GetValue(epochs),
@@ -168,7 +174,7 @@ public static class SampleCommandLine
             BestAfter = result.GetValue(bestAfter), LogInterval = result.GetValue(logInterval), TensorBoard = !result.GetValue(noTensorBoard),
             ImageSize = result.GetValue(imageSize), Channels = result.GetValue(channels), ImageMode = result.GetValue(imageMode)!, ImageCache = result.GetValue(imageCache),
             SkipBadImages = result.GetValue(skipBad), Stem = result.GetValue(stem)!,
-        });
+        }));
 
         var folderOnly = new Option[] { imageSize, channels, imageMode, imageCache, skipBad }.FirstOrDefault(o => result.GetResult(o) is { Implicit: false });
         if (config.DataType != SampleData.Folder && folderOnly is not null)
@@ -197,7 +203,8 @@ public static class SampleCommandLine
         }
 
         var given = root.Options.Where(o => result.GetResult(o) is { Implicit: false }).Select(o => o.Name).ToHashSet(StringComparer.Ordinal);
-        return (new SampleRequest(config, null) { Given = given }, null, false);
+        var (resolved, pretrainedError) = PretrainedStart.Resolve(config, given);
+        return resolved is null ? (null, pretrainedError, false) : (new SampleRequest(resolved, null) { Given = given }, null, false);
     }
 
     /// <summary>The package versions a run uses (DTSKD.Core and TorchSharp).</summary>

@@ -98,7 +98,7 @@ public static class SampleData
         if (config.DataType != Folder)
         {
             var (channels, height, width, classes) = StandardDatasets.Describe(config.DataType);
-            return (new ImageShape(channels, height, width), classes, StandardDatasets.ClassNames(config.DataType, config.ResolvedDataPath), StandardDatasets.Preprocessing(config.DataType));
+            return (new ImageShape(channels, height, width), classes, StandardDatasets.ClassNames(config.DataType, config.ResolvedDataPath), Preprocessing(config, config.Mean, config.Std));
         }
 
         if (config.ClassNames is not { Length: > 1 } names || config.Mean is not { } mean || config.Std is not { } std)
@@ -108,6 +108,21 @@ public static class SampleData
 
         var options = FolderOptions(config);
         return (new ImageShape(config.Channels, options.StoredSize, options.StoredSize), names.Length, names, options.AugmentationWith(mean, std));
+    }
+
+    /// <summary>
+    /// The run's augmentation and normalisation: the data's own, or with <paramref name="mean"/> and <paramref name="std"/>
+    /// (a pretrained backbone's, or those a run recorded) in place of the data's statistics.
+    /// </summary>
+    public static IBatchAugmentation Preprocessing(ExperimentConfig config, IReadOnlyList<double>? mean, IReadOnlyList<double>? std)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        if (mean is null || std is null)
+        {
+            return StandardDatasets.Preprocessing(config.DataType);
+        }
+
+        return config.DataType == Folder ? FolderOptions(config).AugmentationWith(mean, std) : new PadCropFlip(mean, std, padding: 4);
     }
 
     private static (DatasetSplits Splits, IReadOnlyList<BadImage> Skipped) OpenFolder(ExperimentConfig config, IAnsiConsole console, CancellationToken cancellationToken)

@@ -55,10 +55,22 @@ internal sealed class TrainCommand(IAnsiConsole console, TextWriter errors, Samp
 
         using (data.Splits)
         {
-            // The model: a multi-branch ResNet whose backbone head is used at test time.
+            // The model: a multi-branch ResNet whose backbone head is used at test time, from random weights or around a
+            // pretrained backbone (whose normalisation the images then take).
             var train = data.Splits.Train;
             manual_seed(config.Seed);
-            using var model = MultiBranchModels.Create(config.ClassifierType, config.ModelOptions(train.ClassCount, train.Shape.Channels));
+            PretrainedNetwork? pretrained;
+            try
+            {
+                pretrained = config.Pretrained is null ? null : PretrainedStart.Load(config, train.ClassCount, train.Shape.Channels, console);
+            }
+            catch (Exception ex) when (ex is FileNotFoundException or InvalidDataException)
+            {
+                return Fail(Sample.Failed, $"--pretrained: {ex.Message}");
+            }
+
+            using var model = pretrained?.Model ?? MultiBranchModels.Create(config.ClassifierType, config.ModelOptions(train.ClassCount, train.Shape.Channels));
+            var preprocessing = pretrained is null ? data.Splits.Preprocessing : SampleData.Preprocessing(config, pretrained.Mean, pretrained.Std);
 
             // The objective: by default the two teachers composed by the dual-teacher loss (built for this model, so the
             // branches agree); --objective ce trains the cross-entropy baseline on the same engine.
@@ -72,7 +84,9 @@ internal sealed class TrainCommand(IAnsiConsole console, TextWriter errors, Samp
             Trainer trainer;
             try
             {
-                trainer = new Trainer(model, loss, train, data.Splits.Test, data.Splits.Preprocessing, SampleRecipe.TrainerOptions(config, run.Device, precision, run.Folder.Path), logs.CreateLogger("DTSKD"));
+                var options = SampleRecipe.TrainerOptions(config, run.Device, precision, run.Folder.Path);
+                options.FineTuning = pretrained is null ? null : PretrainedStart.Tuning(config, pretrained);
+                trainer = new Trainer(model, loss, train, data.Splits.Test, preprocessing, options, logs.CreateLogger("DTSKD"));
             }
             catch (ArgumentException ex)
             {
@@ -81,7 +95,7 @@ internal sealed class TrainCommand(IAnsiConsole console, TextWriter errors, Samp
 
             using (trainer)
             {
-                var started = Start(args, run, trainer, data, precision, log);
+                var started = Start(args, run, trainer, data, preprocessing, precision, log);
                 return started != Sample.Ok ? started : Train(run, trainer, model.BranchCount + 1);
             }
         }
@@ -114,7 +128,7 @@ internal sealed class TrainCommand(IAnsiConsole console, TextWriter errors, Samp
     }
 
     /// <summary>A resumed run's checkpoint, then (only now) the run folder: the old run moved aside, config.json, the log marker.</summary>
-    private int Start(string[] args, Preflight.Cleared run, Trainer trainer, (DatasetSplits Splits, IReadOnlyList<Core.Images.BadImage> Skipped) data, TrainingPrecision precision, FileLoggerProvider log)
+    private int Start(string[] args, Preflight.Cleared run, Trainer trainer, (DatasetSplits Splits, IReadOnlyList<Core.Images.BadImage> Skipped) data, IBatchAugmentation preprocessing, TrainingPrecision precision, FileLoggerProvider log)
     {
         var (config, folder) = (run.Config, run.Folder);
         if (config.Resume)
@@ -145,8 +159,8 @@ internal sealed class TrainCommand(IAnsiConsole console, TextWriter errors, Samp
                 DeviceUsed = run.Device.type.ToString(),
                 PrecisionUsed = precision.ToString(),
                 ClassNames = folderData ? [.. train.ClassNames!] : null,
-                Mean = folderData ? [.. data.Splits.Preprocessing.Mean] : null,
-                Std = folderData ? [.. data.Splits.Preprocessing.Std] : null,
+                Mean = folderData || config.Pretrained is not null ? [.. preprocessing.Mean] : null,
+                Std = folderData || config.Pretrained is not null ? [.. preprocessing.Std] : null,
             });
             ExperimentOutputs.WriteSkipped(folder.Path, data.Skipped);
             folder.MarkLog(config.Resume ? $"resume at epoch {trainer.NextEpoch + 1}, step {trainer.NextStep}" : "start", args);

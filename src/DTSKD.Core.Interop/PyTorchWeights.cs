@@ -126,6 +126,13 @@ public static class PyTorchWeights
         }
     }
 
+    private static bool IsZip(string path)
+    {
+        Span<byte> magic = stackalloc byte[4];
+        using var stream = File.OpenRead(path);
+        return stream.ReadAtLeast(magic, 4, throwOnEndOfStream: false) == 4 && magic.SequenceEqual("PK\u0003\u0004"u8);
+    }
+
     private static bool IsSafetensors(string path) => path.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase);
 
     /// <summary>Every tensor of a state-dict file by name (the caller disposes them).</summary>
@@ -136,6 +143,12 @@ public static class PyTorchWeights
             if (IsSafetensors(path))
             {
                 return Safetensors.LoadStateDict(path);
+            }
+
+            if (!IsZip(path))
+            {
+                throw new InvalidDataException(
+                    $"'{path}' is not a torch.save file: torch.save writes a zip archive (PyTorch 1.6 and later), this file is not one; save the state dict with torch.save(model.state_dict(), path), or as .safetensors.");
             }
 
             var result = new Dictionary<string, Tensor>(StringComparer.Ordinal);

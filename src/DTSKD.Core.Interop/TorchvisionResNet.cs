@@ -79,6 +79,33 @@ public static partial class TorchvisionResNet
         }
     }
 
+    /// <summary>Which DTSKD network a torchvision file builds, without building it (to check a command line early).</summary>
+    /// <param name="path">A torchvision <c>resnet18</c>/<c>resnet34</c> state dict.</param>
+    /// <returns>The model name (<c>resnet18_dtskd</c> or <c>resnet34_dtskd</c>), its base width and the channels its stem takes.</returns>
+    /// <exception cref="FileNotFoundException">The file does not exist.</exception>
+    /// <exception cref="InvalidDataException">The file is not a torchvision ResNet of 18 or 34 layers.</exception>
+    public static (string Model, int BaseWidth, int InputChannels) Describe(string path)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        if (!File.Exists(path))
+        {
+            throw new FileNotFoundException($"Pretrained weights '{path}' do not exist.", path);
+        }
+
+        var file = Strip(PyTorchWeights.Read(path));
+        try
+        {
+            return Identify(path, file);
+        }
+        finally
+        {
+            foreach (var tensor in file.Values)
+            {
+                tensor.Dispose();
+            }
+        }
+    }
+
     /// <summary>Whether a name belongs to the backbone torchvision and the DTSKD ResNets share.</summary>
     private static bool IsBackbone(string name) => name.StartsWith("conv1.", StringComparison.Ordinal) || name.StartsWith("bn1.", StringComparison.Ordinal) || LayerName().IsMatch(name);
 

@@ -164,7 +164,17 @@ public sealed class InteropTests : IDisposable
         using var model = Model(6);
         var garbage = Path.Combine(_dir.FullName, "garbage.pt");
         File.WriteAllText(garbage, "not a pickle");
-        ((Action)(() => PyTorchWeights.Load(model, garbage))).Should().Throw<InvalidDataException>().WithMessage($"*'{garbage}' could not be read as a torch.save state-dict file*");
+        ((Action)(() => PyTorchWeights.Load(model, garbage))).Should().Throw<InvalidDataException>().WithMessage($"'{garbage}' is not a torch.save file: torch.save writes a zip archive*");
+
+        // A zip archive that is not torch.save's.
+        var zip = Path.Combine(_dir.FullName, "other.pth");
+        using (var archive = ZipFile.Open(zip, ZipArchiveMode.Create))
+        {
+            using var writer = new StreamWriter(archive.CreateEntry("readme.txt").Open());
+            writer.Write("hello");
+        }
+
+        ((Action)(() => PyTorchWeights.Load(model, zip))).Should().Throw<InvalidDataException>().WithMessage($"*'{zip}' could not be read as a torch.save state-dict file*");
         ((Action)(() => PyTorchWeights.Load(model, Path.Combine(_dir.FullName, "none.pt")))).Should().Throw<FileNotFoundException>();
     }
 }

@@ -137,7 +137,7 @@ public sealed class TorchvisionResNetTests : IDisposable
 
         var text = Path.Combine(_dir.FullName, "notes.pth");
         File.WriteAllText(text, "not a network");
-        Refusal(text).Should().Contain("could not be read");
+        Refusal(text).Should().Contain("is not a torch.save file");
 
         var torchvision = ReadAll(Fixture);
         var missing = new Dictionary<string, Tensor>(torchvision);
