@@ -34,7 +34,7 @@ public static class AfterTraining
             // A run trained on a GPU is evaluated on this machine's CPU when it has none.
             var device = options.Device != "cpu" && TrainingDevice.CudaAvailable ? TrainingDevice.Choose(options.Device) : CPU;
             var described = SampleData.Describe(options);
-            using var model = MultiBranchModels.Create(options.ClassifierType, options.ModelOptions(described.Classes, described.Stored.Channels));
+            using var model = PretrainedStart.Create(options, described.Classes, described.Stored.Channels);
             using var backbone = BackboneClassifier.From(model);
 
             // 2. The weights: a trainer checkpoint, a PyTorch state dict of the whole model, or of its exported backbone.
@@ -58,7 +58,7 @@ public static class AfterTraining
             errors.WriteLine($"error: {ex.Summary}");
             return Sample.Failed;
         }
-        catch (Exception ex) when (ex is FileNotFoundException or DirectoryNotFoundException or InvalidDataException or UnauthorizedAccessException or System.Text.Json.JsonException)
+        catch (Exception ex) when (ex is FileNotFoundException or DirectoryNotFoundException or InvalidDataException or UnauthorizedAccessException or System.Text.Json.JsonException or NotSupportedException)
         {
             errors.WriteLine($"error: {ex.Message}");
             return Sample.Failed;

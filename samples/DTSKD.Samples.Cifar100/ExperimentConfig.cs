@@ -93,6 +93,9 @@ public sealed record ExperimentConfig
     /// <summary>--pretrained: the torchvision weights the run starts from (an absolute path once resolved).</summary>
     public string? Pretrained { get; init; }
 
+    /// <summary>--branch-points: an ONNX network's branch points; null for its default.</summary>
+    public string[]? BranchPoints { get; init; }
+
     /// <summary>--freeze: the last backbone stage kept frozen (none, stem, stage1..stage4).</summary>
     public string Freeze { get; init; } = "none";
 

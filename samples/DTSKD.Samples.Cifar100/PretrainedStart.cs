@@ -1,6 +1,7 @@
 using System.CommandLine;
 using DTSKD.Core.Interop;
 using DTSKD.Core.Models;
+using DTSKD.Core.Onnx.Import;
 using DTSKD.Core.Training;
 using Spectre.Console;
 
@@ -14,15 +15,24 @@ internal static class PretrainedStart
 {
     private static readonly string[] Stages = ["none", "stem", "stage1", "stage2", "stage3", "stage4"];
     private static readonly string[] WeightFiles = [".pth", ".pt", ".bin", ".safetensors"];
-    private static readonly string[] TuningOptions = ["--freeze", "--freeze-bn", "--backbone-lr-factor", "--warmup-epochs"];
+    private static readonly string[] TuningOptions = ["--freeze", "--freeze-bn", "--backbone-lr-factor", "--warmup-epochs", "--branch-points"];
+
+    /// <summary>The <c>--classifier-type</c> a run from an ONNX network records: the network is the file's.</summary>
+    public const string OnnxModel = "onnx";
 
     /// <summary>The command line's fine-tuning options.</summary>
     internal sealed class Options
     {
         public Option<string?> Pretrained { get; } = new("--pretrained")
         {
-            Description = "Start from torchvision resnet18/resnet34 ImageNet weights (.pth or .safetensors; docs/pretrained.md): the model, width and ImageNet stem come from the file, " +
-                          "the classifier, neck and branches are new, the images are normalised as ImageNet's, and the fine-tuning recipe's lr 0.01, weight decay 1e-4 and batch 32 apply unless given.",
+            Description = "Start from a pretrained network (docs/pretrained.md): torchvision resnet18/resnet34 ImageNet weights (.pth, .safetensors), or an ONNX image classifier (.onnx; ML.NET's ResNet18.onnx is recognised). " +
+                          "The backbone comes from the file, the classifier, neck and branches are new, the images take the network's normalisation, and the fine-tuning recipe's lr 0.01, weight decay 1e-4 and batch 32 apply unless given.",
+        };
+
+        public Option<string[]> BranchPoints { get; } = new("--branch-points")
+        {
+            Description = "With an .onnx --pretrained: the tensors (ONNX value names) the branches attach to, shallowest first (default: the inputs of its strided convolutions, a ResNet's stage ends).",
+            AllowMultipleArgumentsPerToken = true,
         };
 
         public Option<string> Freeze { get; } = new("--freeze") { Description = "With --pretrained: keep the backbone frozen up to this stage: none, stem, stage1..stage4 (its batch norms keep their statistics).", DefaultValueFactory = _ => "none" };
@@ -53,13 +63,14 @@ internal static class PretrainedStart
             });
         }
 
-        public IEnumerable<Option> All => [Pretrained, Freeze, FreezeBn, BackboneLrFactor, WarmupEpochs];
+        public IEnumerable<Option> All => [Pretrained, BranchPoints, Freeze, FreezeBn, BackboneLrFactor, WarmupEpochs];
 
         /// <summary>The options' values on top of <paramref name="config"/>.</summary>
         public ExperimentConfig Read(ParseResult result, ExperimentConfig config) => config with
         {
             Pretrained = result.GetValue(Pretrained), Freeze = result.GetValue(Freeze)!, FreezeBn = result.GetValue(FreezeBn),
             BackboneLrFactor = result.GetValue(BackboneLrFactor), WarmupEpochs = result.GetValue(WarmupEpochs),
+            BranchPoints = result.GetValue(BranchPoints) is { Length: > 0 } points ? points : null,
         };
     }
 
@@ -80,12 +91,17 @@ internal static class PretrainedStart
         var extension = Path.GetExtension(path).ToLowerInvariant();
         if (extension == ".onnx")
         {
-            return (null, $"--pretrained '{path}': ONNX backbones are not supported yet; give torchvision resnet18/resnet34 weights (.pth or .safetensors).");
+            return ResolveOnnx(config, given, path);
         }
 
         if (!WeightFiles.Contains(extension))
         {
-            return (null, $"--pretrained '{path}': expected torchvision resnet18/resnet34 weights in a .pth, .pt or .safetensors file.");
+            return (null, $"--pretrained '{path}': expected torchvision resnet18/resnet34 weights (.pth, .pt, .safetensors) or an ONNX image classifier (.onnx).");
+        }
+
+        if (given.Contains("--branch-points"))
+        {
+            return (null, "--branch-points applies to an .onnx --pretrained: a torchvision ResNet's branches sit where DTSKD's ResNets put them.");
         }
 
         (string Model, int BaseWidth, int InputChannels) file;
@@ -112,18 +128,63 @@ internal static class PretrainedStart
             return (null, $"--pretrained: the ImageNet stem takes images of 32 pixels and more; {config.DataType}'s are {config.ResolvedImageSize} (a folder of them with --image-size 32 or more works).");
         }
 
-        var recipe = TrainerOptions.FineTuningRecipe(config.Epochs);
-        return (config with
+        return (WithRecipe(config with { Pretrained = Path.GetFullPath(path), ClassifierType = file.Model, BaseWidth = file.BaseWidth, Stem = "imagenet" }, given), null);
+    }
+
+    /// <summary>The options an ONNX file decides itself.</summary>
+    private static readonly string[] FileDefinedOptions = ["--classifier-type", "--base-width", "--stem"];
+
+    /// <summary>An ONNX network: the file is read now (so a broken one is refused before anything is written); the model is the file's.</summary>
+    private static (ExperimentConfig? Config, string? Error) ResolveOnnx(ExperimentConfig config, IReadOnlySet<string> given, string path)
+    {
+        try
         {
-            Pretrained = Path.GetFullPath(path),
-            ClassifierType = file.Model,
-            BaseWidth = file.BaseWidth,
-            Stem = "imagenet",
+            OnnxImport.RecommendedOptions(path);
+        }
+        catch (Exception ex) when (ex is FileNotFoundException or InvalidDataException)
+        {
+            return (null, $"--pretrained: {ex.Message}");
+        }
+
+        var mismatch = FileDefinedOptions.FirstOrDefault(given.Contains);
+        return mismatch is not null
+            ? (null, $"--pretrained '{path}' is an ONNX network, whose layers are the file's; {mismatch} does not apply (leave it out).")
+            : (WithRecipe(config with { Pretrained = Path.GetFullPath(path), ClassifierType = OnnxModel }, given), null);
+    }
+
+    /// <summary>The fine-tuning recipe's numbers for the options the command line does not give.</summary>
+    private static ExperimentConfig WithRecipe(ExperimentConfig config, IReadOnlySet<string> given)
+    {
+        var recipe = TrainerOptions.FineTuningRecipe(config.Epochs);
+        return config with
+        {
             Lr = given.Contains("--lr") ? config.Lr : recipe.LearningRate,
             WeightDecay = given.Contains("--weight-decay") ? config.WeightDecay : recipe.WeightDecay,
             BatchSize = given.Contains("--batch-size") ? config.BatchSize : recipe.BatchSize,
             LrDecaySchedule = given.Contains("--lr-decay-schedule") ? config.LrDecaySchedule : [.. recipe.Milestones],
-        }, null);
+        };
+    }
+
+    /// <summary>The run's model for the after-training commands: an ONNX run's network rebuilt from its file (the weights come from the checkpoint), else the named one.</summary>
+    /// <exception cref="FileNotFoundException">An ONNX run's file is gone.</exception>
+    public static MultiBranchModule Create(ExperimentConfig config, int classes, int channels)
+    {
+        if (config.ClassifierType != OnnxModel)
+        {
+            return MultiBranchModels.Create(config.ClassifierType, config.ModelOptions(classes, channels));
+        }
+
+        var path = config.Pretrained ?? throw new InvalidDataException("the run's config.json names no --pretrained network for its ONNX model.");
+        return File.Exists(path)
+            ? LoadOnnx(config, classes, channels).Model
+            : throw new FileNotFoundException($"the run was trained from the ONNX network '{path}', which is gone: its layers are rebuilt from it (the weights come from the checkpoint).", path);
+    }
+
+    private static PretrainedNetwork LoadOnnx(ExperimentConfig config, int classes, int channels)
+    {
+        var (options, _) = OnnxImport.RecommendedOptions(config.Pretrained!);
+        options.BranchPoints = config.BranchPoints;
+        return OnnxImport.Load(config.Pretrained!, new MultiBranchModelOptions { ClassCount = classes, InputChannels = channels, NeckWidth = config.NeckWidth }, options);
     }
 
     /// <summary>Builds the run's network around the file's backbone and says what was loaded and what is new.</summary>
@@ -131,7 +192,21 @@ internal static class PretrainedStart
     /// <exception cref="FileNotFoundException">The file is gone.</exception>
     public static PretrainedNetwork Load(ExperimentConfig config, int classes, int channels, IAnsiConsole console)
     {
-        var network = TorchvisionResNet.Load(config.Pretrained!, new MultiBranchModelOptions { ClassCount = classes, InputChannels = channels, NeckWidth = config.NeckWidth });
+        var onnx = config.ClassifierType == OnnxModel;
+        if (onnx && OnnxImport.RecommendedOptions(config.Pretrained!).Recognised)
+        {
+            console.MarkupLine("Recognised ML.NET's ResNet18.onnx: BGR pixels of 0-255 minus its mean image's channel means (OnnxImportOptions.MlNetResNet18).");
+        }
+
+        var network = onnx
+            ? LoadOnnx(config, classes, channels)
+            : TorchvisionResNet.Load(config.Pretrained!, new MultiBranchModelOptions { ClassCount = classes, InputChannels = channels, NeckWidth = config.NeckWidth });
+        if (config.ResolvedImageSize < network.MinimumImageSize)
+        {
+            network.Model.Dispose();
+            throw new InvalidDataException($"'{network.Source}' takes images of {network.MinimumImageSize} pixels and more (its total stride); these are {config.ResolvedImageSize}.");
+        }
+
         var fresh = network.Initialised.Select(n => n.Split('.')[0]).Distinct().ToList();
         console.MarkupLineInterpolated(
             $"Pretrained: {network.Pretrained.Count} tensors of '{network.Source}' (the backbone{(network.Pretrained.Contains("fc.weight") ? " and its classifier" : string.Empty)}); new: {network.Initialised.Count} tensors ({string.Join(", ", fresh)}).");

@@ -71,6 +71,13 @@ internal sealed class OnnxGraphWriter : LayerGraph
 
     public override GraphValue GlobalAveragePool(GraphValue x) => Op("GlobalAveragePool", [x], x.Channels);
 
+    public override GraphValue Pad(GraphValue x, (long Top, long Left, long Bottom, long Right) pads, float value) =>
+        Op("Pad", [x], x.Channels, inputs:
+        [
+            Constant($"{Path}.pads", [8], [0, 0, pads.Top, pads.Left, 0, 0, pads.Bottom, pads.Right]),
+            Constant($"{Path}.pad_value", [], [value]),
+        ]);
+
     public override GraphValue Flatten(GraphValue x) => Op("Flatten", [x], x.Channels, [Attribute.Int("axis", 1)]);
 
     public override GraphValue AsMap(GraphValue feature) =>

@@ -1,13 +1,14 @@
 using System.Diagnostics;
+using System.Reflection;
 
 namespace DTSKD.Benchmarks.Tests;
 
 /// <summary>The bench as a user runs it: a process of its own, with the test machine's scheduler variables removed.</summary>
 internal static class BenchProcess
 {
-    public static Process Start(IEnumerable<string> args, IReadOnlyDictionary<string, string>? environment = null)
+    public static Process Start(IEnumerable<string> args, IReadOnlyDictionary<string, string>? environment = null, string? program = null)
     {
-        var info = new ProcessStartInfo("dotnet", [Path.Combine(AppContext.BaseDirectory, "DTSKD.Benchmarks.dll"), .. args])
+        var info = new ProcessStartInfo("dotnet", [program ?? Path.Combine(AppContext.BaseDirectory, "DTSKD.Benchmarks.dll"), .. args])
         {
             RedirectStandardOutput = true, RedirectStandardError = true,
         };
@@ -22,12 +23,16 @@ internal static class BenchProcess
         return Process.Start(info)!;
     }
 
-    public static async Task<(int Code, string Output)> Run(IEnumerable<string> args, IReadOnlyDictionary<string, string>? environment = null)
+    public static async Task<(int Code, string Output)> Run(IEnumerable<string> args, IReadOnlyDictionary<string, string>? environment = null, string? program = null)
     {
-        using var process = Start(args, environment);
+        using var process = Start(args, environment, program);
         var output = process.StandardOutput.ReadToEndAsync();
         var errors = process.StandardError.ReadToEndAsync();
         await process.WaitForExitAsync();
         return (process.ExitCode, await output + await errors);
     }
+
+    /// <summary>ML.NET's pipeline, a program of its own (bench/DTSKD.Benchmarks.MlNet), where the build put it.</summary>
+    public static string MlNetBaseline { get; } = typeof(BenchProcess).Assembly.GetCustomAttributes<System.Reflection.AssemblyMetadataAttribute>()
+        .Single(a => a.Key == "MlNetBaseline").Value!;
 }

@@ -127,6 +127,31 @@ public sealed class OnnxImportTests
         model.state_dict()[deep].allclose(before, 0, 0).Should().BeFalse("the last stage trains");
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void An_imported_network_exports_again_with_its_branches_and_onnx_runtime_gives_its_logits(bool fold)
+    {
+        var network = OnnxImport.Load(MlNetResNet18, new MultiBranchModelOptions { ClassCount = 4, NeckWidth = 32 }, OnnxImportOptions.MlNetResNet18);
+        using var model = network.Model;
+        model.eval();
+        manual_seed(5);
+        using var images = randn(2, 3, 64, 64);
+        using var output = model.call(images);
+
+        var exported = OnnxExportTests.RunOnnx(
+            OnnxExport.ToBytes(model, new OnnxExportOptions { ImageSize = 64, Mean = network.Mean, Std = network.Std, AllHeads = true, FoldBatchNorm = fold }), images);
+
+        var heads = exported.Values.ToList();
+        heads.Should().HaveCount(4, "the backbone head and three branches");
+        foreach (var (onnx, torch) in heads.Zip(output.Heads))
+        {
+            using var t = torch.contiguous();
+            var flat = t.data<float>().ToArray();
+            Gap([.. onnx.SelectMany(r => r)], flat).Should().BeLessThan(1e-4);
+        }
+    }
+
     [Fact]
     public void Files_the_importer_cannot_take_are_refused_in_one_line_naming_the_node()
     {

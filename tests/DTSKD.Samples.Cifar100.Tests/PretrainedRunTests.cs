@@ -1,4 +1,5 @@
 using System.Collections;
+using System.Reflection;
 using TorchSharp.PyBridge;
 using static TorchSharp.torch;
 
@@ -8,6 +9,10 @@ namespace DTSKD.Samples.Cifar100.Tests;
 public sealed class PretrainedRunTests : SampleTestBase
 {
     private static readonly string Weights = Path.Combine(AppContext.BaseDirectory, "TestData", "resnet18-quarter.pth");
+
+    /// <summary>ML.NET's ResNet18.onnx from its NuGet package (restored by the test project, not committed).</summary>
+    private static string MlNetResNet18 =>
+        typeof(PretrainedRunTests).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>().Single(a => a.Key == "MlNetResNet18").Value!;
 
     private string[] Common(string folder, string name) =>
     [
@@ -56,17 +61,50 @@ public sealed class PretrainedRunTests : SampleTestBase
     }
 
     [Fact]
+    public async Task A_run_from_ml_net_s_onnx_resnet18_trains_evaluates_exports_to_onnx_and_predicts()
+    {
+        File.Exists(MlNetResNet18).Should().BeTrue("the test project downloads Microsoft.ML.DnnImageFeaturizer.ResNet18 0.23.1 at restore");
+        var folder = WriteImageFolder("photos", trainPerClass: 8, valPerClass: 4);
+        var (code, output, errors) = await Run([.. Common(folder, "onnx"), "--pretrained", MlNetResNet18, "--freeze", "stage1", "--freeze-bn", "--epochs", "1", "--batch-size", "12"]);
+
+        code.Should().Be(Sample.Ok, output + errors);
+        output.Should().Contain("Recognised ML.NET's ResNet18.onnx").And.Contain($"of '{MlNetResNet18}'").And.Contain("note: The network takes BGR images");
+        var run = Path.Combine(Dir.FullName, "experiments", "onnx");
+        var config = ExperimentOutputs.ReadConfig(run);
+        (config.ClassifierType, config.Pretrained, config.Freeze, config.FreezeBn).Should().Be(("onnx", MlNetResNet18, "stage1", true));
+
+        (await Run("evaluate", "--run", run)).Code.Should().Be(Sample.Ok);
+        var (exported, exportOutput, exportErrors) = await Run("export", "--run", run, "--format", "onnx");
+        exported.Should().Be(Sample.Ok, exportOutput + exportErrors);
+        var image = Directory.GetFiles(Path.Combine(folder, "val", "class2")).Order(StringComparer.Ordinal).First();
+        var (predicted, byTorch, _) = await Run("predict", "--run", run, "--top", "1", image);
+        var (predictedOnnx, byOnnx, onnxErrors) = await Run("predict", "--onnx", Path.Combine(run, "backbone.onnx"), "--top", "1", image);
+        (predicted, predictedOnnx).Should().Be((Sample.Ok, Sample.Ok), onnxErrors);
+        byOnnx.Split(' ')[^2].Should().Be(byTorch.Split(' ')[^2], "the exported network names the class TorchSharp names");
+
+        var (badPoint, _, badPointErrors) = await Run([.. Common(folder, "onnx-bad"), "--pretrained", MlNetResNet18, "--branch-points", "nowhere", "--epochs", "1"]);
+        badPoint.Should().Be(Sample.Failed);
+        badPointErrors.Trim().Should().Be($"error: --pretrained: '{MlNetResNet18}' has no tensor 'nowhere' (a branch point or the feature must be a node's output).");
+        Directory.Exists(Path.Combine(Dir.FullName, "experiments", "onnx-bad")).Should().BeFalse();
+    }
+
+    [Fact]
     public async Task Weights_and_data_that_do_not_fit_are_one_line_and_nothing_is_written()
     {
         var folder = WriteImageFolder("small", trainPerClass: 4, valPerClass: 2);
         var text = Path.Combine(Dir.FullName, "notes.pth");
         await File.WriteAllTextAsync(text, "not weights");
+        var fakeOnnx = Path.Combine(Dir.FullName, "notes.onnx");
+        await File.WriteAllTextAsync(fakeOnnx, "not a network");
         var experiments = Path.Combine(Dir.FullName, "experiments");
         foreach (var (args, message) in new (string[], string)[]
                  {
                      (["--pretrained", Path.Combine(Dir.FullName, "absent.pth")], $"error: --pretrained: Pretrained weights '{Path.Combine(Dir.FullName, "absent.pth")}' do not exist."),
                      (["--pretrained", text], $"error: --pretrained: '{text}' is not a torch.save file: torch.save writes a zip archive"),
-                     (["--pretrained", "model.onnx"], "error: --pretrained 'model.onnx': ONNX backbones are not supported yet"),
+                     (["--pretrained", "model.onnx"], "error: --pretrained: ONNX model 'model.onnx' does not exist."),
+                     (["--pretrained", fakeOnnx], $"error: --pretrained: '{fakeOnnx}' is not an ONNX model"),
+                     (["--pretrained", MlNetResNet18, "--base-width", "32"], $"error: --pretrained '{MlNetResNet18}' is an ONNX network, whose layers are the file's; --base-width does not apply"),
+                     (["--pretrained", Weights, "--branch-points", "x"], "error: --branch-points applies to an .onnx --pretrained"),
                      (["--pretrained", Weights, "--classifier-type", "resnet34_dtskd"], $"error: --pretrained '{Weights}' builds resnet18_dtskd at width 16 with the ImageNet stem; --classifier-type resnet34_dtskd does not fit it"),
                      (["--pretrained", Weights, "--image-size", "24"], "error: --pretrained: the ImageNet stem takes images of 32 pixels and more; folder's are 24"),
                      (["--freeze", "stage2"], "error: --freeze applies with --pretrained only."),

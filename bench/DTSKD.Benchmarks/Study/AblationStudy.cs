@@ -46,6 +46,8 @@ public static class AblationStudy
             }
         });
         var baseWidth = new Option<int>("--base-width") { DefaultValueFactory = _ => 16, Description = "Base width (64 = reference)." };
+        var stem = new Option<string>("--stem") { Description = "The network's first layers: cifar (the release's, full resolution) or imagenet (7x7 stride 2 and a max-pool, as a pretrained ResNet's).", DefaultValueFactory = _ => "cifar" };
+        stem.AcceptOnlyFromAmong("cifar", "imagenet");
         var neckWidth = new Option<int>("--neck-width") { DefaultValueFactory = _ => 128, Description = "Neck width (512 = reference)." };
         var precision = new Option<string>("--precision") { DefaultValueFactory = _ => "fp32", Description = "fp32 or bf16 (bfloat16 passes, float32 masters)." };
         precision.AcceptOnlyFromAmong("fp32", "bf16");
@@ -57,6 +59,12 @@ public static class AblationStudy
         };
         var noise = new Option<double>("--label-noise") { Description = "Replace this fraction of the training labels by another class (symmetric noise, seeded; test labels untouched).", DefaultValueFactory = _ => 0 };
         var noiseSeed = new Option<long>("--label-noise-seed") { Description = "The seed of the label noise (the same noisy labels for every row and seed).", DefaultValueFactory = _ => 1 };
+        var pretrained = new Option<string?>("--pretrained") { Description = "Start every run from this network: torchvision resnet18/resnet34 weights (.pth, .safetensors) or an ONNX classifier (.onnx); lr 0.01, weight decay 1e-4 and batch 32 unless given (docs/pretrained.md)." };
+        var branchPoints = new Option<string[]?>("--branch-points") { Description = "With an .onnx --pretrained: the tensors the branches attach to (default: the inputs of its strided convolutions).", AllowMultipleArgumentsPerToken = true };
+        var freeze = new Option<string>("--freeze") { Description = "With --pretrained: the last frozen stage (none, stem, stage1..).", DefaultValueFactory = _ => "none" };
+        var freezeBn = new Option<bool>("--freeze-bn") { Description = "With --pretrained: the pretrained batch norms keep their statistics." };
+        var lrFactor = new Option<double?>("--backbone-lr-factor") { Description = $"With --pretrained: the pretrained parameters' share of --lr (default {FineTuning.RecipeBackboneFactor})." };
+        var warmup = new Option<int?>("--warmup-epochs") { Description = $"With --pretrained: epochs of linear warm-up (default {FineTuning.RecipeWarmupEpochs})." };
         var title = new Option<string>("--title") { DefaultValueFactory = _ => "What each teacher buys", Description = "The report's title." };
         var output = new Option<string>("--output") { DefaultValueFactory = _ => "docs/results/ablation.md", Description = "The report (Markdown); its figure and CSV go next to it, in <name>/." };
         var runsDir = new Option<string?>("--runs-dir") { Description = "The folder every finished run is written to, shared by the shards (default: <output's name>/runs next to the report)." };
@@ -65,7 +73,7 @@ public static class AblationStudy
         var command = new Command("ablation", "Trains every row with the same budget and writes the table, verdict, plot and CSV; sharded, writes its runs for `ablation merge`.")
         {
             deviceOption, dataType, dataPath, imageSize, channels, imageCache, epochs, trainLimit, testLimit, batch, lr, model, baseWidth, neckWidth, precision,
-            seeds, rows, noise, noiseSeed, title, output, runsDir, shard, shards,
+            seeds, rows, noise, noiseSeed, title, output, runsDir, shard, shards, pretrained, branchPoints, freeze, freezeBn, lrFactor, warmup, stem,
         };
 
         var mergeRuns = new Option<string>("--runs-dir") { Description = "The runs folder the shards wrote.", Required = true };
@@ -85,11 +93,23 @@ public static class AblationStudy
                 throw new ArgumentException("--data-type folder needs --data-path: the folder that holds one folder of images per class.");
             }
 
+            var from = r.GetValue(pretrained) is { } file ? Path.GetFullPath(file) : null;
+            if (from is not null && !File.Exists(from))
+            {
+                throw new FileNotFoundException($"--pretrained '{r.GetValue(pretrained)}' does not exist.");
+            }
+
+            var recipe = TrainerOptions.FineTuningRecipe(r.GetValue(epochs));
+            bool Given(Option o) => r.GetResult(o) is { Implicit: false };
             var settings = new StudySettings
             {
+                Pretrained = from, BranchPoints = r.GetValue(branchPoints) is { Length: > 0 } points ? points : null, Freeze = from is null ? null : r.GetValue(freeze), FreezeBn = r.GetValue(freezeBn),
+                BackboneLrFactor = r.GetValue(lrFactor), WarmupEpochs = r.GetValue(warmup), WeightDecay = from is null ? null : recipe.WeightDecay,
+                Stem = from is null && r.GetValue(stem) == "imagenet" ? "imagenet" : null,
                 DataType = type, DataPath = r.GetValue(dataPath), ImageSize = type == "folder" ? r.GetValue(imageSize) ?? 32 : null,
                 Channels = type == "folder" ? r.GetValue(channels) : 0, Epochs = r.GetValue(epochs), TrainLimit = r.GetValue(trainLimit), TestLimit = r.GetValue(testLimit),
-                BatchSize = r.GetValue(batch), Lr = r.GetValue(lr), Model = r.GetValue(model)!, BaseWidth = r.GetValue(baseWidth), NeckWidth = r.GetValue(neckWidth),
+                BatchSize = from is not null && !Given(batch) ? recipe.BatchSize : r.GetValue(batch), Lr = from is not null && !Given(lr) ? recipe.LearningRate : r.GetValue(lr),
+                Model = from is null ? r.GetValue(model)! : Path.GetFileName(from), BaseWidth = r.GetValue(baseWidth), NeckWidth = r.GetValue(neckWidth),
                 Precision = r.GetValue(precision)!, LabelNoise = r.GetValue(noise), LabelNoiseSeed = r.GetValue(noiseSeed),
                 Rows = [.. rowList.Select(o => o.Text)], Seeds = seedList, Device = r.GetValue(deviceOption)!, Title = r.GetValue(title)!,
                 Command = "dotnet run -c Release --project bench/DTSKD.Benchmarks -- " + string.Join(' ', WithoutShard(args).Select(Quote)),
@@ -152,21 +172,35 @@ public static class AblationStudy
             var bestAfter = TrainerOptions.LastThirdStart(s.Epochs);
             var milestones = TrainerOptions.ScaledMilestones(s.Epochs);
             var machine = MachineInfo.Describe(device);
-            Console.WriteLine($"{train.Name}: {train.Count} train / {test.Count} test; {s.Model} {s.BaseWidth}/{s.NeckWidth}; {s.Epochs} epochs, lr {s.Lr} x0.1 at {string.Join(",", milestones)}; best from epoch {bestAfter + 1}; {s.Precision} on {device.type}");
+            Console.WriteLine($"{train.Name}: {train.Count} train / {test.Count} test; {s.Model} {(s.Pretrained is null ? $"{s.BaseWidth}/{s.NeckWidth}" : $"pretrained, neck {s.NeckWidth}, freeze {s.Freeze}")}; {s.Epochs} epochs, lr {s.Lr} x0.1 at {string.Join(",", milestones)}; best from epoch {bestAfter + 1}; {s.Precision} on {device.type}");
             foreach (var (row, seed, _) in todo)
             {
                 manual_seed(seed);
-                using var network = MultiBranchModels.Create(s.Model, new MultiBranchModelOptions
+#if NO_PLOTS
+                PretrainedNetwork? pretrained = s.Pretrained is null ? null : throw new NotSupportedException("--pretrained needs DTSKD.Core.Onnx and DTSKD.Core.Interop, which this build leaves out.");
+#else
+                var pretrained = s.Pretrained is null ? null : StudyPretrained.Load(s, train.ClassCount, train.Shape.Channels);
+#endif
+                using var network = pretrained?.Model ?? MultiBranchModels.Create(s.Model, new MultiBranchModelOptions
                 {
                     ClassCount = train.ClassCount, InputChannels = train.Shape.Channels, BaseWidth = s.BaseWidth, NeckWidth = s.NeckWidth,
+                    Stem = s.Stem == "imagenet" ? ModelStem.ImageNet : ModelStem.Cifar,
                 });
                 var objective = row.Create(network, train.Count, device);
                 using var owned = objective as IDisposable;
-                using var trainer = new Trainer(network, objective, train, test, data.Preprocessing, new TrainerOptions
+                var options = new TrainerOptions
                 {
                     Epochs = s.Epochs, BatchSize = s.BatchSize, LearningRate = s.Lr, Milestones = milestones, BestAfterEpoch = bestAfter,
                     Seed = seed, Device = device, Precision = s.Precision == "bf16" ? TrainingPrecision.BFloat16 : TrainingPrecision.Float32, LogInterval = 1_000_000,
-                });
+                };
+                var preprocessing = data.Preprocessing;
+#if !NO_PLOTS
+                if (pretrained is not null)
+                {
+                    (options.WeightDecay, options.FineTuning, preprocessing) = (s.WeightDecay ?? options.WeightDecay, StudyPretrained.Tuning(s, pretrained), StudyPretrained.Preprocessing(s, pretrained));
+                }
+#endif
+                using var trainer = new Trainer(network, objective, train, test, preprocessing, options);
                 var clock = Stopwatch.StartNew();
                 var result = trainer.Run();
                 StudyRun.From(row, seed, study, result, clock.Elapsed.TotalSeconds, machine, train.Count, test.Count).Write(runsFolder, row);

@@ -139,8 +139,8 @@ public static class StudyReport
         text.AppendLine(CultureInfo.InvariantCulture, $"# {s.Title}");
         text.AppendLine();
         text.AppendLine(CultureInfo.InvariantCulture,
-            $"`{s.Model}` at width {s.BaseWidth}/{s.NeckWidth} on {data}{(s.TrainLimit is { } tl ? $" (first {tl} training images" + (s.TestLimit is { } el ? $", first {el} test images)" : ")") : s.TestLimit is { } el2 ? $" (first {el2} test images)" : "")}, " +
-            $"{s.Epochs} epochs per run, batch {s.BatchSize}, {s.Precision}, SGD lr {s.Lr.ToString(inv)} (Nesterov {recipe.Momentum.ToString(inv)}, weight decay {recipe.WeightDecay.ToString(inv)}) x{recipe.Gamma.ToString(inv)} at epoch{(milestones.Distinct().Count() == 1 ? "" : "s")} {string.Join(" and ", milestones.GroupBy(m => m).Select(g => g.Count() == 1 ? $"{g.Key + 1}" : $"{g.Key + 1} ({g.Count()} times)"))}; " +
+            $"{Network(s)} on {data}{(s.TrainLimit is { } tl ? $" (first {tl} training images" + (s.TestLimit is { } el ? $", first {el} test images)" : ")") : s.TestLimit is { } el2 ? $" (first {el2} test images)" : "")}, " +
+            $"{s.Epochs} epochs per run, batch {s.BatchSize}, {s.Precision}, SGD lr {s.Lr.ToString(inv)} (Nesterov {recipe.Momentum.ToString(inv)}, weight decay {(s.WeightDecay ?? recipe.WeightDecay).ToString(inv)}) x{recipe.Gamma.ToString(inv)} at epoch{(milestones.Distinct().Count() == 1 ? "" : "s")} {string.Join(" and ", milestones.GroupBy(m => m).Select(g => g.Count() == 1 ? $"{g.Key + 1}" : $"{g.Key + 1} ({g.Count()} times)"))}; " +
             $"the same budget, seeds ({string.Join(", ", s.Seeds)}) and initialisations for every row.{noise} " +
             $"Best = best backbone test top-1 over epochs {bestAfter + 1}-{s.Epochs} (the recipe's \"last third\"); final = last epoch; train = the last epoch's backbone top-1 on the augmented training batches. {spreadNote}");
         text.AppendLine();
@@ -178,5 +178,20 @@ public static class StudyReport
             $"{TimingsMarker} {runs.Count} runs, {runs.Sum(r => r.Run.Seconds) / 60:F1} minutes of training ({runs.Average(r => r.Run.Seconds):F0} s a run), merged {DateTime.UtcNow:yyyy-MM-dd}.");
         AtomicFile.WriteAllText(output, text.ToString());
         log.WriteLine($"Wrote {output} and {assets}/");
+    }
+
+    /// <summary>The network of the study's runs: a built-in one at its widths, or the pretrained file with its fine-tuning.</summary>
+    private static string Network(StudySettings s)
+    {
+        var inv = CultureInfo.InvariantCulture;
+        if (s.Pretrained is null)
+        {
+            return $"`{s.Model}` at width {s.BaseWidth}/{s.NeckWidth}{(s.Stem == "imagenet" ? " with the ImageNet stem" : "")}";
+        }
+
+        var factor = s.BackboneLrFactor ?? DTSKD.Core.Training.FineTuning.RecipeBackboneFactor;
+        var warmup = s.WarmupEpochs ?? DTSKD.Core.Training.FineTuning.RecipeWarmupEpochs;
+        return $"`{s.Model}` pretrained (`{s.Pretrained}`), neck {s.NeckWidth}, fine-tuned: backbone at {factor.ToString(inv)} of the rate, {warmup} warm-up epoch{(warmup == 1 ? "" : "s")}, " +
+               $"frozen through {s.Freeze ?? "none"}{(s.FreezeBn ? ", batch norms frozen" : "")}{(s.BranchPoints is { Length: > 0 } p ? $", branches at {string.Join(", ", p)}" : "")},";
     }
 }

@@ -32,6 +32,40 @@ public sealed record StudySettings
     public required long[] Seeds { get; init; }
     public required string Device { get; init; }
 
+    // The fine-tuning settings are written only when set, so the fingerprints of studies from random weights stay as they were.
+
+    /// <summary>The pretrained network every run starts from (torchvision .pth/.safetensors or .onnx), as an absolute path; null for random weights.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public string? Pretrained { get; init; }
+
+    /// <summary>An ONNX network's branch points; null for its default.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public string[]? BranchPoints { get; init; }
+
+    /// <summary>The last frozen stage (none, stem, stage1...).</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public string? Freeze { get; init; }
+
+    /// <summary>Whether the pretrained batch norms keep their statistics.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public bool FreezeBn { get; init; }
+
+    /// <summary>The pretrained parameters' learning-rate factor.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public double? BackboneLrFactor { get; init; }
+
+    /// <summary>The warm-up epochs.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public int? WarmupEpochs { get; init; }
+
+    /// <summary>The stem of a network from random weights, where it is not the release's CIFAR stem.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public string? Stem { get; init; }
+
+    /// <summary>The weight decay, where it is not the recipe's (the fine-tuning recipe's 1e-4).</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public double? WeightDecay { get; init; }
+
     /// <summary>The report's title (not part of <see cref="Fingerprint"/>).</summary>
     public string Title { get; init; } = "What each teacher buys";
 

@@ -10,7 +10,7 @@ namespace DTSKD.Core.Onnx.Import;
 /// operations in the file's order. It yields the tensors at its branch points and its feature, for
 /// <see cref="MultiBranchNetwork"/>. Built by <see cref="OnnxImport"/>.
 /// </summary>
-public sealed class OnnxBackbone : nn.Module<Tensor, BackboneFeatures>
+public sealed class OnnxBackbone : nn.Module<Tensor, BackboneFeatures>, IBackboneGraph
 {
     private readonly IReadOnlyList<OnnxStep> _steps;
     private readonly IReadOnlyDictionary<string, string> _constants;
@@ -55,6 +55,23 @@ public sealed class OnnxBackbone : nn.Module<Tensor, BackboneFeatures>
         return new BackboneFeatures(stages, values[FeaturePoint].MoveToOuterDisposeScope());
     }
 
+    /// <summary>The forward pass as a graph, for export (<see cref="OnnxExport"/>): the nodes whose forms the exporter writes.</summary>
+    /// <exception cref="NotSupportedException">A node has no exported form (named).</exception>
+    (IReadOnlyList<GraphValue> Stages, GraphValue Feature) IBackboneGraph.Describe(LayerGraph graph, GraphValue input)
+    {
+        var values = new Dictionary<string, GraphValue>(StringComparer.Ordinal) { [InputName] = input };
+        foreach (var step in _steps)
+        {
+            values[step.Output] = step.Describe is { } describe && step.Inputs.All(values.ContainsKey)
+                ? describe(graph, [.. step.Inputs.Select(i => values[i])])
+                : throw new NotSupportedException(
+                    $"Cannot export the imported node '{step.Name}' ({step.OpType}): the exporter writes Conv (explicit pads), BatchNormalization, Relu, Add, " +
+                    "MaxPool, AveragePool (zero or counted pads), GlobalAveragePool, Flatten, Gemm, MatMul by a constant, Concat, Identity and Dropout.");
+        }
+
+        return ([.. BranchPoints.Select(p => values[p])], values[FeaturePoint]);
+    }
+
     /// <summary>Every value the run computed, by ONNX name (in the caller's dispose scope).</summary>
     internal Dictionary<string, Tensor> Run(Tensor input, bool probing = false)
     {
@@ -85,4 +102,8 @@ public sealed class OnnxBackbone : nn.Module<Tensor, BackboneFeatures>
 /// One node of the graph: its inputs by name ("" for an omitted optional input), its first output, and what it computes
 /// from the inputs, whether the module trains and whether this is the import's probe pass.
 /// </summary>
-internal sealed record OnnxStep(string Name, string OpType, string[] Inputs, string Output, Func<Tensor?[], bool, bool, Tensor> Run);
+internal sealed record OnnxStep(string Name, string OpType, string[] Inputs, string Output, Func<Tensor?[], bool, bool, Tensor> Run)
+{
+    /// <summary>The node for export, on the graph's values of its inputs; null where the exporter has no form for it.</summary>
+    public Func<LayerGraph, GraphValue[], GraphValue>? Describe { get; init; }
+}

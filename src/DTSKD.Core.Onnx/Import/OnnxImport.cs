@@ -68,6 +68,23 @@ public static class OnnxImport
         };
     }
 
+    /// <summary>
+    /// The options that fit a file: <see cref="OnnxImportOptions.MlNetResNet18"/> for ML.NET's <c>ResNet18.onnx</c>
+    /// (recognised by its input <c>Input247</c> and output <c>Pooling395_Output_0</c>), else the defaults (ImageNet's
+    /// normalisation, RGB).
+    /// </summary>
+    /// <param name="path">An ONNX model file.</param>
+    /// <returns>New options, and whether the file was recognised.</returns>
+    /// <exception cref="FileNotFoundException">The file does not exist.</exception>
+    /// <exception cref="InvalidDataException">The file is not an ONNX model.</exception>
+    public static (OnnxImportOptions Options, bool Recognised) RecommendedOptions(string path)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        var graph = Read(path).Graph;
+        var mlnet = graph.Input.Any(i => i.Name == "Input247") && graph.Output.Count == 1 && graph.Output[0].Name == "Pooling395_Output_0";
+        return mlnet ? (OnnxImportOptions.MlNetResNet18, true) : (new OnnxImportOptions(), false);
+    }
+
     private sealed record Imported(OnnxBackbone Backbone, IReadOnlyList<int> StageChannels, int FeatureChannels,
         IReadOnlyList<(string Name, IReadOnlyList<string> Parameters)> Stages, IReadOnlyList<string> Notes, int MinimumImageSize);
 

@@ -1,3 +1,4 @@
+using DTSKD.Core.Models;
 using Onnx;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -29,8 +30,17 @@ internal sealed class OnnxOps(IReadOnlyDictionary<string, TensorProto> initializ
     /// <summary>Notes on what was adapted (an average pool over the whole map made global, a fixed batch in a reshape).</summary>
     public List<string> Notes { get; } = [];
 
-    /// <summary>The step of one node; <paramref name="firstConv"/> adapts the input convolution's weights (gray input, BGR order).</summary>
+    /// <summary>The average pools found at the probe to cover the whole map (run and exported as global averages).</summary>
+    private readonly HashSet<string> _globalPools = new(StringComparer.Ordinal);
+
+    /// <summary>The step of one node, with its exported form where it has one; <paramref name="firstConv"/> adapts the input convolution's weights (gray input, BGR order).</summary>
     public OnnxStep Build(NodeProto node, string name, Func<Tensor, Tensor>? firstConv)
+    {
+        var step = Compute(node, name, firstConv);
+        return step with { Describe = Exported(node, name, new OnnxAttributes(node)) };
+    }
+
+    private OnnxStep Compute(NodeProto node, string name, Func<Tensor, Tensor>? firstConv)
     {
         var a = new OnnxAttributes(node);
         string[] inputs = [.. node.Input];
@@ -65,6 +75,48 @@ internal sealed class OnnxOps(IReadOnlyDictionary<string, TensorProto> initializ
             "Dropout" => Dropout(a, inputs, Step),
             _ => throw new InvalidDataException($"ONNX node '{name}' ({node.OpType}) is not supported; the importer knows {string.Join(", ", Known.Order(StringComparer.Ordinal))}."),
         };
+    }
+
+    /// <summary>The node as the exporter writes it: modules through <see cref="LayerGraph.Layer"/>, asymmetric pads as explicit Pad nodes.</summary>
+    private Func<LayerGraph, GraphValue[], GraphValue>? Exported(NodeProto node, string name, OnnxAttributes a)
+    {
+        var module = ModuleOf.TryGetValue(name, out var registered) ? (Name: registered, Module: Modules.Single(m => m.Name == registered).Module) : default;
+        long[]? FixedPads(long kh, long kw) => Pads(a, kh, kw, a.Ints("strides") ?? [1, 1], a.Ints("dilations") ?? [1, 1]).Fixed;
+        static bool Symmetric(long[] p) => p[0] == p[2] && p[1] == p[3];
+        GraphValue Padded(LayerGraph g, GraphValue x, long[] p, float value) => p.All(v => v == 0) ? x : g.Pad(x, (p[0], p[1], p[2], p[3]), value);
+        var kernel = a.Ints("kernel_shape");
+        var unitDilation = (a.Ints("dilations") ?? [1, 1]).All(d => d == 1);
+        switch (node.OpType)
+        {
+            case "Conv" when module.Module is TorchSharp.Modules.Conv2d conv && FixedPads(conv.kernel_size[0], conv.kernel_size[1]) is { } p:
+                return (g, x) => g.Layer(conv, Symmetric(p) ? x[0] : Padded(g, x[0], p, 0), module.Name);
+            case "BatchNormalization" or "Gemm" or "MatMul" when module.Module is not null:
+                return (g, x) => g.Layer(module.Module, x[0], module.Name);
+            case "Relu":
+                return (g, x) => g.Relu(x[0]);
+            case "Add" when !node.Input.Any(initializers.ContainsKey):
+                return (g, x) => g.Add(x[0], x[1]);
+            case "MaxPool" when kernel is { Length: 2 } && unitDilation && FixedPads(kernel[0], kernel[1]) is { } p:
+                return (g, x) => Symmetric(p)
+                    ? g.MaxPool(x[0], (kernel[0], kernel[1]), Pair(a.Ints("strides")), (p[0], p[1]), a.Int("ceil_mode", 0) != 0)
+                    : g.MaxPool(Padded(g, x[0], p, float.NegativeInfinity), (kernel[0], kernel[1]), Pair(a.Ints("strides")), (0, 0), a.Int("ceil_mode", 0) != 0);
+            case "AveragePool" when kernel is { Length: 2 } && FixedPads(kernel[0], kernel[1]) is { } p && (p.All(v => v == 0) || (Symmetric(p) && a.Int("count_include_pad", 0) != 0)):
+                return (g, x) => _globalPools.Contains(name)
+                    ? g.GlobalAveragePool(x[0])
+                    : g.AveragePool(x[0], (kernel[0], kernel[1]), Pair(a.Ints("strides")), (p[0], p[1]), a.Int("ceil_mode", 0) != 0);
+            case "GlobalAveragePool":
+                return (g, x) => g.GlobalAveragePool(x[0]);
+            case "Flatten" when a.Int("axis", 1) == 1:
+                return (g, x) => g.Flatten(x[0]);
+            case "Concat" when a.Int("axis", 1) == 1:
+                return (g, x) => g.ConcatChannels(x);
+            case "Identity" or "Dropout":
+                return (_, x) => x[0];
+            default:
+                return null;
+        }
+
+        static (long, long) Pair(long[]? strides) => strides is { Length: 2 } s ? (s[0], s[1]) : (1, 1);
     }
 
     private Tensor Constant(string value, string where) =>
@@ -279,6 +331,7 @@ internal sealed class OnnxOps(IReadOnlyDictionary<string, TensorProto> initializ
                 global = input.shape[2] == kernel[0] && input.shape[3] == kernel[1] && pads.For(input).All(p => p == 0);
                 if (global.Value)
                 {
+                    _globalPools.Add(name);
                     Notes.Add($"The average pool '{name}' covers the whole {kernel[0]}x{kernel[1]} map at the file's input size; it averages the whole map at any size.");
                 }
             }

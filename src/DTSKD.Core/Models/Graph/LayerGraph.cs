@@ -89,6 +89,14 @@ public abstract class LayerGraph
     /// <summary>A feature of shape [N, C] or [N, C, 1, 1] as the map [N, C, 1, 1] (what the branch neck reads).</summary>
     public abstract GraphValue AsMap(GraphValue feature);
 
+    /// <summary>Pads the height and width with a constant: <paramref name="pads"/> rows or columns on each side (an imported network's asymmetric padding).</summary>
+    /// <param name="x">A map [N, C, H, W].</param>
+    /// <param name="pads">Rows above and below, columns left and right.</param>
+    /// <param name="value">The padding value (negative infinity before a max pool).</param>
+    /// <exception cref="NotSupportedException">This graph does not describe explicit padding (the default).</exception>
+    public virtual GraphValue Pad(GraphValue x, (long Top, long Left, long Bottom, long Right) pads, float value) =>
+        throw new NotSupportedException($"Cannot describe '{Path}': this graph has no explicit padding.");
+
     /// <summary>Describes a part of the model under a name of the path (a module that is not called through <see cref="Layer"/>).</summary>
     internal T Within<T>(string name, Func<T> describe)
     {
