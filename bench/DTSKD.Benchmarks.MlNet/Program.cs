@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
+using System.Reflection;
 using System.Text;
 using Microsoft.ML;
 using Microsoft.ML.Data;
@@ -67,7 +68,7 @@ namespace DTSKD.Benchmarks.MlNet
                     }
 
                     text.AppendLine();
-                    text.AppendLine(CultureInfo.InvariantCulture, $"Machine: {Machine()}; ML.NET {typeof(MLContext).Assembly.GetName().Version}.");
+                    text.AppendLine(CultureInfo.InvariantCulture, $"Machine: {Machine()}; ML.NET {typeof(MLContext).Assembly.GetCustomAttribute<System.Reflection.AssemblyInformationalVersionAttribute>()?.InformationalVersion.Split('+')[0]}.");
                     Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(report))!);
                     File.WriteAllText(report, text.ToString());
                 }

@@ -96,11 +96,32 @@ images.SetAction(r => ImageFolderBench.Run(r.GetValue(imageFolder)!, r.GetValue(
     "dotnet run -c Release --project bench/DTSKD.Benchmarks -- " + string.Join(' ', args)));
 #endif
 
+#if !NO_PLOTS
+string[] List(string value) => value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+var tunePython = new Option<string>("--pytorch") { Description = "A Python with PyTorch and torchvision (for example /usr/bin/python3): it writes the resnet18 both sides train and times its own step.", Required = true };
+var tuneObjectives = new Option<string>("--objectives") { Description = "Ours: ce (the backbone head, as PyTorch's side), dtskd (the recipe's loss).", DefaultValueFactory = _ => "ce,dtskd" };
+var tuneModes = new Option<string>("--modes") { Description = "Ours: fp32, bf16, each optionally -cl (channels-last).", DefaultValueFactory = _ => "bf16,bf16-cl" };
+var tunePyModes = new Option<string>("--pytorch-modes") { Description = "PyTorch's: fp32, amp-bf16, each optionally -cl.", DefaultValueFactory = _ => "amp-bf16,amp-bf16-cl" };
+var tuneBatch = new Option<int>("--batch-size") { Description = "Images per step (the fine-tuning recipe's 32).", DefaultValueFactory = _ => 32 };
+var tuneSteps = new Option<int>("--steps") { Description = "Steps per epoch (two epochs run; the second is timed).", DefaultValueFactory = _ => 10 };
+var tuneSize = new Option<int>("--image-size") { Description = "The side of the images the network sees.", DefaultValueFactory = _ => 224 };
+var tuneRounds = new Option<int>("--rounds") { Description = "Rounds, the two sides alternating.", DefaultValueFactory = _ => 2 };
+var tuneOutput = new Option<string?>("--output") { Description = "Markdown file for the table." };
+var fineTuneSteps = new Command("finetune-steps", "The fine-tuning step of torchvision's resnet18 at 224 pixels: DTSKD.Core (TorchvisionResNet.Load + FineTuning) against PyTorch, alternating.")
+{
+    tunePython, tuneObjectives, tuneModes, tunePyModes, tuneBatch, tuneSteps, tuneSize, tuneRounds, tuneOutput,
+};
+fineTuneSteps.SetAction(r => FineTuneThroughput.Run(r.GetValue(tunePython)!, List(r.GetValue(tuneObjectives)!), List(r.GetValue(tuneModes)!), List(r.GetValue(tunePyModes)!),
+    r.GetValue(tuneBatch), r.GetValue(tuneSteps), r.GetValue(tuneSize), r.GetValue(tuneRounds), r.GetValue(tuneOutput),
+    "dotnet run -c Release --project bench/DTSKD.Benchmarks -- " + string.Join(' ', args)));
+#endif
+
 var ablation = AblationStudy.Command(deviceOption, ResolveDevice, args);
 
 var root = new RootCommand("DTSKD.Core benchmarks and ablation study.") { bench, throughput, history, checkpoint, ablation, gradients };
 #if !NO_PLOTS
 root.Add(images);
 root.Add(deploy);
+root.Add(fineTuneSteps);
 #endif
 return root.Parse(args).Invoke();

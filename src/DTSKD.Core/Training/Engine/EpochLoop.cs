@@ -88,6 +88,7 @@ internal sealed class EpochLoop(Trainer owner, Trainer.Parts parts, IBatchReader
 
     private void EndEpoch(int epoch, int steps, double lr, double seconds)
     {
+        parts.Record.Combine(parts.Step.Group);
         parts.Record.CheckFinite(epoch);
         var end = parts.Record.Running(epoch, steps, steps, seconds);
         parts.Schedule.AfterEpoch();

@@ -76,6 +76,9 @@ internal sealed class OptimizationStep : IDisposable
         }
     }
 
+    /// <summary>The ranks training together.</summary>
+    public IProcessGroup Group => _group;
+
     /// <summary>Puts the model in training mode, the batch norms the fine-tuning fixes in eval mode.</summary>
     public void TrainMode() => _tuning.TrainMode(_model);
 
@@ -87,6 +90,7 @@ internal sealed class OptimizationStep : IDisposable
         // Each rank draws its own augmentation for the same step.
         var draw = (batch.Step * (long)_group.WorldSize) + _group.Rank;
         var images = _augmentation.Augment(batch.Images, _options.Seed, epoch, (int)draw);
+        ReplicaSync.Buffers(_model, _group);
         using var output = _model.call(Input.Apply(images));
         using var result = Objective(output, batch.Labels, batch.Indices, epoch, batch.Step);
         Precision.ZeroGradients(Optimizer);

@@ -34,6 +34,9 @@ internal sealed class RunRecord : IDisposable
     public void Add(MultiBranchLossResult result, Tensor backboneLogits, Tensor labels, int step, bool guardNonFinite) =>
         _sums.Add(result, backboneLogits, labels, step, guardNonFinite);
 
+    /// <summary>Every rank's sums of the epoch, on every rank (before <see cref="Complete"/>).</summary>
+    public void Combine(IProcessGroup group) => _sums.Combine(group);
+
     /// <summary>Throws <see cref="TrainingDivergedException"/> at the first step of the epoch whose loss was not finite.</summary>
     public void CheckFinite(int epoch)
     {

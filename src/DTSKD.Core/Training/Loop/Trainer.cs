@@ -59,7 +59,10 @@ public sealed class Trainer : IDisposable
         ILogger? logger = null)
     {
         _options = TrainerInputs.Check(model, objective, train, test, preprocessing, options);
-        (Model, _preprocessing, _testCount, _logger) = (model, preprocessing, test.Count, logger ?? NullLogger.Instance);
+        (Model, _preprocessing, _testCount) = (model, preprocessing, test.Count);
+
+        // Rank 0 speaks for the run; the other ranks' logs would repeat it.
+        _logger = _options.ProcessGroup is { Rank: > 0 } ? NullLogger.Instance : logger ?? NullLogger.Instance;
         var device = _options.Device ?? CPU;
         var order = new EpochOrder(train.Count, _options, _options.ProcessGroup ?? SingleProcessGroup.Instance);
 
@@ -108,6 +111,7 @@ public sealed class Trainer : IDisposable
         }
 
         using var precision = _parts.Step.Precision.Activate();
+        ReplicaSync.Everything(Model, _parts.Step.Group);
         _parts.Schedule.Start();
         Notify(c => c.OnTrainStart(this));
         var result = _loop.Run(cancellationToken);
@@ -129,6 +133,7 @@ public sealed class Trainer : IDisposable
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         ArgumentNullException.ThrowIfNull(path);
+        SingleRankOnly("SaveCheckpoint");
         TrainerCheckpoint.Write(path, _parts.State.Header(ModelState(), _parts.Schedule.Steps, _parts.Record), _parts.Checkpointed(Model));
         TrainerLog.Checkpoint(_logger, path, NextEpoch, NextStep, null);
         Notify(c => c.OnCheckpointSaved(this, path));
@@ -151,6 +156,7 @@ public sealed class Trainer : IDisposable
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         ArgumentNullException.ThrowIfNull(path);
+        SingleRankOnly("LoadCheckpoint");
         var configured = _parts.Schedule.Configured();
         var modelState = ModelState();
         var saved = TrainerCheckpoint.Restore(path, _parts.Checkpointed(Model), (version, header) => _parts.State.CheckResumable(path, version, header, modelState));
@@ -185,6 +191,15 @@ public sealed class Trainer : IDisposable
         _parts.Record.Dispose();
         _trainReader.Dispose();
         _testReader.Dispose();
+    }
+
+    /// <summary>Refuses a checkpoint call with several ranks: rank 0's file would not hold the other ranks' history rows.</summary>
+    private void SingleRankOnly(string what)
+    {
+        if (_parts.Step.Group.WorldSize > 1)
+        {
+            throw new InvalidOperationException($"{what}: checkpoints are not written or read when training with several ranks yet ({_parts.Step.Group.Description}).");
+        }
     }
 
     /// <summary>Writes <paramref name="fileName"/> into the checkpoint folder, when there is one.</summary>

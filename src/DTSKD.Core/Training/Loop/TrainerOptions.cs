@@ -95,8 +95,15 @@ public sealed class TrainerOptions
     /// <summary>
     /// The processes that train the model together (data parallelism); null (default) for one process. Each rank trains its
     /// own shard of every epoch with <see cref="BatchSize"/> per step, and the gradients are averaged over the ranks every
-    /// step before the optimizer steps.
+    /// step before the optimizer steps (<see cref="MpiProcessGroup"/> for an MPI job).
     /// </summary>
+    /// <remarks>
+    /// As DistributedDataParallel: rank 0's weights and buffers reach every rank when the run starts, and its batch norms'
+    /// running statistics before every step (each rank normalises its own batch). An epoch's training metrics are summed
+    /// over the ranks; every rank evaluates the whole test set with the same weights, so every rank reports the same
+    /// metrics; only rank 0 logs. Checkpoints are not written with several ranks yet (<see cref="CheckpointDirectory"/> is
+    /// refused).
+    /// </remarks>
     public IProcessGroup? ProcessGroup { get; set; }
 
     /// <summary>Training a pretrained backbone (learning-rate factor, frozen stages, frozen batch norms, warm-up); null (default) to train every parameter alike.</summary>

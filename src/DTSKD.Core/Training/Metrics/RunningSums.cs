@@ -62,6 +62,38 @@ internal sealed class RunningSums : IDisposable
         Scalars = result.Scalars;
     }
 
+    /// <summary>
+    /// Replaces this rank's sums with the sums over every rank (samples, loss, correct, components: one float64 all-reduce,
+    /// exact for counts below 2^53) and the first non-finite step with the earliest any rank saw, so every rank closes the
+    /// epoch with the same metrics.
+    /// </summary>
+    public void Combine(IProcessGroup group)
+    {
+        if (group.WorldSize == 1)
+        {
+            return;
+        }
+
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var parts = new List<Tensor> { tensor(new double[] { _samples }, ScalarType.Float64), _loss.reshape(1).cpu(), _correct.reshape(1).to(ScalarType.Float64).cpu() };
+        if (_componentSums is not null)
+        {
+            parts.Add(_componentSums.cpu());
+        }
+
+        var all = cat(parts).contiguous();
+        group.AllReduce(all, ReduceOperation.Sum);
+        var values = all.data<double>().ToArray();
+        _samples = (long)values[0];
+        _loss.fill_(values[1]);
+        _correct.fill_((long)values[2]);
+        _componentSums?.copy_(all.narrow(0, 3, _componentSums.shape[0]));
+        var mine = _firstBad.item<long>();
+        var firstBad = group.AllGather(mine == long.MaxValue ? double.PositiveInfinity : mine).Min();
+        _firstBad.fill_(double.IsPositiveInfinity(firstBad) ? long.MaxValue : (long)firstBad);
+    }
+
     public int? FirstNonFiniteStep()
     {
         var first = _firstBad.item<long>();

@@ -1,0 +1,229 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Reflection;
+using DTSKD.Core.Data;
+using DTSKD.Core.MpiWorker;
+using DTSKD.Core.Training;
+
+namespace DTSKD.Core.Tests.Parallel;
+
+/// <summary>The MPI tests start two LibTorch processes: alone, never beside the other tests.</summary>
+[CollectionDefinition("mpirun", DisableParallelization = true)]
+public sealed class MpirunTests
+{
+}
+
+/// <summary>
+/// Data-parallel training equals one process that accumulates the ranks' micro-batches, with thread ranks and with MPI
+/// ranks under mpirun; the MPI collectives carry what they should, and a rank that stops or dies stops the job.
+/// </summary>
+[Collection("mpirun")]
+public sealed class DataParallelTests : IDisposable
+{
+    private readonly DirectoryInfo _dir = Directory.CreateTempSubdirectory("dtskd-mpi-");
+
+    public void Dispose() => _dir.Delete(recursive: true);
+
+    [Fact]
+    public void Two_thread_ranks_train_the_weights_of_one_process_accumulating_their_two_micro_batches()
+    {
+        var reference = Reference();
+        var ranks = ThreadGroup.Create(2);
+
+        // Built one after another: the seeds set the one global generator, which two threads would share.
+        var replicas = ranks.Select(_ => (Data: DataParallelScenario.Data(), Model: DataParallelScenario.Model())).ToArray();
+        var weights = ThreadGroup.Run(ranks, group =>
+        {
+            var ((train, test), model) = replicas[group.Rank];
+            using var _ = train;
+            using var __ = test;
+            using var ___ = model;
+            using var loss = DataParallelScenario.Loss(model);
+            using var trainer = new Trainer(model, loss, train, test, DataParallelScenario.Augmentation, DataParallelScenario.Options(group));
+            var result = trainer.Run();
+            return (Weights: DataParallelScenario.Weights(model), result.Metrics[^1].TrainLoss);
+        });
+
+        weights[0].Weights.Should().HaveCount(reference.Length);
+        MaxGap(weights[0].Weights, reference).Should().BeLessThan(1e-10);
+        MaxGap(weights[1].Weights, reference).Should().BeLessThan(1e-10);
+        weights[0].TrainLoss.Should().Be(weights[1].TrainLoss, "the epoch's training loss is summed over the ranks");
+    }
+
+    [Fact]
+    public void Two_mpi_ranks_train_the_weights_of_one_process_accumulating_their_two_micro_batches()
+    {
+        var (code, output) = Mpirun("train", _dir.FullName);
+        code.Should().Be(0, output);
+
+        // The ranks run one torch thread each; so does the reference, so that every sum adds in the same order.
+        var threads = get_num_threads();
+        set_num_threads(1);
+        double[] reference;
+        try
+        {
+            reference = Reference();
+        }
+        finally
+        {
+            set_num_threads(threads);
+        }
+
+        foreach (var rank in new[] { 0, 1 })
+        {
+            var weights = File.ReadAllLines(Path.Combine(_dir.FullName, $"rank{rank}.txt")).Select(l => double.Parse(l, CultureInfo.InvariantCulture)).ToArray();
+            weights.Should().HaveCount(reference.Length);
+            MaxGap(weights, reference).Should().BeLessThan(1e-10, $"rank {rank}");
+        }
+    }
+
+    [Fact]
+    public void Mpi_collectives_sum_average_broadcast_and_gather_over_the_ranks()
+    {
+        var (code, output) = Mpirun("collectives", _dir.FullName);
+        code.Should().Be(0, output);
+        foreach (var rank in new[] { 0, 1 })
+        {
+            var lines = File.ReadAllLines(Path.Combine(_dir.FullName, $"rank{rank}.txt"));
+            lines[0].Should().MatchRegex(@"^MPI \(Open MPI v\d+\.\d+\.\d+\), 2 ranks$");
+            lines[1].Should().Be("3 3 3 3 3", "float32 1 + 2");
+            lines[2].Should().Be("1.5 1.5 1.5", "float64 (1 + 2) / 2");
+            lines[3].Should().Be("17 17 17 17", "rank 1's int64 values");
+            lines[4].Should().Be("0 1.5");
+            lines[5].Should().Be("44", "5 float32 and 3 float64 values all-reduced: 20 + 24 bytes");
+        }
+    }
+
+    [Fact]
+    public void A_rank_that_stops_calling_makes_the_others_give_up_at_the_deadline_not_hang()
+    {
+        var clock = Stopwatch.StartNew();
+        var (code, output) = Mpirun("stall", "");
+        clock.Stop();
+        code.Should().NotBe(0);
+        output.Should().Contain("Rank 0 of 2: the barrier waited 3 s for the other ranks; one of them has stopped or is stuck");
+        clock.Elapsed.Should().BeLessThan(TimeSpan.FromSeconds(25), "the stalled rank sleeps 30 s; the job must end before");
+    }
+
+    [Fact]
+    public void A_rank_killed_mid_epoch_stops_the_other_within_seconds()
+    {
+        var clock = Stopwatch.StartNew();
+        var (code, output) = Mpirun("die", "1");
+        clock.Stop();
+        code.Should().NotBe(0);
+        output.Should().MatchRegex(@"process rank 1 .* exited on signal 9", "mpirun names the rank that died and how");
+        clock.Elapsed.Should().BeLessThan(TimeSpan.FromSeconds(60), output);
+    }
+
+    [Fact]
+    public void The_launcher_s_rank_and_size_are_read_from_open_mpi_pmi_or_slurm_and_nonsense_is_named()
+    {
+        LaunchEnvironment.Detect(new Dictionary<string, string?>()).Should().BeNull();
+        LaunchEnvironment.Detect(new Dictionary<string, string?> { ["OMPI_COMM_WORLD_RANK"] = "1", ["OMPI_COMM_WORLD_SIZE"] = "4" })
+            .Should().Be(new LaunchEnvironment(1, 4, "Open MPI"));
+        LaunchEnvironment.Detect(new Dictionary<string, string?> { ["PMI_RANK"] = "0", ["PMI_SIZE"] = "2" })!.Source.Should().Be("PMI (MPICH, Intel MPI)");
+        LaunchEnvironment.Detect(new Dictionary<string, string?> { ["SLURM_PROCID"] = "3", ["SLURM_NTASKS"] = "8" }).Should().Be(new LaunchEnvironment(3, 8, "Slurm"));
+        var act = () => LaunchEnvironment.Detect(new Dictionary<string, string?> { ["SLURM_PROCID"] = "8", ["SLURM_NTASKS"] = "8" });
+        act.Should().Throw<FormatException>().WithMessage("SLURM_PROCID='8' and SLURM_NTASKS='8' (Slurm) are not a rank from 0 below a world size of 1 or more.");
+    }
+
+    [Fact]
+    public void Several_ranks_refuse_checkpoints_until_a_checkpoint_holds_every_rank_s_history()
+    {
+        var ranks = ThreadGroup.Create(2);
+        var (train, test) = DataParallelScenario.Data();
+        using var _ = train;
+        using var __ = test;
+        using var model = DataParallelScenario.Model();
+        using var loss = DataParallelScenario.Loss(model);
+        var options = DataParallelScenario.Options(ranks[0]);
+        options.CheckpointDirectory = _dir.FullName;
+        var act = () => new Trainer(model, loss, train, test, DataParallelScenario.Augmentation, options);
+        act.Should().Throw<ArgumentException>().WithMessage("CheckpointDirectory: checkpoints are not written when training with several ranks yet (2 threads)*");
+    }
+
+    /// <summary>One process: each step, rank 0's and rank 1's micro-batches in turn, each loss halved, one optimizer step.</summary>
+    private static double[] Reference()
+    {
+        var (train, test) = DataParallelScenario.Data();
+        using var _ = train;
+        using var __ = test;
+        using var model = DataParallelScenario.Model();
+        ((nn.Module)model).to(ScalarType.Float64);
+        using var loss = DataParallelScenario.Loss(model);
+        var options = DataParallelScenario.Options(null);
+        using var optimizer = optim.SGD(model.parameters(), options.LearningRate, options.Momentum, 0, options.WeightDecay, options.Nesterov);
+        var orders = new[] { 0, 1 }.Select(r => new EpochOrder(DataParallelScenario.Samples, options, new FixedRank(r, 2))).ToArray();
+        using var images = train.Images.alias();
+        for (var epoch = 0; epoch < DataParallelScenario.Epochs; epoch++)
+        {
+            model.train();
+            var epochOrders = orders.Select(o => o.For(epoch)).ToArray();
+            var steps = (int)epochOrders[0].shape[0] / DataParallelScenario.Batch;
+            for (var step = 0; step < steps; step++)
+            {
+                using var scope = NewDisposeScope();
+                optimizer.zero_grad();
+                for (var rank = 0; rank < 2; rank++)
+                {
+                    var indices = epochOrders[rank].narrow(0, step * DataParallelScenario.Batch, DataParallelScenario.Batch);
+                    var batch = DataParallelScenario.Augmentation.Augment(images.index(indices), options.Seed, epoch, (step * 2) + rank).to(ScalarType.Float64);
+                    using var output = model.call(batch);
+                    using var result = loss.Compute(output, train.Labels.index(indices), indices, epoch, DataParallelScenario.Epochs);
+                    result.Total.div(2).backward();
+                }
+
+                optimizer.step();
+            }
+
+            foreach (var order in epochOrders)
+            {
+                order.Dispose();
+            }
+        }
+
+        return DataParallelScenario.Weights(model);
+    }
+
+    private static double MaxGap(double[] a, double[] b) => a.Zip(b).Max(p => Math.Abs(p.First - p.Second));
+
+    private static (int Code, string Output) Mpirun(string mode, string argument)
+    {
+        var worker = typeof(DataParallelTests).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>().Single(a => a.Key == "MpiWorker").Value!;
+        var mpirun = new[] { "/usr/bin/mpirun", "/usr/local/bin/mpirun" }.FirstOrDefault(File.Exists)
+            ?? throw new InvalidOperationException("mpirun is not installed: the data-parallel tests need Open MPI (Debian/Ubuntu: sudo apt-get install openmpi-bin libopenmpi-dev).");
+        var info = new ProcessStartInfo(mpirun, ["--allow-run-as-root", "--oversubscribe", "-np", "2", "dotnet", worker, mode, .. argument.Length > 0 ? new[] { argument } : []])
+        {
+            RedirectStandardOutput = true, RedirectStandardError = true,
+        };
+        using var process = Process.Start(info)!;
+        var errors = process.StandardError.ReadToEndAsync();
+        var output = process.StandardOutput.ReadToEndAsync();
+        if (!process.WaitForExit(TimeSpan.FromMinutes(3)))
+        {
+            process.Kill(entireProcessTree: true);
+            throw new TimeoutException($"mpirun {mode} ran past 3 minutes: {output.Result}{errors.Result}");
+        }
+
+        return (process.ExitCode, output.Result + errors.Result);
+    }
+
+    /// <summary>A rank of a group that is never called: what the epoch order of that rank is.</summary>
+    private sealed class FixedRank(int rank, int size) : IProcessGroup
+    {
+        public int Rank => rank;
+
+        public int WorldSize => size;
+
+        public string Description => $"rank {rank} of {size}";
+
+        public void AllReduce(Tensor values, ReduceOperation operation) => throw new NotSupportedException();
+
+        public void Broadcast(Tensor values, int root) => throw new NotSupportedException();
+
+        public void Barrier() => throw new NotSupportedException();
+
+        public double[] AllGather(double value) => throw new NotSupportedException();
+    }
+}
