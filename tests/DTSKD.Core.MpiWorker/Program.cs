@@ -7,7 +7,10 @@ using static TorchSharp.torch;
 // One rank of a data-parallel test, started by mpirun: the first argument says which test, the second where to write.
 //   collectives OUT   all-reduce, broadcast, barrier and all-gather; each rank writes what it received
 //   train OUT         the float64 scenario trained by this rank; each rank writes its final weights
+//   resume OUT        the scenario stopped by rank 0 alone after epoch 1's first step, checkpointed into OUT, resumed by
+//                     fresh trainers; each rank writes its final weights
 //   stall             rank 1 stops calling; rank 0's barrier must give up after its 3-second deadline (exit 3)
+//   fail              rank 1 throws at a training step; its line names it, and the job ends at once
 //   die STEP          rank 1 kills itself (SIGKILL) at a training step; the launcher must stop rank 0
 set_num_threads(1);
 var (mode, output) = (args[0], args.Length > 1 ? args[1] : "");
@@ -19,6 +22,20 @@ if (launch is null || launch.Rank != group.Rank || launch.WorldSize != group.Wor
     return 4;
 }
 
+try
+{
+    return Run();
+}
+catch (Exception ex)
+{
+    // What a rank that cannot go on does: say why, in one line, and end the job now rather than at the others' deadlines.
+    Console.Error.WriteLine($"rank {group.Rank}: {ex.GetType().Name}: {ex.Message}");
+    group.Abort(1);
+    return 1;
+}
+
+int Run()
+{
 switch (mode)
 {
     case "collectives":
@@ -43,7 +60,7 @@ switch (mode)
         return 0;
     }
 
-    case "train" or "die":
+    case "train" or "die" or "fail":
     {
         var (train, test) = DataParallelScenario.Data();
         using var _ = train;
@@ -56,10 +73,54 @@ switch (mode)
             trainer.Callbacks.Add(new DieAt(int.Parse(output, CultureInfo.InvariantCulture)));
         }
 
+        if (mode == "fail" && group.Rank == 1)
+        {
+            trainer.Callbacks.Add(new FailAt(1));
+        }
+
         trainer.Run();
         if (mode == "train")
         {
             File.WriteAllLines(Path.Combine(output, $"rank{group.Rank}.txt"), DataParallelScenario.Weights(model).Select(v => v.ToString("R", CultureInfo.InvariantCulture)));
+        }
+
+        return 0;
+    }
+
+    case "resume":
+    {
+        foreach (var pass in new[] { "stop", "resume" })
+        {
+            var (train, test) = DataParallelScenario.Data();
+            using var _ = train;
+            using var __ = test;
+            using var model = DataParallelScenario.Model();
+            using var loss = DataParallelScenario.Loss(model);
+            var options = DataParallelScenario.Options(group);
+            options.CheckpointDirectory = output;
+            using var trainer = new Trainer(model, loss, train, test, DataParallelScenario.Augmentation, options);
+            using var stop = new CancellationTokenSource();
+            if (pass == "stop" && group.Rank == 0)
+            {
+                trainer.Callbacks.Add(new StopAfter(1, 0, stop));
+            }
+
+            if (pass == "resume")
+            {
+                trainer.LoadCheckpoint(Path.Combine(output, "last.ckpt"));
+            }
+
+            var result = trainer.Run(stop.Token);
+            if (pass == "stop" && (!result.Cancelled || trainer.NextEpoch != 1 || trainer.NextStep != 1))
+            {
+                Console.Error.WriteLine($"rank {group.Rank}: stopped at epoch {trainer.NextEpoch} step {trainer.NextStep}, cancelled {result.Cancelled}; expected epoch 1 step 1");
+                return 5;
+            }
+
+            if (pass == "resume")
+            {
+                File.WriteAllLines(Path.Combine(output, $"rank{group.Rank}.txt"), DataParallelScenario.Weights(model).Select(v => v.ToString("R", CultureInfo.InvariantCulture)));
+            }
         }
 
         return 0;
@@ -87,6 +148,31 @@ switch (mode)
     default:
         Console.Error.WriteLine($"unknown mode '{mode}'");
         return 2;
+}
+}
+
+/// <summary>Asks its run to stop once a given step of a given epoch has ended.</summary>
+internal sealed class StopAfter(int epoch, int step, CancellationTokenSource stop) : TrainerCallback
+{
+    public override void OnStepEnd(Trainer trainer, TrainingStep done)
+    {
+        if (done.Epoch == epoch && done.Step == step)
+        {
+            stop.Cancel();
+        }
+    }
+}
+
+/// <summary>Fails at a step, as a bad batch or a full disk would.</summary>
+internal sealed class FailAt(int step) : TrainerCallback
+{
+    public override void OnStepEnd(Trainer trainer, TrainingStep done)
+    {
+        if (done.Step == step)
+        {
+            throw new InvalidOperationException($"rank 1 fails on purpose at step {step}");
+        }
+    }
 }
 
 /// <summary>Kills this process at a step, as the OOM killer or a lost node would.</summary>

@@ -117,6 +117,17 @@ public sealed class DataParallelTests : IDisposable
     }
 
     [Fact]
+    public void A_rank_that_fails_names_itself_and_the_reason_and_the_job_ends_at_once()
+    {
+        var clock = Stopwatch.StartNew();
+        var (code, output) = Mpirun("fail", "");
+        clock.Stop();
+        code.Should().NotBe(0);
+        output.Should().Contain("rank 1: InvalidOperationException: rank 1 fails on purpose at step 1");
+        clock.Elapsed.Should().BeLessThan(TimeSpan.FromSeconds(30), "Abort ends rank 0 at once, not at its 60-second deadline");
+    }
+
+    [Fact]
     public void The_launcher_s_rank_and_size_are_read_from_open_mpi_pmi_or_slurm_and_nonsense_is_named()
     {
         LaunchEnvironment.Detect(new Dictionary<string, string?>()).Should().BeNull();
@@ -129,18 +140,90 @@ public sealed class DataParallelTests : IDisposable
     }
 
     [Fact]
-    public void Several_ranks_refuse_checkpoints_until_a_checkpoint_holds_every_rank_s_history()
+    public void Two_ranks_stopped_mid_epoch_by_one_of_them_resume_from_rank_0_s_checkpoint_exactly()
     {
+        var reference = Reference();
         var ranks = ThreadGroup.Create(2);
-        var (train, test) = DataParallelScenario.Data();
-        using var _ = train;
-        using var __ = test;
-        using var model = DataParallelScenario.Model();
-        using var loss = DataParallelScenario.Loss(model);
-        var options = DataParallelScenario.Options(ranks[0]);
-        options.CheckpointDirectory = _dir.FullName;
-        var act = () => new Trainer(model, loss, train, test, DataParallelScenario.Augmentation, options);
-        act.Should().Throw<ArgumentException>().WithMessage("CheckpointDirectory: checkpoints are not written when training with several ranks yet (2 threads)*");
+        var replicas = ranks.Select(_ => (Data: DataParallelScenario.Data(), Model: DataParallelScenario.Model())).ToArray();
+        var stopped = ThreadGroup.Run(ranks, group =>
+        {
+            var ((train, test), model) = replicas[group.Rank];
+            using var loss = DataParallelScenario.Loss(model);
+            var options = DataParallelScenario.Options(group);
+            options.CheckpointDirectory = _dir.FullName;
+            using var trainer = new Trainer(model, loss, train, test, DataParallelScenario.Augmentation, options);
+            using var stop = new CancellationTokenSource();
+
+            // Only rank 0 is asked to stop (one rank's SIGINT); both must stop at the same step.
+            if (group.Rank == 0)
+            {
+                trainer.Callbacks.Add(new StopAfter(1, 0, stop));
+            }
+
+            return (trainer.Run(stop.Token).Cancelled, trainer.NextEpoch, trainer.NextStep);
+        });
+        stopped.Should().AllBeEquivalentTo((true, 1, 1));
+        var checkpoint = Path.Combine(_dir.FullName, "last.ckpt");
+        TrainerCheckpoint.ReadSummary(checkpoint).StepsDone.Should().Be(1);
+
+        foreach (var ((train, test), model) in replicas)
+        {
+            model.Dispose();
+            train.Dispose();
+            test.Dispose();
+        }
+
+        var resumedRanks = ThreadGroup.Create(2);
+        var fresh = resumedRanks.Select(_ => (Data: DataParallelScenario.Data(), Model: DataParallelScenario.Model())).ToArray();
+        var weights = ThreadGroup.Run(resumedRanks, group =>
+        {
+            var ((train, test), model) = fresh[group.Rank];
+            using var _ = train;
+            using var __ = test;
+            using var ___ = model;
+            using var loss = DataParallelScenario.Loss(model);
+            using var trainer = new Trainer(model, loss, train, test, DataParallelScenario.Augmentation, DataParallelScenario.Options(group));
+            trainer.LoadCheckpoint(checkpoint);
+            trainer.Run();
+            return DataParallelScenario.Weights(model);
+        });
+        MaxGap(weights[0], reference).Should().BeLessThan(1e-10);
+        MaxGap(weights[1], reference).Should().BeLessThan(1e-10, "rank 1 resumed its own history rows from rank 0's file");
+
+        // One process cannot continue a two-rank run: its history holds only rank 0's rows.
+        var (oneTrain, oneTest) = DataParallelScenario.Data();
+        using var oneTrain_ = oneTrain;
+        using var oneTest_ = oneTest;
+        using var single = DataParallelScenario.Model();
+        using var singleLoss = DataParallelScenario.Loss(single);
+        using var alone = new Trainer(single, singleLoss, oneTrain, oneTest, DataParallelScenario.Augmentation, DataParallelScenario.Options(null));
+        var act = () => alone.LoadCheckpoint(checkpoint);
+        act.Should().Throw<InvalidDataException>().WithMessage($"Cannot resume '{checkpoint}' with 1 rank (the run trained with 2: each rank's historical teacher holds its own samples' rows; resume with 2).");
+    }
+
+    [Fact]
+    public void Two_mpi_ranks_checkpoint_and_resume_exactly()
+    {
+        var (code, output) = Mpirun("resume", _dir.FullName);
+        code.Should().Be(0, output);
+        File.Exists(Path.Combine(_dir.FullName, "last.ckpt")).Should().BeTrue("rank 0 wrote the checkpoint");
+        var threads = get_num_threads();
+        set_num_threads(1);
+        double[] reference;
+        try
+        {
+            reference = Reference();
+        }
+        finally
+        {
+            set_num_threads(threads);
+        }
+
+        foreach (var rank in new[] { 0, 1 })
+        {
+            var weights = File.ReadAllLines(Path.Combine(_dir.FullName, $"rank{rank}.txt")).Select(l => double.Parse(l, CultureInfo.InvariantCulture)).ToArray();
+            MaxGap(weights, reference).Should().BeLessThan(1e-10, $"rank {rank}");
+        }
     }
 
     /// <summary>One process: each step, rank 0's and rank 1's micro-batches in turn, each loss halved, one optimizer step.</summary>
@@ -207,6 +290,18 @@ public sealed class DataParallelTests : IDisposable
         }
 
         return (process.ExitCode, output.Result + errors.Result);
+    }
+
+    /// <summary>Asks its run to stop once a given step of a given epoch has ended.</summary>
+    private sealed class StopAfter(int epoch, int step, CancellationTokenSource stop) : TrainerCallback
+    {
+        public override void OnStepEnd(Trainer trainer, TrainingStep done)
+        {
+            if (done.Epoch == epoch && done.Step == step)
+            {
+                stop.Cancel();
+            }
+        }
     }
 
     /// <summary>A rank of a group that is never called: what the epoch order of that rank is.</summary>

@@ -18,7 +18,8 @@ internal sealed record CheckpointHeader(
     double? BestTop1,
     int? BestEpoch,
     List<EpochMetrics> Metrics,
-    DateTime SavedUtc);
+    DateTime SavedUtc,
+    int WorldSize = 1);
 
 /// <summary>The sums of an epoch interrupted at a step boundary, so its metrics come out as if it had not been.</summary>
 internal sealed record PartialEpoch(long Samples, double LossSum, long Correct, Dictionary<string, double> ComponentSums, Dictionary<string, double> Scalars, double Seconds);

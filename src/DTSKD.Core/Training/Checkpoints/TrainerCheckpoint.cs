@@ -20,19 +20,37 @@ public static class TrainerCheckpoint
     private static readonly string[] Sections = ["model", "optimizer", "objective", "precision"];
 
     /// <summary>What a checkpoint holds state for; the header describes the rest.</summary>
-    internal sealed record Parts(IMultiBranchModel Model, optim.Optimizer Optimizer, IMultiBranchObjective Objective, PrecisionPolicy Precision);
+    internal sealed record Parts(IMultiBranchModel Model, optim.Optimizer Optimizer, IMultiBranchObjective Objective, PrecisionPolicy Precision)
+    {
+        /// <summary>The rank whose objective state a restore reads (0 for one process).</summary>
+        public int Rank { get; init; }
 
-    internal static void Write(string path, CheckpointHeader header, Parts parts) =>
-        CheckpointFile.Write(path, JsonSerializer.Serialize(header), [
+        /// <summary>With several ranks, every rank's objective state, written as sections of their own; null for one process.</summary>
+        public IReadOnlyList<byte[]>? RankObjectives { get; init; }
+    }
+
+    internal static void Write(string path, CheckpointHeader header, Parts parts)
+    {
+        var ranks = parts.RankObjectives ?? [];
+        List<(string, Action<Stream>)> sections =
+        [
             ("model", s => WriteModel(parts.Precision.CheckpointState(parts.Model), s)),
             ("optimizer", s => WriteOptimizer(parts.Optimizer, s)),
-            ("objective", parts.Objective.SaveState),
+            ("objective", ranks.Count > 0 ? s => s.Write(ranks[0]) : parts.Objective.SaveState),
             ("precision", s =>
             {
                 using var w = new BinaryWriter(s, Encoding.UTF8, leaveOpen: true);
                 parts.Precision.Save(w);
             }),
-        ]);
+        ];
+        for (var rank = 1; rank < ranks.Count; rank++)
+        {
+            var bytes = ranks[rank];
+            sections.Add((RankStates.ObjectiveSection(rank), s => s.Write(bytes)));
+        }
+
+        CheckpointFile.Write(path, JsonSerializer.Serialize(header), [.. sections]);
+    }
 
     /// <summary>
     /// Copies the model weights (parameters and BatchNorm statistics) of a checkpoint into a model of the same architecture
@@ -104,6 +122,11 @@ public static class TrainerCheckpoint
         }
 
         check(file.Version, header);
+        var objectiveSection = RankStates.ObjectiveSection(parts.Rank);
+        if (!file.Has(objectiveSection))
+        {
+            throw new InvalidDataException($"Checkpoint '{path}' has no '{objectiveSection}' section.");
+        }
 
         // Everything is validated: read the model tensors into temporaries, then apply all parts, optimizer first so
         // that its snapshot can undo it if a later part fails.
@@ -120,7 +143,7 @@ public static class TrainerCheckpoint
                     ReadOptimizer(parts.Optimizer, optimizer);
                 }
 
-                using (var objective = file.OpenSection("objective"))
+                using (var objective = file.OpenSection(objectiveSection))
                 {
                     parts.Objective.LoadState(objective);
                 }

@@ -44,8 +44,10 @@ internal sealed class EpochLoop(Trainer owner, Trainer.Parts parts, IBatchReader
         using var batches = reader.Read(order, options.BatchSize, first, CancellationToken.None).GetEnumerator();
         for (var step = first; step < steps; step++)
         {
-            if (cancellationToken.IsCancellationRequested)
+            if (Stopping(cancellationToken))
             {
+                // With several ranks the checkpoint's interrupted-epoch sums are every rank's.
+                parts.Record.Combine(parts.Step.Group);
                 parts.Record.Pause(parts.Record.EarlierSeconds + clock.Elapsed.TotalSeconds);
                 parts.State.StopAt(epoch, step);
                 owner.WriteCheckpoint("last.ckpt");
@@ -74,6 +76,14 @@ internal sealed class EpochLoop(Trainer owner, Trainer.Parts parts, IBatchReader
         }
 
         return steps;
+    }
+
+    /// <summary>Whether to stop before this step: asked of this rank, or with several ranks, of any (all stop at the same step).</summary>
+    private bool Stopping(CancellationToken cancellationToken)
+    {
+        var mine = cancellationToken.IsCancellationRequested;
+        var group = parts.Step.Group;
+        return group.WorldSize == 1 ? mine : group.AllGather(mine ? 1 : 0).Max() > 0;
     }
 
     private void Observe(ImageBatch batch, int epoch, int steps, double lr, MultiBranchOutput output, MultiBranchLossResult result)

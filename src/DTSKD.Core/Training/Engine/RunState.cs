@@ -35,7 +35,7 @@ internal sealed class RunState
     public CheckpointHeader Header(Dictionary<string, string> modelState, int schedulerSteps, RunRecord record) => new(
         _identity.ModelType, _identity.Objective, _identity.Optimizer, _identity.Precision.ToString(), _identity.TrainCount, _identity.TestCount,
         modelState, OptionsSnapshot.From(_options), get_num_threads(), schedulerSteps, NextEpoch, NextStep, record.Partial(MidEpoch),
-        record.BestTop1, record.BestEpoch, [.. record.Metrics], DateTime.UtcNow);
+        record.BestTop1, record.BestEpoch, [.. record.Metrics], DateTime.UtcNow, WorldSize);
 
     /// <summary>
     /// Refuses a checkpoint of another run, or one this run cannot continue: another model (names, shapes, formats),
@@ -70,6 +70,9 @@ internal sealed class RunState
         ([.. saved.Options.Differences(OptionsSnapshot.From(_options))], saved.Threads != get_num_threads() ? saved.Threads : null);
 
     /// <summary>Continues at the checkpoint's position.</summary>
+    /// <summary>The ranks training together (1 for one process).</summary>
+    private int WorldSize => _options.ProcessGroup?.WorldSize ?? 1;
+
     public void Restore(CheckpointHeader saved) => (NextEpoch, NextStep) = (saved.NextEpoch, saved.NextStep);
 
     private string? Mismatch(CheckpointHeader saved)
@@ -95,7 +98,9 @@ internal sealed class RunState
     {
         var then = saved.Options;
         var stepsNote = saved.NextStep > 0 ? $" and {saved.NextStep} steps of the next" : string.Empty;
-        return then.Seed != _options.Seed ? $"Seed {_options.Seed} (the run's is {then.Seed}: it decides the sample order and every augmentation draw)"
+        return saved.WorldSize != WorldSize
+                ? $"{WorldSize} rank{(WorldSize == 1 ? "" : "s")} (the run trained with {saved.WorldSize}: each rank's historical teacher holds its own samples' rows; resume with {saved.WorldSize})"
+            : then.Seed != _options.Seed ? $"Seed {_options.Seed} (the run's is {then.Seed}: it decides the sample order and every augmentation draw)"
             : then.CustomOrder != (_options.EpochOrder is not null) ? "EpochOrder (the run was trained in another sample order)"
             : Layout(then.FineTuning) != Layout(_options.FineTuning?.Describe())
                 ? $"FineTuning {Layout(_options.FineTuning?.Describe())} (the run trained with {Layout(then.FineTuning)}: its optimizer holds other parameters; the learning-rate factor, warm-up and batch-norm freezing may change)"

@@ -43,14 +43,6 @@ internal static class TrainerInputs
                 $"BatchSize {options.BatchSize} is larger than the training set ({train.Count} samples); at most {train.Count}.", nameof(options));
         }
 
-        if (options.ProcessGroup is { WorldSize: > 1 } group && options.CheckpointDirectory is not null)
-        {
-            // Each rank's historical teacher holds its own samples' rows; a checkpoint of rank 0 alone would resume the
-            // others with stale rows, so there is none until a checkpoint can hold every rank's shard.
-            throw new ArgumentException(
-                $"CheckpointDirectory: checkpoints are not written when training with several ranks yet ({group.Description}); leave CheckpointDirectory unset.", nameof(options));
-        }
-
         CheckStepMemory(model, preprocessing.OutputShape(train.Shape), options, options.Device ?? CPU);
         return options;
     }

@@ -104,7 +104,8 @@ public sealed class Trainer : IDisposable
         ObjectDisposedException.ThrowIf(_disposed, this);
 
         // One run per folder; holding it, the temporary files a killed run left there are surely stale.
-        using var folder = _options.CheckpointDirectory is { } directory ? RunLock.Acquire(directory) : null;
+        // Rank 0 alone writes the folder; the other ranks only read it (a resume).
+        using var folder = _options.CheckpointDirectory is { } directory && _parts.Step.Group.Rank == 0 ? RunLock.Acquire(directory) : null;
         foreach (var leftover in folder is null ? [] : AtomicFile.RemoveLeftovers(folder.Directory))
         {
             TrainerLog.Leftover(_logger, leftover, folder!.Directory, null);
@@ -129,12 +130,45 @@ public sealed class Trainer : IDisposable
     /// <summary>Writes a checkpoint of the whole training state (atomically: temporary file, then rename).</summary>
     /// <param name="path">The file to write; an existing one is replaced only once the new one is complete.</param>
     /// <exception cref="IOException">The file could not be written (disk full, no permission...); the message names it, and an existing file is unchanged.</exception>
+    /// <remarks>
+    /// With several ranks (<see cref="TrainerOptions.ProcessGroup"/>) it is collective: every rank calls it, every rank's
+    /// historical-teacher rows go into rank 0's file (as sections of their own), rank 0 alone writes, and no rank returns
+    /// before the file is in place. <see cref="LoadCheckpoint"/> then reads the same file on every rank (a shared file
+    /// system, as clusters have), each rank its own rows; a run resumes with the rank count it was written with.
+    /// </remarks>
     public void SaveCheckpoint(string path)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         ArgumentNullException.ThrowIfNull(path);
-        SingleRankOnly("SaveCheckpoint");
-        TrainerCheckpoint.Write(path, _parts.State.Header(ModelState(), _parts.Schedule.Steps, _parts.Record), _parts.Checkpointed(Model));
+        var group = _parts.Step.Group;
+        var parts = _parts.Checkpointed(Model);
+        if (group.WorldSize > 1)
+        {
+            // Collective: every rank's history rows reach rank 0, which alone writes the file.
+            parts = parts with { RankObjectives = RankStates.Gather(group, _parts.Objective.SaveState) };
+        }
+
+        try
+        {
+            if (group.Rank == 0)
+            {
+                TrainerCheckpoint.Write(path, _parts.State.Header(ModelState(), _parts.Schedule.Steps, _parts.Record), parts);
+            }
+        }
+        finally
+        {
+            // No rank goes on (to a resume that reads the file, say) before rank 0 has renamed it into place.
+            if (group.WorldSize > 1)
+            {
+                group.Barrier();
+            }
+        }
+
+        if (group.Rank != 0)
+        {
+            return;
+        }
+
         TrainerLog.Checkpoint(_logger, path, NextEpoch, NextStep, null);
         Notify(c => c.OnCheckpointSaved(this, path));
     }
@@ -156,10 +190,9 @@ public sealed class Trainer : IDisposable
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         ArgumentNullException.ThrowIfNull(path);
-        SingleRankOnly("LoadCheckpoint");
         var configured = _parts.Schedule.Configured();
         var modelState = ModelState();
-        var saved = TrainerCheckpoint.Restore(path, _parts.Checkpointed(Model), (version, header) => _parts.State.CheckResumable(path, version, header, modelState));
+        var saved = TrainerCheckpoint.Restore(path, _parts.Checkpointed(Model) with { Rank = _parts.Step.Group.Rank }, (version, header) => _parts.State.CheckResumable(path, version, header, modelState));
 
         // The optimizer's state is the checkpoint's; its hyper-parameters are this run's (the scheduler starts from them).
         _parts.Schedule.Restore(saved.SchedulerSteps, configured);
@@ -174,7 +207,8 @@ public sealed class Trainer : IDisposable
             TrainerLog.ThreadsChanged(_logger, get_num_threads(), threads, null);
         }
 
-        _parts.Record.Restore(saved.Metrics, saved.Partial);
+        // An interrupted epoch's sums are every rank's together (summed before saving): rank 0 carries them on.
+        _parts.Record.Restore(saved.Metrics, _parts.Step.Group.Rank == 0 ? saved.Partial : null);
         _parts.State.Restore(saved);
     }
 
@@ -191,15 +225,6 @@ public sealed class Trainer : IDisposable
         _parts.Record.Dispose();
         _trainReader.Dispose();
         _testReader.Dispose();
-    }
-
-    /// <summary>Refuses a checkpoint call with several ranks: rank 0's file would not hold the other ranks' history rows.</summary>
-    private void SingleRankOnly(string what)
-    {
-        if (_parts.Step.Group.WorldSize > 1)
-        {
-            throw new InvalidOperationException($"{what}: checkpoints are not written or read when training with several ranks yet ({_parts.Step.Group.Description}).");
-        }
     }
 
     /// <summary>Writes <paramref name="fileName"/> into the checkpoint folder, when there is one.</summary>

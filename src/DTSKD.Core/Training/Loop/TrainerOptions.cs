@@ -101,8 +101,9 @@ public sealed class TrainerOptions
     /// As DistributedDataParallel: rank 0's weights and buffers reach every rank when the run starts, and its batch norms'
     /// running statistics before every step (each rank normalises its own batch). An epoch's training metrics are summed
     /// over the ranks; every rank evaluates the whole test set with the same weights, so every rank reports the same
-    /// metrics; only rank 0 logs. Checkpoints are not written with several ranks yet (<see cref="CheckpointDirectory"/> is
-    /// refused).
+    /// metrics; only rank 0 logs and writes <see cref="CheckpointDirectory"/>, whose checkpoints hold every rank's history
+    /// rows (<see cref="Trainer.SaveCheckpoint"/>). A stop asked of one rank (a cancelled token) stops every rank at the
+    /// same step.
     /// </remarks>
     public IProcessGroup? ProcessGroup { get; set; }
 
