@@ -133,6 +133,11 @@ namespace DTSKD.Samples.Cifar100
                 return await AfterTraining.RunAsync(tool, console, errors, stop.Token).ConfigureAwait(false);
             }
 
+            foreach (var note in request.Notes)
+            {
+                console.MarkupLineInterpolated($"note: {note}");
+            }
+
             var training = new TrainCommand(console, errors, stop, cifar100Source, configureTrainer);
             try
             {

@@ -12,6 +12,9 @@ public sealed record SampleRequest(ExperimentConfig? Train, ToolRequest? Tool)
 {
     /// <summary>The options the command line gave explicitly (by name, such as <c>--lr</c>): on <c>--resume</c>, what changes.</summary>
     public IReadOnlySet<string> Given { get; init; } = new HashSet<string>();
+
+    /// <summary>What the release's spellings on the command line were taken as, one line each, to print before the run.</summary>
+    public IReadOnlyList<string> Notes { get; init; } = [];
 }
 
 /// <summary>
@@ -29,6 +32,14 @@ public static class SampleCommandLine
     /// <returns>The request, or the first error as one line, or that help or the version was shown.</returns>
     public static (SampleRequest? Request, string? Error, bool HelpShown) Parse(string[] args, TextWriter output)
     {
+        // The release's own flags (its README's command) are the sample's options in another spelling.
+        var (translated, notes, releaseError) = ReleaseFlags.Translate(args);
+        if (releaseError is not null)
+        {
+            return (null, releaseError, false);
+        }
+
+        args = translated;
         var d = Defaults;
         var lr = Positive(new Option<double>("--lr") { Description = "Initial learning rate.", DefaultValueFactory = _ => d.Lr });
         var schedule = new Option<int[]>("--lr-decay-schedule")
@@ -204,7 +215,7 @@ public static class SampleCommandLine
 
         var given = root.Options.Where(o => result.GetResult(o) is { Implicit: false }).Select(o => o.Name).ToHashSet(StringComparer.Ordinal);
         var (resolved, pretrainedError) = PretrainedStart.Resolve(config, given);
-        return resolved is null ? (null, pretrainedError, false) : (new SampleRequest(resolved, null) { Given = given }, null, false);
+        return resolved is null ? (null, pretrainedError, false) : (new SampleRequest(resolved, null) { Given = given, Notes = notes }, null, false);
     }
 
     /// <summary>The package versions a run uses (DTSKD.Core and TorchSharp).</summary>

@@ -34,7 +34,7 @@ public sealed class SampleTests : SampleTestBase
     [Theory]
     [InlineData("--epochs -3", "--epochs must be greater than 0; got -3.")]
     [InlineData("--lr 0", "--lr must be greater than 0; got 0.")]
-    [InlineData("--classifier-type resnet18_dtkd", "Unknown --classifier-type 'resnet18_dtkd'. Known models: resnet18_dtskd, resnet34_dtskd, resnext18_dtskd, shufflev2_dtskd, vgg16_dtskd.")]
+    [InlineData("--classifier-type resnet19_dtskd", "Unknown --classifier-type 'resnet19_dtskd'. Known models: resnet18_dtskd, resnet34_dtskd, resnext18_dtskd, shufflev2_dtskd, vgg16_dtskd.")]
     [InlineData("--data-type imagenet", "imagenet")]
     [InlineData("--cos-max 0.2 --cos-min 0.5", "--cos-min (0.5) must not exceed --cos-max (0.2).")]
     [InlineData("--hskd 2", "--hskd")]

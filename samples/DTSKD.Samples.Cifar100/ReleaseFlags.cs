@@ -1,0 +1,142 @@
+using System.Globalization;
+
+namespace DTSKD.Samples.Cifar100;
+
+/// <summary>
+/// The release's own command line (<c>main.py</c>'s flags, as its README trains with them) read as the sample's: each
+/// flag in its own spelling (<c>--lr_decay_schedule</c>, <c>--HSKD</c>, <c>--end_epoch</c>...) becomes the sample's option,
+/// the README's model name <c>resnet18_dtkd</c> becomes <c>resnet18_dtskd</c>, and the flags that mean nothing in one .NET
+/// process are taken with a note saying what is used instead, or refused with a pointer.
+/// </summary>
+internal static class ReleaseFlags
+{
+    /// <summary>The release's spelling → the sample's option.</summary>
+    private static readonly Dictionary<string, string> Renamed = new(StringComparer.Ordinal)
+    {
+        ["--lr_decay_rate"] = "--lr-decay-rate",
+        ["--lr_decay_schedule"] = "--lr-decay-schedule",
+        ["--weight_decay"] = "--weight-decay",
+        ["--end_epoch"] = "--epochs",
+        ["--backbone_weight"] = "--backbone-weight",
+        ["--b1_weight"] = "--b1-weight",
+        ["--b2_weight"] = "--b2-weight",
+        ["--b3_weight"] = "--b3-weight",
+        ["--ce_weight"] = "--ce-weight",
+        ["--kd_weight"] = "--kd-weight",
+        ["--coeff_decay"] = "--coeff-decay",
+        ["--cos_max"] = "--cos-max",
+        ["--cos_min"] = "--cos-min",
+        ["--HSKD"] = "--hskd",
+        ["--batch_size"] = "--batch-size",
+        ["--experiments_dir"] = "--experiments-dir",
+        ["--experiments_name"] = "--experiments-name",
+        ["--classifier_type"] = "--classifier-type",
+        ["--data_path"] = "--data-path",
+        ["--data_type"] = "--data-type",
+        ["--alpha_T"] = "--alpha-t",
+        ["--random_seed"] = "--seed",
+    };
+
+    /// <summary>The release's model names that the sample spells otherwise.</summary>
+    private static readonly Dictionary<string, string> Models = new(StringComparer.OrdinalIgnoreCase)
+    {
+        ["resnet18_dtkd"] = "resnet18_dtskd",
+    };
+
+    /// <summary>Rewrites the release's flags into the sample's; returns the notes to print, or the one-line refusal.</summary>
+    public static (string[] Args, IReadOnlyList<string> Notes, string? Error) Translate(string[] args)
+    {
+        var output = new List<string>();
+        var notes = new List<string>();
+        for (var i = 0; i < args.Length; i++)
+        {
+            var (flag, inline) = Split(args[i]);
+            string? Value() => inline ?? (i + 1 < args.Length && !args[i + 1].StartsWith("--", StringComparison.Ordinal) ? args[++i] : null);
+            if (Renamed.TryGetValue(flag, out var ours))
+            {
+                output.Add(inline is null ? ours : $"{ours}={inline}");
+                continue;
+            }
+
+            var error = flag switch
+            {
+                "--start_epoch" => StartEpoch(Value()),
+                "--saveckp_freq" => Note(notes, Value(), "--saveckp_freq: not used; every epoch's last.ckpt and the best epoch's best.ckpt are written into the run folder."),
+                "--workers" => Note(notes, Value(), "--workers: not used; images are decoded by the sample's own threads and batches gathered on the training device (--threads sets LibTorch's CPU threads)."),
+                "--dist_backend" or "--dist_url" => Note(notes, Value(), $"{flag}: not used; one process trains (data-parallel training on MPI is a library feature for now: docs/scaling.md)."),
+                "--multiprocessing_distributed" => Note(notes, "", "--multiprocessing_distributed: not used; one process trains (docs/scaling.md)."),
+                "--rank" => Rank(Value()),
+                "--world_size" => WorldSize(Value()),
+                "--tsne" => Tsne(Value()),
+                _ => null,
+            };
+            if (error is not null)
+            {
+                return ([], notes, error);
+            }
+
+            if (!IsRelease(flag))
+            {
+                output.Add(args[i]);
+            }
+        }
+
+        for (var i = 0; i < output.Count; i++)
+        {
+            var (flag, inline) = Split(output[i]);
+            var name = inline ?? (i + 1 < output.Count ? output[i + 1] : "");
+            if (flag == "--classifier-type" && Models.TryGetValue(name, out var model))
+            {
+                notes.Add($"--classifier_type {name}: the release's README spelling of {model}; training {model}.");
+                if (inline is null)
+                {
+                    output[i + 1] = model;
+                }
+                else
+                {
+                    output[i] = $"{flag}={model}";
+                }
+            }
+        }
+
+        return ([.. output], notes, null);
+    }
+
+    private static bool IsRelease(string flag) =>
+        flag is "--start_epoch" or "--saveckp_freq" or "--workers" or "--dist_backend" or "--dist_url" or "--multiprocessing_distributed" or "--rank" or "--world_size" or "--tsne";
+
+    private static (string Flag, string? Inline) Split(string arg)
+    {
+        var eq = arg.StartsWith("--", StringComparison.Ordinal) ? arg.IndexOf('=', StringComparison.Ordinal) : -1;
+        return eq > 0 ? (arg[..eq], arg[(eq + 1)..]) : (arg, null);
+    }
+
+    private static string? Note(List<string> notes, string? value, string note)
+    {
+        if (value is null)
+        {
+            return $"{note.Split(':')[0]} needs a value.";
+        }
+
+        notes.Add(note);
+        return null;
+    }
+
+    private static string? StartEpoch(string? value) =>
+        int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var epoch) && epoch == 0
+            ? null
+            : $"--start_epoch {value}: a run continues from its checkpoint with --resume (the epoch is the checkpoint's); only --start_epoch 0 is taken.";
+
+    private static string? Rank(string? value) =>
+        int.TryParse(value, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var rank) && rank is 0 or -1
+            ? null
+            : $"--rank {value}: the sample trains in one process (rank 0); data-parallel training on MPI is a library feature for now (MpiProcessGroup, docs/scaling.md).";
+
+    private static string? WorldSize(string? value) =>
+        int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var size) && size == 1
+            ? null
+            : $"--world_size {value}: the sample trains in one process; only --world_size 1 is taken (data-parallel training on MPI is a library feature for now: MpiProcessGroup, docs/scaling.md).";
+
+    private static string? Tsne(string? value) =>
+        value == "0" ? null : $"--tsne {value}: the t-SNE picture is not built yet; only --tsne 0 is taken.";
+}

@@ -1,0 +1,72 @@
+namespace DTSKD.Samples.Cifar100.Tests;
+
+/// <summary>The release's README command pasted after the sample's <c>--</c>: its own spellings train the same run.</summary>
+public sealed class ReleaseCommandTests : SampleTestBase
+{
+    /// <summary>The README's command, token for token (the shell has taken its quotes off), its placeholders filled in.</summary>
+    private static string[] ReadmeCommand(string experimentsDir, string dataType) =>
+    [
+        "--lr", "0.1", "--lr_decay_schedule", "150", "225", "--HSKD", "1",
+        "--experiments_dir", experimentsDir, "--experiments_name", "Experiment name",
+        "--classifier_type", "resnet18_dtkd", "--data_path", "/usr/share/datasets/fashion-mnist", "--data_type", dataType,
+        "--backbone_weight", "3.0", "--b1_weight", "1.0", "--b2_weight", "1.0", "--b3_weight", "1.0",
+        "--ce_weight", "0.2", "--kd_weight", "0.8", "--coeff_decay", "cos", "--cos_max", "0.9", "--cos_min", "0.0",
+        "--rank", "0", "--tsne", "0", "--world_size", "1",
+    ];
+
+    [Fact]
+    public void The_readme_s_flags_are_the_sample_s_options_in_the_release_s_spelling()
+    {
+        var (request, error, _) = SampleCommandLine.Parse(ReadmeCommand("runs", "cifar100"), TextWriter.Null);
+        error.Should().BeNull();
+        var config = request!.Train!;
+        config.ClassifierType.Should().Be("resnet18_dtskd");
+        config.LrDecaySchedule.Should().Equal(150, 225);
+        (config.Hskd, config.ExperimentsDir, config.ExperimentsName, config.DataType).Should().Be((true, "runs", "Experiment name", "cifar100"));
+        (config.BackboneWeight, config.CeWeight, config.KdWeight, config.CoeffDecay, config.CosMax, config.CosMin).Should().Be((3.0, 0.2, 0.8, "cos", 0.9, 0.0));
+        request.Notes.Should().ContainSingle().Which.Should().Be("--classifier_type resnet18_dtkd: the release's README spelling of resnet18_dtskd; training resnet18_dtskd.");
+        request.Given.Should().Contain(["--lr-decay-schedule", "--hskd", "--classifier-type", "--cos-max"]);
+
+        var more = SampleCommandLine.Parse(["--end_epoch=12", "--batch_size", "64", "--weight_decay", "1e-4", "--random_seed", "3", "--alpha_T", "0.7", "--workers", "8",
+            "--dist_backend", "nccl", "--dist_url", "tcp://127.0.0.1:8080", "--multiprocessing_distributed", "--saveckp_freq", "299", "--start_epoch", "0"], TextWriter.Null);
+        more.Error.Should().BeNull();
+        (more.Request!.Train!.Epochs, more.Request.Train.BatchSize, more.Request.Train.WeightDecay, more.Request.Train.Seed, more.Request.Train.AlphaT).Should().Be((12, 64, 1e-4, 3L, 0.7));
+        more.Request.Notes.Should().HaveCount(5).And.Contain(n => n.StartsWith("--workers: not used;", StringComparison.Ordinal))
+            .And.Contain(n => n.StartsWith("--dist_url: not used; one process trains", StringComparison.Ordinal));
+    }
+
+    [Theory]
+    [InlineData("--world_size", "2", "--world_size 2: the sample trains in one process; only --world_size 1 is taken")]
+    [InlineData("--rank", "1", "--rank 1: the sample trains in one process (rank 0)")]
+    [InlineData("--tsne", "1", "--tsne 1: the t-SNE picture is not built yet; only --tsne 0 is taken.")]
+    [InlineData("--start_epoch", "150", "--start_epoch 150: a run continues from its checkpoint with --resume")]
+    [InlineData("--HSKD", "2", "--hskd")]
+    public void What_one_process_cannot_do_is_refused_in_one_line(string flag, string value, string expected)
+    {
+        var (request, error, _) = SampleCommandLine.Parse([flag, value], TextWriter.Null);
+        request.Should().BeNull();
+        error.Should().Contain(expected).And.NotContain("\n");
+    }
+
+    [Fact]
+    public async Task The_readme_s_command_verbatim_trains_with_only_the_data_type_changed_and_limits_added()
+    {
+        var experiments = Path.Combine(Path.GetTempPath(), $"dtskd-release-{Guid.NewGuid():N}");
+        try
+        {
+            var (code, output, errors) = await Run([.. ReadmeCommand(experiments, "fashion-mnist"), "--end_epoch", "1", "--train-limit", "256", "--test-limit", "256", "--device", "cpu"]);
+            code.Should().Be(0, errors);
+            output.Should().Contain("note: --classifier_type resnet18_dtkd: the release's README spelling of resnet18_dtskd");
+            var config = File.ReadAllText(Path.Combine(experiments, "Experiment name", "config.json"));
+            config.Should().Contain("\"classifier-type\": \"resnet18_dtskd\"").And.Contain("\"ce-weight\": 0.2").And.Contain("\"cos-max\": 0.9");
+            File.Exists(Path.Combine(experiments, "Experiment name", "last.ckpt")).Should().BeTrue();
+        }
+        finally
+        {
+            if (Directory.Exists(experiments))
+            {
+                Directory.Delete(experiments, recursive: true);
+            }
+        }
+    }
+}
