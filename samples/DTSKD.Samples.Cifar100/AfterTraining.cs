@@ -43,7 +43,8 @@ public static class AfterTraining
             switch (request.Command)
             {
                 case "evaluate":
-                    await EvaluateCommand.RunAsync(model, options, device, summary, backboneOnly, request.Precision, console, cancellationToken).ConfigureAwait(false);
+                    await EvaluateCommand.RunAsync(model, options, device, summary, backboneOnly, request.Precision, console, cancellationToken,
+                        request.Tsne ? request.Run ?? Path.GetDirectoryName(Path.GetFullPath(weights)) : null).ConfigureAwait(false);
                     return Sample.Ok;
                 case "export" when request.Format == "onnx":
                     return ExportCommand.Onnx(model, request, options, weights, described, console, errors);

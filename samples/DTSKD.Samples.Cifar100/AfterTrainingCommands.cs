@@ -38,6 +38,9 @@ public sealed record ToolRequest
     /// <summary>predict: how many classes to show per image.</summary>
     public int Top { get; init; } = 5;
 
+    /// <summary>evaluate --tsne: also keep the test set's outputs and draw their t-SNE map (into the run folder, or beside --weights).</summary>
+    public bool Tsne { get; init; }
+
     /// <summary>evaluate: the number format, <c>run</c> (the run's own, the default), fp32, bf16 or fp16.</summary>
     public string Precision { get; init; } = "run";
 
@@ -106,10 +109,12 @@ internal sealed class AfterTrainingCommands
             DefaultValueFactory = _ => "run",
         };
         precision.AcceptOnlyFromAmong("run", "fp32", "bf16", "fp16");
+        var tsne = new Option<bool>("--tsne") { Description = "Also keep the test set's backbone logits, features and labels (tsne/test-outputs.safetensors) and draw a t-SNE map of the features (tsne/tsne.png), in the run folder or beside --weights." };
         switch (name)
         {
             case "evaluate":
                 command.Add(precision);
+                command.Add(tsne);
                 break;
             case "export":
                 command.Add(output);
@@ -139,6 +144,7 @@ internal sealed class AfterTrainingCommands
             Images = name == "predict" ? result.GetValue(images) ?? [] : [],
             Top = name == "predict" ? result.GetValue(top) : 5,
             Precision = name == "evaluate" ? result.GetValue(precision)! : "run",
+            Tsne = name == "evaluate" && result.GetValue(tsne),
             Options = shared.Read(result, new ExperimentConfig()),
         };
     }

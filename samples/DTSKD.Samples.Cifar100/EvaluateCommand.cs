@@ -13,7 +13,8 @@ namespace DTSKD.Samples.Cifar100;
 internal static class EvaluateCommand
 {
     public static async Task RunAsync(
-        MultiBranchModule model, ExperimentConfig options, Device device, CheckpointSummary? summary, bool backboneOnly, string precisionOption, IAnsiConsole console, CancellationToken ct)
+        MultiBranchModule model, ExperimentConfig options, Device device, CheckpointSummary? summary, bool backboneOnly, string precisionOption, IAnsiConsole console, CancellationToken ct,
+        string? tsneFolder = null)
     {
         var (data, _) = await SampleData.LoadAsync(options with { TrainLimit = 1, Download = false }, console, ct).ConfigureAwait(false);
         using var _ = data;
@@ -34,6 +35,11 @@ internal static class EvaluateCommand
         {
             var m = s.Metrics[^1];
             console.WriteLine(string.Create(inv, $"The run reported for epoch {m.Epoch + 1}: backbone top-1 {m.TestTop1[0]:F2}%, top-5 {m.TestTop5:F2}%, loss {m.TestLoss:F4}."));
+        }
+
+        if (tsneFolder is not null)
+        {
+            console.WriteLine(TsneOutputs.Write(tsneFolder, model, data.Test, data.Preprocessing, device, options.EvalBatchSize, options.Seed, data.Test.ClassNames));
         }
     }
 }

@@ -90,6 +90,9 @@ public sealed record ExperimentConfig
     public double[]? Std { get; init; }
     public bool TensorBoard { get; init; } = true;
 
+    /// <summary>--tsne: after training, keep the best epoch's test-set outputs and draw their t-SNE map (the release's --tsne 1).</summary>
+    public bool Tsne { get; init; }
+
     /// <summary>--pretrained: the torchvision weights the run starts from (an absolute path once resolved).</summary>
     public string? Pretrained { get; init; }
 

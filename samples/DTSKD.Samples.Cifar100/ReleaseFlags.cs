@@ -79,6 +79,10 @@ internal static class ReleaseFlags
             {
                 output.Add(args[i]);
             }
+            else if (flag == "--tsne" && (inline ?? args[i]) == "1")
+            {
+                output.Add("--tsne");
+            }
         }
 
         for (var i = 0; i < output.Count; i++)
@@ -138,5 +142,5 @@ internal static class ReleaseFlags
             : $"--world_size {value}: the sample trains in one process; only --world_size 1 is taken (data-parallel training on MPI is a library feature for now: MpiProcessGroup, docs/scaling.md).";
 
     private static string? Tsne(string? value) =>
-        value == "0" ? null : $"--tsne {value}: the t-SNE picture is not built yet; only --tsne 0 is taken.";
+        value is "0" or "1" ? null : $"--tsne {value}: 0 or 1 (1 keeps the best epoch's test outputs and draws their t-SNE map).";
 }

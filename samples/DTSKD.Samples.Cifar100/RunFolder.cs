@@ -19,6 +19,9 @@ public sealed class RunFolder(string path)
     /// <summary>The checkpoint a resume continues from.</summary>
     public string LastCheckpoint => System.IO.Path.Combine(Path, "last.ckpt");
 
+    /// <summary>The best epoch's checkpoint, once the best is counted.</summary>
+    public string BestCheckpoint => System.IO.Path.Combine(Path, "best.ckpt");
+
     /// <summary>The files of an earlier run present in the folder (checkpoints, metrics, report).</summary>
     public IReadOnlyList<string> ExistingRun() =>
         [.. RunFiles.Take(4).Where(f => File.Exists(System.IO.Path.Combine(Path, f)))];

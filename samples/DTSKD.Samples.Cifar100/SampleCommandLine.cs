@@ -115,6 +115,7 @@ public static class SampleCommandLine
             }
         });
         var logInterval = Positive(new Option<int>("--log-interval") { Description = "Report progress every N steps.", DefaultValueFactory = _ => d.LogInterval });
+        var tsne = new Option<bool>("--tsne") { Description = "After training, keep the best epoch's test-set outputs (backbone logits, features, labels: <run>/tsne/test-outputs.safetensors) and draw a t-SNE map of the features (<run>/tsne/tsne.png), as the release's --tsne 1." };
         var noTensorBoard = new Option<bool>("--no-tensorboard") { Description = "Do not write TensorBoard event files (written by default into <run>/tensorboard)." };
         var imageSize = PositiveIfGiven(new Option<int?>("--image-size") { Description = "--data-type folder: the side of the square images the model sees (default 32; 96 and more get ImageNet's random resized crop and, with --stem auto, its stem)." });
         var channels = new Option<int>("--channels") { Description = "--data-type folder: 3 (RGB) or 1 (grayscale), whatever the files hold.", DefaultValueFactory = _ => d.Channels };
@@ -133,7 +134,7 @@ public static class SampleCommandLine
         {
             lr, schedule, rate, wd, momentum, epochs, batch, shared.EvalBatch, objective, hskd, backbone, b1, b2, b3, ce, kd, temperature, decay, cosMax, cosMin, alphaT,
             shared.Model, shared.DataType, shared.DataPath, noDownload, experimentsDir, experimentsName, resume, overwrite, seed, shared.Device, precision, noTf32,
-            shared.Threads, shared.BaseWidth, shared.NeckWidth, trainLimit, shared.TestLimit, bestAfter, logInterval, noTensorBoard,
+            shared.Threads, shared.BaseWidth, shared.NeckWidth, trainLimit, shared.TestLimit, bestAfter, logInterval, noTensorBoard, tsne,
             imageSize, channels, imageMode, imageCache, skipBad, stem,
         };
         foreach (var option in tuning.All)
@@ -182,7 +183,7 @@ public static class SampleCommandLine
             Download = !result.GetValue(noDownload), ExperimentsDir = result.GetValue(experimentsDir)!, ExperimentsName = result.GetValue(experimentsName),
             Resume = result.GetResult(resume) is not null, ResumeFrom = result.GetValue(resume), Overwrite = result.GetValue(overwrite), Seed = result.GetValue(seed),
             Precision = result.GetValue(precision)!, Tf32 = !result.GetValue(noTf32), TrainLimit = result.GetValue(trainLimit),
-            BestAfter = result.GetValue(bestAfter), LogInterval = result.GetValue(logInterval), TensorBoard = !result.GetValue(noTensorBoard),
+            BestAfter = result.GetValue(bestAfter), LogInterval = result.GetValue(logInterval), TensorBoard = !result.GetValue(noTensorBoard), Tsne = result.GetValue(tsne),
             ImageSize = result.GetValue(imageSize), Channels = result.GetValue(channels), ImageMode = result.GetValue(imageMode)!, ImageCache = result.GetValue(imageCache),
             SkipBadImages = result.GetValue(skipBad), Stem = result.GetValue(stem)!,
         }));

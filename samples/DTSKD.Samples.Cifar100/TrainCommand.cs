@@ -93,11 +93,15 @@ internal sealed class TrainCommand(IAnsiConsole console, TextWriter errors, Samp
                 return Fail(Sample.BadArguments, ex.Message.Split(" (Parameter", 2)[0].Replace("BatchSize", "--batch-size", StringComparison.Ordinal));
             }
 
+            int trained;
             using (trainer)
             {
                 var started = Start(args, run, trainer, data, preprocessing, precision, log);
-                return started != Sample.Ok ? started : Train(run, trainer, model.BranchCount + 1);
+                trained = started != Sample.Ok ? started : Train(run, trainer, model.BranchCount + 1);
             }
+
+            // After the trainer has given the model back in float32: the best epoch's weights, as the release keeps them.
+            return trained == Sample.Ok && config.Tsne ? KeepTsne(run, model, data.Splits.Test, preprocessing) : trained;
         }
     }
 
@@ -193,6 +197,23 @@ internal sealed class TrainCommand(IAnsiConsole console, TextWriter errors, Samp
 
         console.MarkupLineInterpolated(
             $"[bold]{config.ClassifierType}[/] on [bold]{data.Train.Name}[/] ({data.Train.Count} train / {data.Test.Count} test images), {config.Epochs} epochs, device {run.Device.type}, {precision}, {config.Threads} threads, outputs in '{run.Folder.Path}'.");
+    }
+
+    /// <summary>--tsne: the best epoch's (or, before the best is counted, the last epoch's) test outputs and their t-SNE map.</summary>
+    private int KeepTsne(Preflight.Cleared run, MultiBranchModule model, IImageSource test, IBatchAugmentation preprocessing)
+    {
+        var folder = run.Folder;
+        var checkpoint = File.Exists(folder.BestCheckpoint) ? folder.BestCheckpoint : folder.LastCheckpoint;
+        try
+        {
+            TrainerCheckpoint.LoadModel(checkpoint, model);
+            console.MarkupLineInterpolated($"{TsneOutputs.Write(folder.Path, model, test, preprocessing, run.Device, run.Config.EvalBatchSize, run.Config.Seed, test.ClassNames)}");
+            return Sample.Ok;
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or InvalidDataException)
+        {
+            return Fail(Sample.CannotWrite, $"--tsne: {ex.Message}");
+        }
     }
 
     /// <summary>Trains with the progress view, the run's outputs and TensorBoard as callbacks, then writes the report.</summary>

@@ -38,7 +38,7 @@ public sealed class ReleaseCommandTests : SampleTestBase
     [Theory]
     [InlineData("--world_size", "2", "--world_size 2: the sample trains in one process; only --world_size 1 is taken")]
     [InlineData("--rank", "1", "--rank 1: the sample trains in one process (rank 0)")]
-    [InlineData("--tsne", "1", "--tsne 1: the t-SNE picture is not built yet; only --tsne 0 is taken.")]
+    [InlineData("--tsne", "2", "--tsne 2: 0 or 1 (1 keeps the best epoch's test outputs and draws their t-SNE map).")]
     [InlineData("--start_epoch", "150", "--start_epoch 150: a run continues from its checkpoint with --resume")]
     [InlineData("--HSKD", "2", "--hskd")]
     public void What_one_process_cannot_do_is_refused_in_one_line(string flag, string value, string expected)
@@ -46,6 +46,40 @@ public sealed class ReleaseCommandTests : SampleTestBase
         var (request, error, _) = SampleCommandLine.Parse([flag, value], TextWriter.Null);
         request.Should().BeNull();
         error.Should().Contain(expected).And.NotContain("\n");
+    }
+
+    [Fact]
+    public async Task Tsne_1_keeps_the_best_epoch_s_test_outputs_and_draws_their_map_and_evaluate_tsne_does_it_again()
+    {
+        var experiments = Path.Combine(Path.GetTempPath(), $"dtskd-tsne-{Guid.NewGuid():N}");
+        try
+        {
+            SampleCommandLine.Parse(["--tsne", "1"], TextWriter.Null).Request!.Train!.Tsne.Should().BeTrue();
+            SampleCommandLine.Parse(["--tsne=0"], TextWriter.Null).Request!.Train!.Tsne.Should().BeFalse();
+            var (code, output, errors) = await Run("--data_type", "fashion-mnist", "--tsne", "1", "--end_epoch", "1", "--train-limit", "128", "--test-limit", "300",
+                "--base-width", "16", "--neck-width", "64", "--experiments_dir", experiments, "--experiments_name", "tsne", "--device", "cpu");
+            code.Should().Be(0, errors);
+            var tsne = Path.Combine(experiments, "tsne", "tsne");
+            output.Should().Contain("t-SNE: ").And.Contain("(300 of 300 test images, trustworthiness 0.");
+            var saved = DTSKD.Core.Interop.PyTorchWeights.Describe(Path.Combine(tsne, "test-outputs.safetensors"));
+            saved["logits"].Shape.Should().Equal(300, 10);
+            saved["features"].Shape.Should().Equal(300, 128);
+            saved["labels"].Shape.Should().Equal(300);
+            File.ReadAllBytes(Path.Combine(tsne, "tsne.png")).Take(4).Should().Equal(0x89, 0x50, 0x4E, 0x47);
+
+            Directory.Delete(tsne, recursive: true);
+            var (again, againOutput, againErrors) = await Run("evaluate", "--run", Path.Combine(experiments, "tsne"), "--tsne");
+            again.Should().Be(0, againErrors);
+            againOutput.Should().Contain("t-SNE: ");
+            File.Exists(Path.Combine(tsne, "tsne.png")).Should().BeTrue();
+        }
+        finally
+        {
+            if (Directory.Exists(experiments))
+            {
+                Directory.Delete(experiments, recursive: true);
+            }
+        }
     }
 
     [Fact]

@@ -46,6 +46,10 @@ public sealed class BackboneClassifier : nn.Module<Tensor, Tensor>
     /// <param name="input">Images, [batch, channels, height, width].</param>
     public override Tensor forward(Tensor input) => _source.BackboneLogits(input);
 
+    /// <summary>The pooled feature the head reads, [batch, features]: what a t-SNE map or a nearest-neighbour search of the trained network uses.</summary>
+    /// <param name="input">Images, [batch, channels, height, width].</param>
+    public Tensor Features(Tensor input) => _source.BackboneFeature(input);
+
     // The shared layers are registered in the constructor; the source is not a component.
     /// <inheritdoc />
     protected override void RegisterComponents()

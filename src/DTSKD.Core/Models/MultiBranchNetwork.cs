@@ -53,6 +53,13 @@ public sealed class MultiBranchNetwork : MultiBranchModule, IBackboneSource
         return fc.call(backbone.call(input).Feature.flatten(1)).MoveToOuterDisposeScope();
     }
 
+    /// <inheritdoc />
+    Tensor IBackboneSource.BackboneFeature(Tensor input)
+    {
+        using var scope = NewDisposeScope();
+        return backbone.call(input).Feature.flatten(1).MoveToOuterDisposeScope();
+    }
+
     /// <summary>The forward pass as a graph; the backbone must implement <see cref="IBackboneGraph"/>.</summary>
     IReadOnlyList<GraphValue> IBackboneSource.DescribeHeads(LayerGraph graph, GraphValue input, bool branches)
     {

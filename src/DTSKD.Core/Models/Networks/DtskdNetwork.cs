@@ -64,6 +64,14 @@ internal abstract class DtskdNetwork : MultiBranchModule, IBackboneSource
         return Head(Backbone(input).Feature.flatten(1)).MoveToOuterDisposeScope();
     }
 
+    /// <inheritdoc />
+    public Tensor BackboneFeature(Tensor input)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        using var scope = NewDisposeScope();
+        return Backbone(input).Feature.flatten(1).MoveToOuterDisposeScope();
+    }
+
     /// <summary>The stage maps that get a branch (shallowest first) and the pooled final feature [B, F, 1, 1].</summary>
     /// <inheritdoc />
     public IReadOnlyList<GraphValue> DescribeHeads(LayerGraph graph, GraphValue input, bool branches)
