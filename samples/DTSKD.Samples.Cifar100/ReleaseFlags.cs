@@ -52,6 +52,13 @@ internal static class ReleaseFlags
         {
             var (flag, inline) = Split(args[i]);
             string? Value() => inline ?? (i + 1 < args.Length && !args[i + 1].StartsWith("--", StringComparison.Ordinal) ? args[++i] : null);
+            // The sample's own --tsne is a switch; the release's takes 0 or 1.
+            if (flag == "--tsne" && inline is null && (i + 1 == args.Length || args[i + 1].StartsWith("--", StringComparison.Ordinal)))
+            {
+                output.Add(flag);
+                continue;
+            }
+
             if (Renamed.TryGetValue(flag, out var ours))
             {
                 output.Add(inline is null ? ours : $"{ours}={inline}");

@@ -56,6 +56,7 @@ public sealed class ReleaseCommandTests : SampleTestBase
         {
             SampleCommandLine.Parse(["--tsne", "1"], TextWriter.Null).Request!.Train!.Tsne.Should().BeTrue();
             SampleCommandLine.Parse(["--tsne=0"], TextWriter.Null).Request!.Train!.Tsne.Should().BeFalse();
+            SampleCommandLine.Parse(["--tsne", "--epochs", "2"], TextWriter.Null).Request!.Train!.Tsne.Should().BeTrue("the sample's own switch");
             var (code, output, errors) = await Run("--data_type", "fashion-mnist", "--tsne", "1", "--end_epoch", "1", "--train-limit", "128", "--test-limit", "300",
                 "--base-width", "16", "--neck-width", "64", "--experiments_dir", experiments, "--experiments_name", "tsne", "--device", "cpu");
             code.Should().Be(0, errors);
