@@ -82,4 +82,16 @@ public sealed class PretrainedStudyTests : IDisposable
         seeds.Should().Be(2);
         seedsOutput.Trim().Should().Be("error: --seeds '1,x' must be comma-separated integers, such as 1,2,3.");
     }
+
+    [Fact]
+    public async Task The_fine_tuning_step_bench_refuses_an_unknown_objective_or_a_python_without_torchvision_in_one_line()
+    {
+        var (objective, objectiveOutput) = await BenchProcess.Run(["finetune-steps", "--pytorch", "/usr/bin/python3", "--objectives", "ce,kd"]);
+        objective.Should().Be(2);
+        objectiveOutput.Trim().Should().Be("error: --objectives 'kd' is not known; use ce (cross-entropy on the backbone head, what the PyTorch side runs) or dtskd (the recipe).");
+
+        var (python, pythonOutput) = await BenchProcess.Run(["finetune-steps", "--pytorch", "/nonexistent/python3"]);
+        python.Should().Be(2);
+        pythonOutput.Trim().Split('\n').Should().ContainSingle().Which.Should().StartWith("error: --pytorch '/nonexistent/python3' could not write torchvision's resnet18 (exit 127)");
+    }
 }

@@ -56,4 +56,16 @@ internal static class DataParallelScenario
     /// <summary>Every parameter's values, in the model's order.</summary>
     public static double[] Weights(IMultiBranchModel model) =>
         [.. model.named_parameters().SelectMany(p => { using var d = p.parameter.detach().to(ScalarType.Float64).cpu(); return d.data<double>().ToArray(); })];
+
+    /// <summary>Asks its run to stop once a given step of a given epoch has ended (one rank's Ctrl+C).</summary>
+    internal sealed class StopAfter(int epoch, int step, CancellationTokenSource stop) : TrainerCallback
+    {
+        public override void OnStepEnd(Trainer trainer, TrainingStep done)
+        {
+            if (done.Epoch == epoch && done.Step == step)
+            {
+                stop.Cancel();
+            }
+        }
+    }
 }

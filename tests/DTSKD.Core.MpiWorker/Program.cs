@@ -102,7 +102,7 @@ switch (mode)
             using var stop = new CancellationTokenSource();
             if (pass == "stop" && group.Rank == 0)
             {
-                trainer.Callbacks.Add(new StopAfter(1, 0, stop));
+                trainer.Callbacks.Add(new DataParallelScenario.StopAfter(1, 0, stop));
             }
 
             if (pass == "resume")
@@ -149,18 +149,6 @@ switch (mode)
         Console.Error.WriteLine($"unknown mode '{mode}'");
         return 2;
 }
-}
-
-/// <summary>Asks its run to stop once a given step of a given epoch has ended.</summary>
-internal sealed class StopAfter(int epoch, int step, CancellationTokenSource stop) : TrainerCallback
-{
-    public override void OnStepEnd(Trainer trainer, TrainingStep done)
-    {
-        if (done.Epoch == epoch && done.Step == step)
-        {
-            stop.Cancel();
-        }
-    }
 }
 
 /// <summary>Fails at a step, as a bad batch or a full disk would.</summary>

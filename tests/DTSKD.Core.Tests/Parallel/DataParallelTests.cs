@@ -56,25 +56,7 @@ public sealed class DataParallelTests : IDisposable
         var (code, output) = Mpirun("train", _dir.FullName);
         code.Should().Be(0, output);
 
-        // The ranks run one torch thread each; so does the reference, so that every sum adds in the same order.
-        var threads = get_num_threads();
-        set_num_threads(1);
-        double[] reference;
-        try
-        {
-            reference = Reference();
-        }
-        finally
-        {
-            set_num_threads(threads);
-        }
-
-        foreach (var rank in new[] { 0, 1 })
-        {
-            var weights = File.ReadAllLines(Path.Combine(_dir.FullName, $"rank{rank}.txt")).Select(l => double.Parse(l, CultureInfo.InvariantCulture)).ToArray();
-            weights.Should().HaveCount(reference.Length);
-            MaxGap(weights, reference).Should().BeLessThan(1e-10, $"rank {rank}");
-        }
+        EachRankMatchesTheReference();
     }
 
     [Fact]
@@ -157,7 +139,7 @@ public sealed class DataParallelTests : IDisposable
             // Only rank 0 is asked to stop (one rank's SIGINT); both must stop at the same step.
             if (group.Rank == 0)
             {
-                trainer.Callbacks.Add(new StopAfter(1, 0, stop));
+                trainer.Callbacks.Add(new DataParallelScenario.StopAfter(1, 0, stop));
             }
 
             return (trainer.Run(stop.Token).Cancelled, trainer.NextEpoch, trainer.NextStep);
@@ -207,23 +189,7 @@ public sealed class DataParallelTests : IDisposable
         var (code, output) = Mpirun("resume", _dir.FullName);
         code.Should().Be(0, output);
         File.Exists(Path.Combine(_dir.FullName, "last.ckpt")).Should().BeTrue("rank 0 wrote the checkpoint");
-        var threads = get_num_threads();
-        set_num_threads(1);
-        double[] reference;
-        try
-        {
-            reference = Reference();
-        }
-        finally
-        {
-            set_num_threads(threads);
-        }
-
-        foreach (var rank in new[] { 0, 1 })
-        {
-            var weights = File.ReadAllLines(Path.Combine(_dir.FullName, $"rank{rank}.txt")).Select(l => double.Parse(l, CultureInfo.InvariantCulture)).ToArray();
-            MaxGap(weights, reference).Should().BeLessThan(1e-10, $"rank {rank}");
-        }
+        EachRankMatchesTheReference();
     }
 
     /// <summary>One process: each step, rank 0's and rank 1's micro-batches in turn, each loss halved, one optimizer step.</summary>
@@ -269,6 +235,30 @@ public sealed class DataParallelTests : IDisposable
         return DataParallelScenario.Weights(model);
     }
 
+    /// <summary>Each MPI rank's final weights (written by the worker) against the reference, computed on one torch thread as each rank ran.</summary>
+    private void EachRankMatchesTheReference()
+    {
+        // One thread, as each rank: every sum adds in the same order.
+        var threads = get_num_threads();
+        set_num_threads(1);
+        double[] reference;
+        try
+        {
+            reference = Reference();
+        }
+        finally
+        {
+            set_num_threads(threads);
+        }
+
+        foreach (var rank in new[] { 0, 1 })
+        {
+            var weights = File.ReadAllLines(Path.Combine(_dir.FullName, $"rank{rank}.txt")).Select(l => double.Parse(l, CultureInfo.InvariantCulture)).ToArray();
+            weights.Should().HaveCount(reference.Length);
+            MaxGap(weights, reference).Should().BeLessThan(1e-10, $"rank {rank}");
+        }
+    }
+
     private static double MaxGap(double[] a, double[] b) => a.Zip(b).Max(p => Math.Abs(p.First - p.Second));
 
     private static (int Code, string Output) Mpirun(string mode, string argument)
@@ -290,18 +280,6 @@ public sealed class DataParallelTests : IDisposable
         }
 
         return (process.ExitCode, output.Result + errors.Result);
-    }
-
-    /// <summary>Asks its run to stop once a given step of a given epoch has ended.</summary>
-    private sealed class StopAfter(int epoch, int step, CancellationTokenSource stop) : TrainerCallback
-    {
-        public override void OnStepEnd(Trainer trainer, TrainingStep done)
-        {
-            if (done.Epoch == epoch && done.Step == step)
-            {
-                stop.Cancel();
-            }
-        }
     }
 
     /// <summary>A rank of a group that is never called: what the epoch order of that rank is.</summary>
