@@ -90,5 +90,19 @@ public sealed class ShardedStudyTests : IDisposable
         var other = await Run(longer);
         other.Code.Should().Be(2);
         other.Output.Should().Contain("holds the runs of another study");
+
+        // A run file or study.json cut short (a full disk, a copy interrupted): one line naming it and what to do.
+        var runs = Path.Combine(_dir.FullName, "one", "runs");
+        var merge = new[] { "ablation", "merge", "--runs-dir", runs, "--output", Path.Combine(_dir.FullName, "one", "report.md") };
+        var run = Directory.GetFiles(runs, "*-seed*.json").Single();
+        File.WriteAllText(run, File.ReadAllText(run)[..40]);
+        var cut = await Run(merge);
+        cut.Code.Should().Be(2);
+        cut.Output.Trim().Should().Be($"error: '{run}' is not a whole run record (cut short or not JSON): delete it and run its shard again; the ablation retrains only the runs it lacks.");
+        var study = Path.Combine(runs, "study.json");
+        File.WriteAllText(study, File.ReadAllText(study)[..30]);
+        var broken = await Run(merge);
+        broken.Code.Should().Be(2);
+        broken.Output.Trim().Should().StartWith($"error: '{study}' is not a whole study record (cut short or not JSON)").And.NotContain("\n");
     }
 }

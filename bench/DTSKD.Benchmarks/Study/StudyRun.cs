@@ -39,7 +39,17 @@ public sealed record StudyRun
             return null;
         }
 
-        var run = JsonSerializer.Deserialize<StudyRun>(File.ReadAllText(path), StudySettings.Json);
+        StudyRun? run;
+        try
+        {
+            run = JsonSerializer.Deserialize<StudyRun>(File.ReadAllText(path), StudySettings.Json);
+        }
+        catch (JsonException)
+        {
+            // Written whole or not at all by the bench: a broken one was cut short or edited elsewhere.
+            throw new InvalidDataException($"'{path}' is not a whole run record (cut short or not JSON): delete it and run its shard again; the ablation retrains only the runs it lacks.");
+        }
+
         return run is not null && run.Study == study && run.Row == row.Text && run.Seed == seed ? run : null;
     }
 

@@ -123,7 +123,14 @@ public sealed record StudySettings
             throw new FileNotFoundException($"'{runsFolder}' holds no study.json: it is not the --runs-dir of an ablation.", path);
         }
 
-        return JsonSerializer.Deserialize<StudySettings>(File.ReadAllText(path), Json)
-            ?? throw new InvalidDataException($"'{path}' is empty.");
+        try
+        {
+            return JsonSerializer.Deserialize<StudySettings>(File.ReadAllText(path), Json)
+                ?? throw new InvalidDataException($"'{path}' is empty.");
+        }
+        catch (JsonException)
+        {
+            throw new InvalidDataException($"'{path}' is not a whole study record (cut short or not JSON): it is written when a study starts; start the study again with the same options and --runs-dir (its finished runs are kept), or delete the runs folder to start afresh.");
+        }
     }
 }
