@@ -160,6 +160,8 @@ internal sealed class TrainCommand(IAnsiConsole console, TextWriter errors, Samp
             var train = data.Splits.Train;
             ExperimentOutputs.WriteConfig(folder.Path, config with
             {
+                // As resolved now: evaluate --run and --resume from another directory find the same data.
+                DataPath = config.DataPath is { } dataPath ? Path.GetFullPath(dataPath) : null,
                 DeviceUsed = run.Device.type.ToString(),
                 PrecisionUsed = precision.ToString(),
                 ClassNames = folderData ? [.. train.ClassNames!] : null,

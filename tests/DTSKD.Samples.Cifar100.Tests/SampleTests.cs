@@ -454,4 +454,30 @@ public sealed class SampleTests : SampleTestBase
         var bundles = new[] { "TorchSharp-cpu", "TorchSharp-cuda-linux", "TorchSharp-cuda-windows" }.Where(b => output.Contains($"\"{b}\"", StringComparison.Ordinal));
         bundles.Should().Equal(package);
     }
+
+    [Fact]
+    public async Task A_relative_data_path_is_recorded_resolved_so_the_run_evaluates_from_any_directory()
+    {
+        var experiments = Path.Combine(Path.GetTempPath(), $"dtskd-relative-{Guid.NewGuid():N}");
+        try
+        {
+            var relative = Path.GetRelativePath(Environment.CurrentDirectory, "/usr/share/datasets/fashion-mnist");
+            relative.Should().NotStartWith("/");
+            var (code, _, errors) = await Run("--data-type", "fashion-mnist", "--data-path", relative, "--epochs", "1", "--train-limit", "64", "--test-limit", "64",
+                "--base-width", "16", "--neck-width", "16", "--batch-size", "32", "--experiments-dir", experiments, "--experiments-name", "relative", "--device", "cpu");
+            code.Should().Be(0, errors);
+            var run = Path.Combine(experiments, "relative");
+            File.ReadAllText(Path.Combine(run, "config.json")).Should().Contain("\"data-path\": \"/usr/share/datasets/fashion-mnist\"");
+            var (evaluated, output, evaluateErrors) = await RunProcess(["evaluate", "--run", run], shellPrefix: "cd / && ");
+            evaluated.Should().Be(0, evaluateErrors);
+            output.Should().Contain("backbone  top-1");
+        }
+        finally
+        {
+            if (Directory.Exists(experiments))
+            {
+                Directory.Delete(experiments, recursive: true);
+            }
+        }
+    }
 }
