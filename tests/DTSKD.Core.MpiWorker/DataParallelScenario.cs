@@ -68,4 +68,39 @@ internal static class DataParallelScenario
             }
         }
     }
+
+    /// <summary>One rank's data, model and loss, built in the scenario's order, with the trainer over them; owns them all.</summary>
+    internal sealed class Replica : IDisposable
+    {
+        public Replica()
+        {
+            (Train, Test) = Data();
+            Model = DataParallelScenario.Model();
+            Loss = DataParallelScenario.Loss(Model);
+        }
+
+        public ImageDataset Train { get; }
+
+        public ImageDataset Test { get; }
+
+        public IMultiBranchModel Model { get; }
+
+        public DualTeacherLoss Loss { get; }
+
+        /// <summary>A trainer of this replica for <paramref name="group"/> (null: one process), checkpointing into <paramref name="checkpoints"/> when given.</summary>
+        public Trainer Trainer(IProcessGroup? group, string? checkpoints = null)
+        {
+            var options = Options(group);
+            options.CheckpointDirectory = checkpoints;
+            return new Trainer(Model, Loss, Train, Test, Augmentation, options);
+        }
+
+        public void Dispose()
+        {
+            Loss.Dispose();
+            Model.Dispose();
+            Test.Dispose();
+            Train.Dispose();
+        }
+    }
 }

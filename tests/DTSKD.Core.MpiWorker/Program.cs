@@ -62,12 +62,8 @@ switch (mode)
 
     case "train" or "die" or "fail":
     {
-        var (train, test) = DataParallelScenario.Data();
-        using var _ = train;
-        using var __ = test;
-        using var model = DataParallelScenario.Model();
-        using var loss = DataParallelScenario.Loss(model);
-        using var trainer = new Trainer(model, loss, train, test, DataParallelScenario.Augmentation, DataParallelScenario.Options(group));
+        using var replica = new DataParallelScenario.Replica();
+        using var trainer = replica.Trainer(group);
         if (mode == "die" && group.Rank == 1)
         {
             trainer.Callbacks.Add(new DieAt(int.Parse(output, CultureInfo.InvariantCulture)));
@@ -81,7 +77,7 @@ switch (mode)
         trainer.Run();
         if (mode == "train")
         {
-            File.WriteAllLines(Path.Combine(output, $"rank{group.Rank}.txt"), DataParallelScenario.Weights(model).Select(v => v.ToString("R", CultureInfo.InvariantCulture)));
+            File.WriteAllLines(Path.Combine(output, $"rank{group.Rank}.txt"), DataParallelScenario.Weights(replica.Model).Select(v => v.ToString("R", CultureInfo.InvariantCulture)));
         }
 
         return 0;
@@ -91,14 +87,8 @@ switch (mode)
     {
         foreach (var pass in new[] { "stop", "resume" })
         {
-            var (train, test) = DataParallelScenario.Data();
-            using var _ = train;
-            using var __ = test;
-            using var model = DataParallelScenario.Model();
-            using var loss = DataParallelScenario.Loss(model);
-            var options = DataParallelScenario.Options(group);
-            options.CheckpointDirectory = output;
-            using var trainer = new Trainer(model, loss, train, test, DataParallelScenario.Augmentation, options);
+            using var replica = new DataParallelScenario.Replica();
+            using var trainer = replica.Trainer(group, output);
             using var stop = new CancellationTokenSource();
             if (pass == "stop" && group.Rank == 0)
             {
@@ -119,7 +109,7 @@ switch (mode)
 
             if (pass == "resume")
             {
-                File.WriteAllLines(Path.Combine(output, $"rank{group.Rank}.txt"), DataParallelScenario.Weights(model).Select(v => v.ToString("R", CultureInfo.InvariantCulture)));
+                File.WriteAllLines(Path.Combine(output, $"rank{group.Rank}.txt"), DataParallelScenario.Weights(replica.Model).Select(v => v.ToString("R", CultureInfo.InvariantCulture)));
             }
         }
 

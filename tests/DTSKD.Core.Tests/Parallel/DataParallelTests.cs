@@ -31,17 +31,13 @@ public sealed class DataParallelTests : IDisposable
         var ranks = ThreadGroup.Create(2);
 
         // Built one after another: the seeds set the one global generator, which two threads would share.
-        var replicas = ranks.Select(_ => (Data: DataParallelScenario.Data(), Model: DataParallelScenario.Model())).ToArray();
+        var replicas = ranks.Select(_ => new DataParallelScenario.Replica()).ToArray();
         var weights = ThreadGroup.Run(ranks, group =>
         {
-            var ((train, test), model) = replicas[group.Rank];
-            using var _ = train;
-            using var __ = test;
-            using var ___ = model;
-            using var loss = DataParallelScenario.Loss(model);
-            using var trainer = new Trainer(model, loss, train, test, DataParallelScenario.Augmentation, DataParallelScenario.Options(group));
+            using var replica = replicas[group.Rank];
+            using var trainer = replica.Trainer(group);
             var result = trainer.Run();
-            return (Weights: DataParallelScenario.Weights(model), result.Metrics[^1].TrainLoss);
+            return (Weights: DataParallelScenario.Weights(replica.Model), result.Metrics[^1].TrainLoss);
         });
 
         weights[0].Weights.Should().HaveCount(reference.Length);
@@ -126,14 +122,11 @@ public sealed class DataParallelTests : IDisposable
     {
         var reference = Reference();
         var ranks = ThreadGroup.Create(2);
-        var replicas = ranks.Select(_ => (Data: DataParallelScenario.Data(), Model: DataParallelScenario.Model())).ToArray();
+        var replicas = ranks.Select(_ => new DataParallelScenario.Replica()).ToArray();
         var stopped = ThreadGroup.Run(ranks, group =>
         {
-            var ((train, test), model) = replicas[group.Rank];
-            using var loss = DataParallelScenario.Loss(model);
-            var options = DataParallelScenario.Options(group);
-            options.CheckpointDirectory = _dir.FullName;
-            using var trainer = new Trainer(model, loss, train, test, DataParallelScenario.Augmentation, options);
+            using var replica = replicas[group.Rank];
+            using var trainer = replica.Trainer(group, _dir.FullName);
             using var stop = new CancellationTokenSource();
 
             // Only rank 0 is asked to stop (one rank's SIGINT); both must stop at the same step.
@@ -148,37 +141,22 @@ public sealed class DataParallelTests : IDisposable
         var checkpoint = Path.Combine(_dir.FullName, "last.ckpt");
         TrainerCheckpoint.ReadSummary(checkpoint).StepsDone.Should().Be(1);
 
-        foreach (var ((train, test), model) in replicas)
-        {
-            model.Dispose();
-            train.Dispose();
-            test.Dispose();
-        }
-
         var resumedRanks = ThreadGroup.Create(2);
-        var fresh = resumedRanks.Select(_ => (Data: DataParallelScenario.Data(), Model: DataParallelScenario.Model())).ToArray();
+        var fresh = resumedRanks.Select(_ => new DataParallelScenario.Replica()).ToArray();
         var weights = ThreadGroup.Run(resumedRanks, group =>
         {
-            var ((train, test), model) = fresh[group.Rank];
-            using var _ = train;
-            using var __ = test;
-            using var ___ = model;
-            using var loss = DataParallelScenario.Loss(model);
-            using var trainer = new Trainer(model, loss, train, test, DataParallelScenario.Augmentation, DataParallelScenario.Options(group));
+            using var replica = fresh[group.Rank];
+            using var trainer = replica.Trainer(group);
             trainer.LoadCheckpoint(checkpoint);
             trainer.Run();
-            return DataParallelScenario.Weights(model);
+            return DataParallelScenario.Weights(replica.Model);
         });
         MaxGap(weights[0], reference).Should().BeLessThan(1e-10);
         MaxGap(weights[1], reference).Should().BeLessThan(1e-10, "rank 1 resumed its own history rows from rank 0's file");
 
         // One process cannot continue a two-rank run: its history holds only rank 0's rows.
-        var (oneTrain, oneTest) = DataParallelScenario.Data();
-        using var oneTrain_ = oneTrain;
-        using var oneTest_ = oneTest;
-        using var single = DataParallelScenario.Model();
-        using var singleLoss = DataParallelScenario.Loss(single);
-        using var alone = new Trainer(single, singleLoss, oneTrain, oneTest, DataParallelScenario.Augmentation, DataParallelScenario.Options(null));
+        using var single = new DataParallelScenario.Replica();
+        using var alone = single.Trainer(null);
         var act = () => alone.LoadCheckpoint(checkpoint);
         act.Should().Throw<InvalidDataException>().WithMessage($"Cannot resume '{checkpoint}' with 1 rank (the run trained with 2: each rank's historical teacher holds its own samples' rows; resume with 2).");
     }
