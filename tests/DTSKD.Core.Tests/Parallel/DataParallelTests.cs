@@ -47,6 +47,46 @@ public sealed class DataParallelTests : IDisposable
     }
 
     [Fact]
+    public void Evaluation_is_split_over_the_ranks_and_every_rank_gets_the_whole_test_set_s_figures()
+    {
+        EvaluationResult expected;
+        using (var single = new DataParallelScenario.Replica())
+        using (var alone = single.Trainer(null))
+        {
+            expected = alone.EvaluateTest();
+        }
+
+        // Three ranks for eight test images (3, 3 and 2 each); rank 2's running statistics are another's, as after a step.
+        var ranks = ThreadGroup.Create(3);
+        var replicas = ranks.Select(_ => new DataParallelScenario.Replica()).ToArray();
+        using (no_grad())
+        {
+            foreach (var mean in ((nn.Module)replicas[2].Model).named_buffers().Where(b => b.name.EndsWith("running_mean", StringComparison.Ordinal)))
+            {
+                mean.buffer.add_(5);
+            }
+        }
+
+        var results = ThreadGroup.Run(ranks, group =>
+        {
+            using var replica = replicas[group.Rank];
+            using var trainer = replica.Trainer(group);
+            return trainer.EvaluateTest();
+        });
+
+        foreach (var result in results)
+        {
+            result.Count.Should().Be(8);
+            result.Top1.Should().Equal(expected.Top1, "the counts are added over the ranks, each image counted once");
+            result.Top5.Should().Be(expected.Top5);
+            // Each batch's cross-entropy is a float32 sum; other batches, other roundings.
+            result.Loss.Should().BeApproximately(expected.Loss, 1e-6 * expected.Loss);
+        }
+
+        ranks[0].Traffic.Elements.Should().Be(expected.Top1.Count + 2, "one all-reduce carries every head's hits, the top-5 hits and the loss sum");
+    }
+
+    [Fact]
     public void Two_mpi_ranks_train_the_weights_of_one_process_accumulating_their_two_micro_batches()
     {
         var (code, output) = Mpirun("train", _dir.FullName);

@@ -121,10 +121,19 @@ public sealed class Trainer : IDisposable
     }
 
     /// <summary>Evaluates the model on the test set now.</summary>
+    /// <remarks>
+    /// With several ranks (<see cref="TrainerOptions.ProcessGroup"/>) it is collective: rank 0's batch-norm statistics reach
+    /// every rank, each evaluates its share of the test set (every <c>WorldSize</c>-th image) and every rank returns the
+    /// whole set's figures.
+    /// </remarks>
     public EvaluationResult EvaluateTest()
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        return Evaluator.Evaluate(Model, _testReader, _testCount, _preprocessing, _options.EvalBatchSize, _parts.Step.Input);
+        var group = _parts.Step.Group;
+
+        // After an epoch's last step each rank holds the running statistics of its own batches; one copy is evaluated.
+        ReplicaSync.Buffers(Model, group);
+        return Evaluator.Evaluate(Model, _testReader, _testCount, _preprocessing, _options.EvalBatchSize, _parts.Step.Input, group);
     }
 
     /// <summary>Writes a checkpoint of the whole training state (atomically: temporary file, then rename).</summary>

@@ -63,7 +63,12 @@ public static class Evaluator
     /// <param name="preprocessing">Supplies the test-time preparation.</param>
     /// <param name="batchSize">Evaluation batch size.</param>
     /// <param name="input">The number format and memory layout batches enter the model in.</param>
-    internal static EvaluationResult Evaluate(IMultiBranchModel model, IBatchReader reader, int count, IBatchAugmentation preprocessing, int batchSize, InputFormat input)
+    /// <param name="group">
+    /// With several ranks, each evaluates every <c>WorldSize</c>-th sample from its rank on and the counts and loss sums are
+    /// added over the ranks (collective: every rank calls it; all get the whole set's figures). The ranks' models must be
+    /// equal, buffers included.
+    /// </param>
+    internal static EvaluationResult Evaluate(IMultiBranchModel model, IBatchReader reader, int count, IBatchAugmentation preprocessing, int batchSize, InputFormat input, IProcessGroup? group = null)
     {
         var wasTraining = model.training;
         model.eval();
@@ -71,7 +76,8 @@ public static class Evaluator
         {
             using var scope = NewDisposeScope();
             using var noGrad = no_grad();
-            using var order = arange(count, ScalarType.Int64);
+            var (rank, ranks) = group is { WorldSize: > 1 } ? (group.Rank, group.WorldSize) : (0, 1);
+            using var order = arange(rank, count, ranks, ScalarType.Int64);
             Tensor? correct = null;
             Tensor? top5 = null;
             Tensor? loss = null;
@@ -93,8 +99,20 @@ public static class Evaluator
                 loss = (loss is null ? ce : loss.add(ce)).MoveToOuterDisposeScope();
             }
 
-            var perHead = correct!.cpu().data<long>().ToArray().Select(c => 100.0 * c / count).ToArray();
-            return new EvaluationResult(perHead, 100.0 * top5!.item<long>() / count, loss!.item<double>() / count, count);
+            // A rank with no sample of its own (more ranks than test samples) still takes part in the sums.
+            var heads = model.BranchCount + 1;
+            var sums = correct is null
+                ? zeros(heads + 2, ScalarType.Float64)
+                : cat([correct.to(ScalarType.Float64), top5!.to(ScalarType.Float64).reshape(1), loss!.reshape(1)]).cpu().contiguous();
+            if (ranks > 1)
+            {
+                group!.AllReduce(sums, ReduceOperation.Sum);
+            }
+
+            // Counts below 2^53 are exact in float64, so the accuracies are the single process's to the last bit.
+            var values = sums.data<double>().ToArray();
+            var perHead = values.Take(heads).Select(c => 100.0 * c / count).ToArray();
+            return new EvaluationResult(perHead, 100.0 * values[heads] / count, values[heads + 1] / count, count);
         }
         finally
         {
