@@ -117,6 +117,17 @@ public sealed record ExperimentConfig
     /// <summary>The number format the run actually used (written by the sample, not an option).</summary>
     public string? PrecisionUsed { get; init; }
 
+    /// <summary>The number of ranks the run trained with (written by the sample, not an option; null: one process).</summary>
+    public int? WorldSizeUsed { get; init; }
+
+    /// <summary>--rank: the rank this process must have (the launcher's decides; checked against it). Not the run's: not written.</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public int? Rank { get; init; }
+
+    /// <summary>--world-size: the rank count the launcher must have started (checked against it). Not the run's: not written.</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public int? WorldSize { get; init; }
+
     /// <summary>The data folder: the option, else the data set's usual place.</summary>
     public string ResolvedDataPath => DataPath ?? (DataType == SampleData.Folder ? "." : Core.Data.StandardDatasets.DefaultPath(DataType));
 

@@ -11,10 +11,13 @@ namespace DTSKD.Samples.Cifar100;
 internal static class Preflight
 {
     /// <summary>What training may start with.</summary>
-    internal sealed record Cleared(ExperimentConfig Config, IReadOnlyList<string> Changes, Device Device, RunFolder Folder, RunFolder.Claim Claim, IReadOnlyList<string> Existing);
+    internal sealed record Cleared(ExperimentConfig Config, IReadOnlyList<string> Changes, Device Device, RunFolder Folder, RunFolder.Claim? Claim, IReadOnlyList<string> Existing);
 
     /// <summary>The run cleared to start (its claim held), or the exit code and one line saying why not.</summary>
-    public static (Cleared? Run, int Code, string? Error) Check(ExperimentConfig config, IReadOnlySet<string> given)
+    /// <param name="config">The command line's configuration.</param>
+    /// <param name="given">The options the command line gave.</param>
+    /// <param name="claim">Whether this process takes the folder (rank 0 of a data-parallel run; the other ranks only read it).</param>
+    public static (Cleared? Run, int Code, string? Error) Check(ExperimentConfig config, IReadOnlySet<string> given, bool claim = true)
     {
         var changes = new List<string>();
         if (config.Resume)
@@ -54,7 +57,7 @@ internal static class Preflight
         // One training per folder, from here to the end (the lock dies with the process).
         try
         {
-            return (new Cleared(config, changes, device, folder, folder.Take(), existing), Sample.Ok, null);
+            return (new Cleared(config, changes, device, folder, claim ? folder.Take() : null, existing), Sample.Ok, null);
         }
         catch (RunFolderInUseException ex)
         {

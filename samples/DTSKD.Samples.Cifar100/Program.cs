@@ -16,9 +16,9 @@ using var terminate = PosixSignalRegistration.Create(PosixSignal.SIGTERM, stop.H
 
 // An exception on another thread ends the process too: one line and a log of the stack, never an abort.
 AppDomain.CurrentDomain.UnhandledException += (_, e) => Environment.Exit(Sample.Crash((Exception)e.ExceptionObject, Console.Error, null));
-if (Console.IsOutputRedirected)
+if (Console.IsOutputRedirected || Environment.GetEnvironmentVariable("OMPI_COMM_WORLD_SIZE") is not null)
 {
-    // Plain output: one line per message, however long.
+    // Plain output: one line per message, however long (mpirun gives each rank a terminal, but what it prints goes to a log).
     AnsiConsole.Profile.Width = 500;
 }
 
@@ -133,19 +133,45 @@ namespace DTSKD.Samples.Cifar100
                 return await AfterTraining.RunAsync(tool, console, errors, stop.Token).ConfigureAwait(false);
             }
 
-            foreach (var note in request.Notes)
+            // A data-parallel run: one sample per rank, started by the launcher; rank 0 writes and speaks for the run.
+            var (ranks, rankError) = SampleRanks.Start(request.Train!);
+            if (ranks is null)
             {
-                console.MarkupLineInterpolated($"note: {note}");
+                errors.WriteLine($"error: {rankError}");
+                return BadArguments;
             }
 
-            var training = new TrainCommand(console, errors, stop, cifar100Source, configureTrainer);
-            try
+            using (ranks)
             {
-                return await training.RunAsync(args, request.Train!, request.Given).ConfigureAwait(false);
-            }
-            finally
-            {
-                run.Folder = training.WrittenFolder;
+                (console, errors) = (ranks.Console(console), ranks.Errors(errors));
+                foreach (var note in request.Notes)
+                {
+                    console.MarkupLineInterpolated($"note: {note}");
+                }
+
+                var training = new TrainCommand(console, errors, stop, cifar100Source, configureTrainer, ranks);
+                int code;
+                try
+                {
+                    code = await training.RunAsync(args, request.Train!, request.Given).ConfigureAwait(false);
+                }
+                catch (Exception ex) when (ranks.WorldSize > 1 && ex is not OutOfMemoryException)
+                {
+                    code = Crash(ex, errors, training.WrittenFolder, args);
+                }
+                finally
+                {
+                    run.Folder = training.WrittenFolder;
+                }
+
+                // A rank that cannot go on ends the job now: the others would wait for it at their next collective.
+                if (ranks.WorldSize > 1 && code is not (Ok or Interrupted or Terminated))
+                {
+                    errors.Flush();
+                    ranks.Abort(code);
+                }
+
+                return code;
             }
         }
 

@@ -70,10 +70,10 @@ internal static class ReleaseFlags
                 "--start_epoch" => StartEpoch(Value()),
                 "--saveckp_freq" => Note(notes, Value(), "--saveckp_freq: not used; every epoch's last.ckpt and the best epoch's best.ckpt are written into the run folder."),
                 "--workers" => Note(notes, Value(), "--workers: not used; images are decoded by the sample's own threads and batches gathered on the training device (--threads sets LibTorch's CPU threads)."),
-                "--dist_backend" or "--dist_url" => Note(notes, Value(), $"{flag}: not used; one process trains (data-parallel training on MPI is a library feature for now: docs/scaling.md)."),
-                "--multiprocessing_distributed" => Note(notes, "", "--multiprocessing_distributed: not used; one process trains (docs/scaling.md)."),
-                "--rank" => Rank(Value()),
-                "--world_size" => WorldSize(Value()),
+                "--dist_backend" or "--dist_url" => Note(notes, Value(), $"{flag}: not used; the ranks of a data-parallel run meet through MPI, as the launcher (mpirun, srun) started them (docs/scaling.md)."),
+                "--multiprocessing_distributed" => Note(notes, "", "--multiprocessing_distributed: not used; start one sample per rank with mpirun -np N or srun (docs/scaling.md)."),
+                "--rank" => Rank(Value(), output),
+                "--world_size" => WorldSize(Value(), output, notes),
                 "--tsne" => Tsne(Value()),
                 _ => null,
             };
@@ -138,15 +138,42 @@ internal static class ReleaseFlags
             ? null
             : $"--start_epoch {value}: a run continues from its checkpoint with --resume (the epoch is the checkpoint's); only --start_epoch 0 is taken.";
 
-    private static string? Rank(string? value) =>
-        int.TryParse(value, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var rank) && rank is 0 or -1
-            ? null
-            : $"--rank {value}: the sample trains in one process (rank 0); data-parallel training on MPI is a library feature for now (MpiProcessGroup, docs/scaling.md).";
+    /// <summary>The release's --rank (-1: not distributed) is the sample's --rank, checked against the launcher's.</summary>
+    private static string? Rank(string? value, List<string> output)
+    {
+        if (!int.TryParse(value, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var rank) || rank < -1)
+        {
+            return $"--rank {value}: a rank from 0 (or the release's -1, not distributed).";
+        }
 
-    private static string? WorldSize(string? value) =>
-        int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var size) && size == 1
-            ? null
-            : $"--world_size {value}: the sample trains in one process; only --world_size 1 is taken (data-parallel training on MPI is a library feature for now: MpiProcessGroup, docs/scaling.md).";
+        if (rank >= 0)
+        {
+            output.AddRange(["--rank", value!]);
+        }
+
+        return null;
+    }
+
+    /// <summary>The release's --world_size (-1: not distributed) is the sample's --world-size, checked against the launcher's.</summary>
+    private static string? WorldSize(string? value, List<string> output, List<string> notes)
+    {
+        if (!int.TryParse(value, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var size) || size is 0 or < -1)
+        {
+            return $"--world_size {value}: a number of processes from 1 (or the release's -1, not distributed).";
+        }
+
+        if (size >= 1)
+        {
+            output.AddRange(["--world-size", value!]);
+        }
+
+        if (size > 1)
+        {
+            notes.Add($"--world_size {size}: the sample's --world-size {size}; one sample per rank, started by the launcher (mpirun -np {size}, srun; docs/scaling.md), --batch-size split over them as the release splits it over its GPUs.");
+        }
+
+        return null;
+    }
 
     private static string? Tsne(string? value) =>
         value is "0" or "1" ? null : $"--tsne {value}: 0 or 1 (1 keeps the best epoch's test outputs and draws their t-SNE map).";

@@ -14,7 +14,7 @@ public static class RunContinuation
     private static readonly string[] Identity = ["--classifier-type", "--data-type", "--base-width", "--neck-width", "--train-limit", "--test-limit", "--seed", "--objective", "--hskd", "--image-size", "--channels", "--stem", "--pretrained", "--freeze", "--branch-points"];
 
     /// <summary>Options that describe this invocation, not the run.</summary>
-    private static readonly string[] Invocation = ["--resume", "--overwrite", "--experiments-dir", "--experiments-name", "--no-download", "--image-cache"];
+    private static readonly string[] Invocation = ["--resume", "--overwrite", "--experiments-dir", "--experiments-name", "--no-download", "--image-cache", "--rank", "--world-size"];
 
     /// <summary>
     /// The folder of the run to continue: the one <c>--resume</c> names; else the one the options name; else, when the

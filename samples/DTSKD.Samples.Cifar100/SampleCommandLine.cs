@@ -128,6 +128,7 @@ public static class SampleCommandLine
         stem.AcceptOnlyFromAmong("auto", "cifar", "imagenet");
         var shared = new SharedOptions();
         var tuning = new PretrainedStart.Options();
+        var ranks = new SampleRanks.Options();
 
         var root = new RootCommand("Reproduces DTSKD's CIFAR-100 ResNet-18 experiment (Dual Teachers for Self-Knowledge Distillation) with DTSKD.Core. " +
                                    "After training: evaluate, export and predict (see their --help).")
@@ -137,7 +138,7 @@ public static class SampleCommandLine
             shared.Threads, shared.BaseWidth, shared.NeckWidth, trainLimit, shared.TestLimit, bestAfter, logInterval, noTensorBoard, tsne,
             imageSize, channels, imageMode, imageCache, skipBad, stem,
         };
-        foreach (var option in tuning.All)
+        foreach (var option in tuning.All.Concat(ranks.All))
         {
             root.Options.Add(option);
         }
@@ -172,7 +173,7 @@ public static class SampleCommandLine
             return tool is null ? (null, toolError, false) : (new SampleRequest(null, tool), null, false);
         }
 
-        var config = tuning.Read(result, shared.Read(result, new ExperimentConfig
+        var config = ranks.Read(result, tuning.Read(result, shared.Read(result, new ExperimentConfig
         {
             Lr = result.GetValue(lr), LrDecaySchedule = result.GetValue(schedule) ?? [], LrDecayRate = result.GetValue(rate),
             WeightDecay = result.GetValue(wd), Momentum = result.GetValue(momentum), Epochs = result.GetValue(epochs),
@@ -186,7 +187,7 @@ public static class SampleCommandLine
             BestAfter = result.GetValue(bestAfter), LogInterval = result.GetValue(logInterval), TensorBoard = !result.GetValue(noTensorBoard), Tsne = result.GetValue(tsne),
             ImageSize = result.GetValue(imageSize), Channels = result.GetValue(channels), ImageMode = result.GetValue(imageMode)!, ImageCache = result.GetValue(imageCache),
             SkipBadImages = result.GetValue(skipBad), Stem = result.GetValue(stem)!,
-        }));
+        })));
 
         var folderOnly = new Option[] { imageSize, channels, imageMode, imageCache, skipBad }.FirstOrDefault(o => result.GetResult(o) is { Implicit: false });
         if (config.DataType != SampleData.Folder && folderOnly is not null)

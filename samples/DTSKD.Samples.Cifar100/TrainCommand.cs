@@ -12,7 +12,7 @@ namespace DTSKD.Samples.Cifar100;
 /// The main job: train one model with DTSKD.Core's building blocks (a multi-branch network, the dual-teacher loss, the
 /// trainer) in a run folder that holds its configuration, metrics, plots, checkpoints, log and report.
 /// </summary>
-internal sealed class TrainCommand(IAnsiConsole console, TextWriter errors, SampleStop stop, Uri? cifar100Source, Action<Trainer>? configureTrainer)
+internal sealed class TrainCommand(IAnsiConsole console, TextWriter errors, SampleStop stop, Uri? cifar100Source, Action<Trainer>? configureTrainer, SampleRanks ranks)
 {
     /// <summary>The run folder once something of the run is written there (for a crash log).</summary>
     public string? WrittenFolder { get; private set; }
@@ -20,7 +20,7 @@ internal sealed class TrainCommand(IAnsiConsole console, TextWriter errors, Samp
     /// <summary>Checks everything, then trains; every outcome is an exit code and, on failure, one line.</summary>
     public async Task<int> RunAsync(string[] args, ExperimentConfig config, IReadOnlySet<string> given)
     {
-        var (cleared, code, error) = Preflight.Check(config, given);
+        var (cleared, code, error) = Preflight.Check(config, given, claim: ranks.Speaks);
         if (cleared is null)
         {
             return Fail(code, error!);
@@ -28,6 +28,8 @@ internal sealed class TrainCommand(IAnsiConsole console, TextWriter errors, Samp
 
         using (cleared.Claim)
         {
+            // Every rank has checked the folder before rank 0 writes into it.
+            ranks.Barrier();
             return await TrainAsync(args, cleared).ConfigureAwait(false);
         }
     }
@@ -85,6 +87,10 @@ internal sealed class TrainCommand(IAnsiConsole console, TextWriter errors, Samp
             try
             {
                 var options = SampleRecipe.TrainerOptions(config, run.Device, precision, run.Folder.Path);
+
+                // --batch-size is the whole step's, as the release's is over its GPUs: each rank trains its share.
+                options.BatchSize = config.BatchSize / ranks.WorldSize;
+                options.ProcessGroup = ranks.Group;
                 options.FineTuning = pretrained is null ? null : PretrainedStart.Tuning(config, pretrained);
                 trainer = new Trainer(model, loss, train, data.Splits.Test, preprocessing, options, logs.CreateLogger("DTSKD"));
             }
@@ -101,7 +107,7 @@ internal sealed class TrainCommand(IAnsiConsole console, TextWriter errors, Samp
             }
 
             // After the trainer has given the model back in float32: the best epoch's weights, as the release keeps them.
-            return trained == Sample.Ok && config.Tsne ? KeepTsne(run, model, data.Splits.Test, preprocessing) : trained;
+            return trained == Sample.Ok && config.Tsne && ranks.Speaks ? KeepTsne(run, model, data.Splits.Test, preprocessing) : trained;
         }
     }
 
@@ -147,6 +153,13 @@ internal sealed class TrainCommand(IAnsiConsole console, TextWriter errors, Samp
             }
         }
 
+        if (run.Claim is null)
+        {
+            // Not rank 0: the run folder is rank 0's to write.
+            Announce(run, trainer, data.Splits, precision);
+            return Sample.Ok;
+        }
+
         try
         {
             if (config.Overwrite && run.Existing.Count > 0)
@@ -164,6 +177,7 @@ internal sealed class TrainCommand(IAnsiConsole console, TextWriter errors, Samp
                 DataPath = config.DataPath is { } dataPath ? Path.GetFullPath(dataPath) : null,
                 DeviceUsed = run.Device.type.ToString(),
                 PrecisionUsed = precision.ToString(),
+                WorldSizeUsed = ranks.WorldSize > 1 ? ranks.WorldSize : null,
                 ClassNames = folderData ? [.. train.ClassNames!] : null,
                 Mean = folderData || config.Pretrained is not null ? [.. preprocessing.Mean] : null,
                 Std = folderData || config.Pretrained is not null ? [.. preprocessing.Std] : null,
@@ -198,7 +212,7 @@ internal sealed class TrainCommand(IAnsiConsole console, TextWriter errors, Samp
         }
 
         console.MarkupLineInterpolated(
-            $"[bold]{config.ClassifierType}[/] on [bold]{data.Train.Name}[/] ({data.Train.Count} train / {data.Test.Count} test images), {config.Epochs} epochs, device {run.Device.type}, {precision}, {config.Threads} threads, outputs in '{run.Folder.Path}'.");
+            $"[bold]{config.ClassifierType}[/] on [bold]{data.Train.Name}[/] ({data.Train.Count} train / {data.Test.Count} test images), {config.Epochs} epochs, device {run.Device.type}, {precision}, {config.Threads} threads{(ranks.Group is { } group ? $", {group.Description}, batch {config.BatchSize / ranks.WorldSize} per rank" : string.Empty)}, outputs in '{run.Folder.Path}'.");
     }
 
     /// <summary>--tsne: the best epoch's (or, before the best is counted, the last epoch's) test outputs and their t-SNE map.</summary>
@@ -224,9 +238,13 @@ internal sealed class TrainCommand(IAnsiConsole console, TextWriter errors, Samp
         var (config, folder) = (run.Config, run.Folder);
         var outputs = new ExperimentOutputs(folder.Path, config);
         var view = new ProgressView(console, heads);
-        trainer.Callbacks.Add(view);
-        trainer.Callbacks.Add(outputs);
-        if (config.TensorBoard)
+        if (ranks.Speaks)
+        {
+            trainer.Callbacks.Add(view);
+            trainer.Callbacks.Add(outputs);
+        }
+
+        if (config.TensorBoard && ranks.Speaks)
         {
             var tensorBoard = new TensorBoardCallback(Path.Combine(folder.Path, "tensorboard"));
             trainer.Callbacks.Add(tensorBoard);
@@ -237,8 +255,17 @@ internal sealed class TrainCommand(IAnsiConsole console, TextWriter errors, Samp
         TrainingResult result;
         try
         {
-            result = view.Show(() => trainer.Run(stop.Token), trainer.Metrics);
-            outputs.WriteReport(result, run.Device.type.ToString());
+            result = ranks.Speaks ? view.Show(() => trainer.Run(stop.Token), trainer.Metrics) : trainer.Run(stop.Token);
+            if (ranks.Speaks)
+            {
+                outputs.WriteReport(result, run.Device.type.ToString());
+            }
+        }
+        catch (TimeoutException ex)
+        {
+            // Another rank of a data-parallel run has stopped answering.
+            var kept = File.Exists(folder.LastCheckpoint) ? $"'{folder.LastCheckpoint}' holds the last epoch saved (continue with --resume {folder.Path})" : "no epoch had finished, so there is no checkpoint";
+            return Fail(Sample.Failed, $"{ex.Message} Training stopped; {kept}.");
         }
         catch (TrainingDivergedException ex)
         {

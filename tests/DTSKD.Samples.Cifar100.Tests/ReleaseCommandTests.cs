@@ -32,12 +32,12 @@ public sealed class ReleaseCommandTests : SampleTestBase
         more.Error.Should().BeNull();
         (more.Request!.Train!.Epochs, more.Request.Train.BatchSize, more.Request.Train.WeightDecay, more.Request.Train.Seed, more.Request.Train.AlphaT).Should().Be((12, 64, 1e-4, 3L, 0.7));
         more.Request.Notes.Should().HaveCount(5).And.Contain(n => n.StartsWith("--workers: not used;", StringComparison.Ordinal))
-            .And.Contain(n => n.StartsWith("--dist_url: not used; one process trains", StringComparison.Ordinal));
+            .And.Contain(n => n.StartsWith("--dist_url: not used; the ranks of a data-parallel run meet through MPI", StringComparison.Ordinal));
     }
 
     [Theory]
-    [InlineData("--world_size", "2", "--world_size 2: the sample trains in one process; only --world_size 1 is taken")]
-    [InlineData("--rank", "1", "--rank 1: the sample trains in one process (rank 0)")]
+    [InlineData("--world_size", "0", "--world_size 0: a number of processes from 1 (or the release's -1, not distributed).")]
+    [InlineData("--rank", "-2", "--rank -2: a rank from 0 (or the release's -1, not distributed).")]
     [InlineData("--tsne", "2", "--tsne 2: 0 or 1 (1 keeps the best epoch's test outputs and draws their t-SNE map).")]
     [InlineData("--start_epoch", "150", "--start_epoch 150: a run continues from its checkpoint with --resume")]
     [InlineData("--HSKD", "2", "--hskd")]
@@ -46,6 +46,25 @@ public sealed class ReleaseCommandTests : SampleTestBase
         var (request, error, _) = SampleCommandLine.Parse([flag, value], TextWriter.Null);
         request.Should().BeNull();
         error.Should().Contain(expected).And.NotContain("\n");
+    }
+
+    [Fact]
+    public async Task The_release_s_rank_and_world_size_are_the_sample_s_checked_against_the_launcher()
+    {
+        var defaults = SampleCommandLine.Parse(["--rank", "-1", "--world_size", "-1"], TextWriter.Null).Request!.Train!;
+        (defaults.Rank, defaults.WorldSize).Should().Be(((int?)null, (int?)null), "-1 is the release's 'not distributed'");
+        var two = SampleCommandLine.Parse(["--world_size", "2", "--rank", "1"], TextWriter.Null).Request!;
+        (two.Train!.Rank, two.Train.WorldSize).Should().Be((1, 2));
+        two.Notes.Should().ContainSingle().Which.Should().StartWith("--world_size 2: the sample's --world-size 2; one sample per rank, started by the launcher (mpirun -np 2");
+
+        // Started by hand, this is one process: two ranks are refused before anything is written.
+        var experiments = Path.Combine(Dir.FullName, "runs");
+        var (code, _, errors) = await Run("--data-type", "fashion-mnist", "--world_size", "2", "--experiments-dir", experiments);
+        code.Should().Be(Sample.BadArguments);
+        errors.Trim().Should().Be("error: --world-size 2: no launcher started this process (none of OMPI_COMM_WORLD_SIZE, PMI_SIZE, SLURM_NTASKS is set); start the ranks with mpirun -np 2 (docs/scaling.md).");
+        (code, _, errors) = await Run("--data-type", "fashion-mnist", "--rank", "1", "--experiments-dir", experiments);
+        errors.Trim().Should().Be("error: --rank 1: ranks run from 0 below the world size (1).");
+        Directory.Exists(experiments).Should().BeFalse();
     }
 
     [Fact]

@@ -1,0 +1,82 @@
+using System.Diagnostics;
+using System.Text.Json;
+
+namespace DTSKD.Samples.Cifar100.Tests;
+
+/// <summary>The sample under mpirun: one process per rank, rank 0 writing the run folder; what a launcher gets wrong is named.</summary>
+public sealed class DataParallelRunTests : SampleTestBase
+{
+    private string Experiments => Path.Combine(Dir.FullName, "runs");
+
+    private string[] Tiny(int epochs, int batch = 32) =>
+    [
+        "--data-type", "fashion-mnist", "--epochs", $"{epochs}", "--train-limit", "256", "--test-limit", "200", "--base-width", "16", "--neck-width", "16",
+        "--batch-size", $"{batch}", "--threads", "1", "--no-tensorboard", "--experiments-dir", Experiments, "--experiments-name", "dp",
+    ];
+
+    [Fact]
+    public async Task Two_ranks_train_a_run_that_rank_0_alone_writes_and_only_two_ranks_resume()
+    {
+        var (code, output) = await Mpirun(2, Tiny(1));
+        code.Should().Be(0, output);
+        output.Should().MatchRegex(@"MPI \(Open MPI v\d+\.\d+\.\d+\), 2 ranks, batch 16 per rank");
+        output.Split('\n').Count(l => l.StartsWith("Done:", StringComparison.Ordinal)).Should().Be(1, "rank 1 is silent: rank 0 speaks for the run");
+        var run = Path.Combine(Experiments, "dp");
+        using (var config = JsonDocument.Parse(File.ReadAllText(Path.Combine(run, "config.json"))))
+        {
+            config.RootElement.GetProperty("world-size-used").GetInt32().Should().Be(2);
+            config.RootElement.TryGetProperty("world-size", out _).Should().BeFalse("--world-size describes the invocation, not the run");
+        }
+
+        File.ReadAllLines(Path.Combine(run, "metrics.csv")).Should().HaveCount(2, "one header and one epoch, written once");
+        Directory.GetFiles(run, "crash-*").Should().BeEmpty();
+
+        var (alone, _, errors) = await RunProcess(["--resume", run, "--epochs", "2"]);
+        alone.Should().Be(Sample.Failed);
+        errors.Trim().Should().EndWith("with 1 rank (the run trained with 2: each rank's historical teacher holds its own samples' rows; resume with 2).").And.NotContain("\n");
+
+        (code, output) = await Mpirun(2, ["--resume", run, "--epochs", "2", "--threads", "1"]);
+        code.Should().Be(0, output);
+        output.Should().Contain($"Resuming '{run}' at epoch 2, step 0.");
+        File.ReadAllLines(Path.Combine(run, "metrics.csv")).Should().HaveCount(3);
+    }
+
+    [Theory]
+    [InlineData(3, 32, "error: rank {0} of 2: --world-size 3: the launcher (Open MPI) started 2 ranks.")]
+    [InlineData(2, 33, "error: rank {0} of 2: --batch-size 33 is the whole step's and does not split evenly over 2 ranks; give a multiple of 2.")]
+    public async Task What_does_not_fit_the_launcher_s_ranks_is_named_by_every_rank_and_nothing_is_written(int worldSize, int batch, string expected)
+    {
+        var (code, output) = await Mpirun(2, [.. Tiny(1, batch), "--world-size", $"{worldSize}"]);
+        code.Should().NotBe(0);
+        output.Should().Contain(string.Format(null, expected, 0)).And.Contain(string.Format(null, expected, 1));
+        Directory.Exists(Experiments).Should().BeFalse();
+    }
+
+    private static async Task<(int Code, string Output)> Mpirun(int ranks, string[] args)
+    {
+        var mpirun = new[] { "/usr/bin/mpirun", "/usr/local/bin/mpirun" }.FirstOrDefault(File.Exists)
+            ?? throw new InvalidOperationException("mpirun is not installed: the data-parallel tests need Open MPI (Debian/Ubuntu: sudo apt-get install openmpi-bin libopenmpi-dev).");
+        var sample = Path.Combine(AppContext.BaseDirectory, "DTSKD.Samples.Cifar100.dll");
+        var info = new ProcessStartInfo(mpirun, ["--allow-run-as-root", "--oversubscribe", "-np", $"{ranks}", "dotnet", sample, .. args])
+        {
+            RedirectStandardOutput = true, RedirectStandardError = true,
+        };
+        using var process = Process.Start(info)!;
+        var output = process.StandardOutput.ReadToEndAsync();
+        var errors = process.StandardError.ReadToEndAsync();
+        using var limit = new CancellationTokenSource(TimeSpan.FromMinutes(3));
+        try
+        {
+            await process.WaitForExitAsync(limit.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            process.Kill(entireProcessTree: true);
+            throw new TimeoutException($"mpirun ran past 3 minutes: {await output}{await errors}");
+        }
+
+        // Open MPI gives each rank a terminal: .NET's keypad escapes, and lines wrapped by width, are taken off.
+        var text = System.Text.RegularExpressions.Regex.Replace(await output + await errors, @"\x1b(\[[?0-9;]*[A-Za-z]|[=>])", string.Empty);
+        return (process.ExitCode, text);
+    }
+}
