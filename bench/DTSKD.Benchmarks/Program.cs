@@ -5,6 +5,7 @@ using DTSKD.Core.Training;
 using static TorchSharp.torch;
 
 // Benchmarks and the ablation study. Run with --help.
+string[] List(string value) => value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
 var deviceOption = new Option<string>("--device") { Description = TrainingDevice.Names + ".", DefaultValueFactory = _ => "auto" };
 Device ResolveDevice(string name) => TrainingDevice.Choose(name);
 
@@ -24,8 +25,12 @@ var stems = new Option<string>("--stems") { Description = "Comma-separated stems
 var stepPython = new Option<string?>("--pytorch") { Description = "A Python with PyTorch, to measure bench/pytorch/dtskd_step_bench.py beside ours (for example /usr/bin/python3)." };
 var pytorchModes = new Option<string>("--pytorch-modes") { Description = "PyTorch's modes: fp32, tf32, amp-bf16, amp-fp16, each optionally -cl (channels_last).", DefaultValueFactory = _ => "fp32,fp32-cl,amp-bf16,amp-bf16-cl" };
 var stepRounds = new Option<int>("--rounds") { Description = "Rounds, the two sides alternating.", DefaultValueFactory = _ => 1 };
-var throughput = new Command("steps", "Training throughput through the Trainer for each model, stem and precision mode (with --pytorch, beside PyTorch's).") { deviceOption, stepModels, modes, batch, steps, reference, stepSize, stems, stepPython, pytorchModes, stepRounds, stepsOutput };
-throughput.SetAction(r => StepThroughput.Run(
+var stepRanks = new Option<int>("--ranks") { Description = "With 2 or more: one process with that many threads against that many MPI processes (mpirun) of one thread, the same step batch split over them; all-reduce time and bytes per step (CPU, cifar stem).", DefaultValueFactory = _ => 1 };
+var throughput = new Command("steps", "Training throughput through the Trainer for each model, stem and precision mode (with --pytorch, beside PyTorch's; with --ranks, data-parallel against one process).") { deviceOption, stepModels, modes, batch, steps, reference, stepSize, stems, stepPython, pytorchModes, stepRounds, stepRanks, stepsOutput };
+throughput.SetAction(r => r.GetValue(stepRanks) > 1
+    ? DataParallelThroughput.Run(List(r.GetValue(stepModels)!), List(r.GetValue(modes)!), r.GetValue(batch), r.GetValue(steps), r.GetValue(reference), r.GetValue(stepSize),
+        r.GetValue(stepRanks), r.GetValue(stepRounds), r.GetValue(stepsOutput), "dotnet run -c Release --project bench/DTSKD.Benchmarks -- " + string.Join(' ', args))
+    : StepThroughput.Run(
     ResolveDevice(r.GetValue(deviceOption)!),
     r.GetValue(stepModels)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
     r.GetValue(modes)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
@@ -33,6 +38,11 @@ throughput.SetAction(r => StepThroughput.Run(
     r.GetValue(stems)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
     r.GetValue(stepPython), r.GetValue(pytorchModes)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries), r.GetValue(stepRounds), r.GetValue(stepsOutput),
     "dotnet run -c Release --project bench/DTSKD.Benchmarks -- " + string.Join(' ', args)));
+
+// One rank of `steps --ranks`, started by mpirun; not for users.
+var stepRank = new Command("steps-rank", "One rank of steps --ranks (started by mpirun).") { stepModels, modes, batch, steps, reference, stepSize };
+stepRank.Hidden = true;
+stepRank.SetAction(r => DataParallelThroughput.Rank(r.GetValue(stepModels)!, r.GetValue(modes)!, r.GetValue(batch), r.GetValue(steps), r.GetValue(reference), r.GetValue(stepSize)));
 
 var gradModel = new Option<string>("--model") { Description = "Model.", DefaultValueFactory = _ => "resnet18_dtskd" };
 var gradChannels = new Option<int>("--channels") { Description = "Input channels.", DefaultValueFactory = _ => 3 };
@@ -97,7 +107,6 @@ images.SetAction(r => ImageFolderBench.Run(r.GetValue(imageFolder)!, r.GetValue(
 #endif
 
 #if !NO_PLOTS
-string[] List(string value) => value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
 var tunePython = new Option<string>("--pytorch") { Description = "A Python with PyTorch and torchvision (for example /usr/bin/python3): it writes the resnet18 both sides train and times its own step.", Required = true };
 var tuneObjectives = new Option<string>("--objectives") { Description = "Ours: ce (the backbone head, as PyTorch's side), dtskd (the recipe's loss).", DefaultValueFactory = _ => "ce,dtskd" };
 var tuneModes = new Option<string>("--modes") { Description = "Ours: fp32, bf16, each optionally -cl (channels-last).", DefaultValueFactory = _ => "bf16,bf16-cl" };
@@ -118,7 +127,7 @@ fineTuneSteps.SetAction(r => FineTuneThroughput.Run(r.GetValue(tunePython)!, Lis
 
 var ablation = AblationStudy.Command(deviceOption, ResolveDevice, args);
 
-var root = new RootCommand("DTSKD.Core benchmarks and ablation study.") { bench, throughput, history, checkpoint, ablation, gradients };
+var root = new RootCommand("DTSKD.Core benchmarks and ablation study.") { bench, throughput, stepRank, history, checkpoint, ablation, gradients };
 #if !NO_PLOTS
 root.Add(images);
 root.Add(deploy);

@@ -86,7 +86,12 @@ public static class StepThroughput
         return 0;
     }
 
-    private static double Measure(Device device, string name, string mode, string stemName, int batch, int steps, MultiBranchModelOptions width, int imageSize)
+    /// <summary>
+    /// Milliseconds per step of the second epoch. With <paramref name="group"/>, this process is one rank of a data-parallel
+    /// run: <paramref name="batch"/> per rank, each rank's shard of the same synthetic set; <paramref name="callback"/> sees the run.
+    /// </summary>
+    internal static double Measure(Device device, string name, string mode, string stemName, int batch, int steps, MultiBranchModelOptions width, int imageSize,
+        IProcessGroup? group = null, TrainerCallback? callback = null)
     {
         var stem = stemName switch
         {
@@ -105,7 +110,7 @@ public static class StepThroughput
         };
 
         manual_seed(1);
-        var n = batch * steps;
+        var n = batch * steps * (group?.WorldSize ?? 1);
         using var images = randint(0, 256, [n, 3, imageSize, imageSize], ScalarType.Byte).DetachFromDisposeScope();
         using var labels = randint(0, 100, [n], ScalarType.Int64).DetachFromDisposeScope();
         using var train = ImageDataset.FromTensors(images, labels, 100, "synthetic-cifar");
@@ -115,7 +120,12 @@ public static class StepThroughput
         using var trainer = new Trainer(model, loss, train, test, PadCropFlip.Cifar, new TrainerOptions
         {
             Epochs = 2, BatchSize = batch, Device = device, Precision = precision, AllowTf32 = tf32, ChannelsLast = channelsLast, Milestones = [], LogInterval = 1_000_000,
+            ProcessGroup = group,
         });
+        if (callback is not null)
+        {
+            trainer.Callbacks.Add(callback);
+        }
 
         // Epoch 1 warms up (allocator, cuDNN algorithm choice, oneDNN primitive caches); epoch 2 is measured.
         var result = trainer.Run();

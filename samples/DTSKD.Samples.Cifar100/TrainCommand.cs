@@ -119,8 +119,8 @@ internal sealed class TrainCommand(IAnsiConsole console, TextWriter errors, Samp
         }
         catch (Core.Images.ImageFolderException ex)
         {
-            // Every problem on a line of its own, then what to do.
-            foreach (var problem in ex.Problems.Count > 1 ? ex.Problems : [])
+            // Every problem on a line of its own (one bad image too), then what to do.
+            foreach (var problem in ex.Problems.Where(p => p != ex.Summary))
             {
                 errors.WriteLine($"error: {problem}");
             }
