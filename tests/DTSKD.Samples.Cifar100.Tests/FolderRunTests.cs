@@ -68,6 +68,57 @@ public sealed class FolderRunTests : SampleTestBase
     }
 
     [Fact]
+    public async Task A_single_image_above_the_pixel_cap_is_listed_above_the_summary()
+    {
+        var folder = WriteImageFolder("bomb", trainPerClass: 8, valPerClass: 4);
+        var bomb = Path.Combine(folder, "train", "class1", "huge.png");
+        File.WriteAllBytes(bomb, PngHeader(30_000, 30_000));
+
+        var (code, _, errors) = await Run([.. Common(folder, "bomb"), "--epochs", "1"]);
+
+        code.Should().Be(Sample.Failed);
+        var lines = errors.TrimEnd().Split('\n');
+        lines.Should().HaveCount(2, errors);
+        lines[0].Should().StartWith($"error: '{bomb}' ").And.Contain("30000");
+        lines[1].Should().Be($"error: 1 of 37 images in '{folder}' cannot be used (listed above): fix or remove them, or skip them with --skip-bad-images.");
+    }
+
+    /// <summary>A PNG that declares a size and holds no pixel data: 65 bytes that claim <paramref name="width"/> x <paramref name="height"/>.</summary>
+    private static byte[] PngHeader(int width, int height)
+    {
+        var bytes = new List<byte> { 0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A };
+        void Chunk(string type, byte[] data)
+        {
+            bytes.AddRange(BigEndian(data.Length));
+            var body = System.Text.Encoding.ASCII.GetBytes(type).Concat(data).ToArray();
+            bytes.AddRange(body);
+            bytes.AddRange(BigEndian((int)Crc32(body)));
+        }
+
+        Chunk("IHDR", [.. BigEndian(width), .. BigEndian(height), 8, 0, 0, 0, 0]);
+        Chunk("IDAT", [0x78, 0x9C, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01]);
+        Chunk("IEND", []);
+        return [.. bytes];
+    }
+
+    private static byte[] BigEndian(int value) => [(byte)(value >> 24), (byte)(value >> 16), (byte)(value >> 8), (byte)value];
+
+    private static uint Crc32(byte[] data)
+    {
+        var crc = 0xFFFFFFFFu;
+        foreach (var b in data)
+        {
+            crc ^= b;
+            for (var k = 0; k < 8; k++)
+            {
+                crc = (crc & 1) != 0 ? (crc >> 1) ^ 0xEDB88320u : crc >> 1;
+            }
+        }
+
+        return ~crc;
+    }
+
+    [Fact]
     public async Task Folder_options_and_folders_without_classes_are_one_clear_line()
     {
         var loose = Directory.CreateDirectory(Path.Combine(Dir.FullName, "loose")).FullName;
