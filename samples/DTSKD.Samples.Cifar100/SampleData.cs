@@ -154,6 +154,11 @@ public static class SampleData
         var left = folder.BadImages.Count > 0 ? $"; left out {folder.BadImages.Count} unusable images (skipped-images.txt)" : string.Empty;
         console.MarkupLineInterpolated(
             $"'{root}': {folder.ClassNames.Count} classes, {folder.Train.Count} training and {folder.Test.Count} test images ({folder.Layout}), {folder.Mode.ToString().ToLowerInvariant()}{skipped}{left}.");
+        foreach (var note in folder.Notes)
+        {
+            console.MarkupLineInterpolated($"note: {note}");
+        }
+
         if (config.TrainLimit is null && config.TestLimit is null)
         {
             return (folder, folder.BadImages);

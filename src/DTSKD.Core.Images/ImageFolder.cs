@@ -78,7 +78,7 @@ public static class ImageFolder
             testSource = new StreamingImageSource(name + "-test", test, scan.Classes, shape, options);
         }
 
-        return new ImageFolderSplits(trainSource, testSource, options.AugmentationWith(pass.Mean, pass.Std), scan.Classes, scan.Layout, mode, scan.HiddenSkipped, scan.OtherFilesSkipped, pass.Bad, cacheFile);
+        return new ImageFolderSplits(trainSource, testSource, options.AugmentationWith(pass.Mean, pass.Std), scan.Classes, scan.Layout, mode, scan.HiddenSkipped, scan.OtherFilesSkipped, pass.Bad, cacheFile, scan.Notes);
     }
 
     /// <summary>The cache file as one memory-mapped uint8 tensor, its rows split into the two sets (no copy is made).</summary>

@@ -18,8 +18,9 @@ internal sealed class ImageFolderScan
 {
     private static readonly string[] TestFolders = ["val", "test"];
 
-    private ImageFolderScan(string root, ImageFolderLayout layout, IReadOnlyList<string> classes, List<ImageEntry> train, List<ImageEntry> test, int hidden, int other)
+    private ImageFolderScan(string root, ImageFolderLayout layout, IReadOnlyList<string> classes, List<ImageEntry> train, List<ImageEntry> test, int hidden, int other, IReadOnlyList<string> notes)
     {
+        Notes = notes;
         Root = root;
         Layout = layout;
         Classes = classes;
@@ -43,6 +44,9 @@ internal sealed class ImageFolderScan
 
     public int OtherFilesSkipped { get; }
 
+    /// <summary>What the walk did not follow, one line each: links that lead back above themselves, folders reached twice.</summary>
+    public IReadOnlyList<string> Notes { get; }
+
     /// <summary>Reads a folder: <c>root/train</c> with <c>root/val</c> or <c>root/test</c>, or <c>root/&lt;class&gt;/...</c> split by a seeded, stratified hold-out.</summary>
     /// <exception cref="ImageFolderException">The folder does not hold at least two classes of images; the message says what is missing.</exception>
     public static ImageFolderScan Read(string root, double holdOutFraction, long seed)
@@ -59,6 +63,7 @@ internal sealed class ImageFolderScan
         }
 
         var (hidden, other) = (0, 0);
+        var files = new FileOwners();
         var trainDir = Path.Combine(root, "train");
         var testDir = TestFolders.Select(n => Path.Combine(root, n)).FirstOrDefault(Directory.Exists);
         if (Directory.Exists(trainDir) && testDir is not null)
@@ -71,16 +76,18 @@ internal sealed class ImageFolderScan
                 throw new ImageFolderException($"'{testDir}' has classes that '{trainDir}' has not: {string.Join(", ", extra)}.");
             }
 
-            var train = Entries(root, trainDir, classes, ref hidden, ref other);
-            var test = Entries(root, testDir, classes, ref hidden, ref other, requireEveryClass: false);
+            var train = Entries(root, trainDir, classes, files, ref hidden, ref other);
+            var test = Entries(root, testDir, classes, files, ref hidden, ref other, requireEveryClass: false);
+            files.ThrowIfShared(root);
             var layout = Path.GetFileName(testDir) == "val" ? ImageFolderLayout.TrainVal : ImageFolderLayout.TrainTest;
-            return new ImageFolderScan(root, layout, classes, train, test, hidden, other);
+            return new ImageFolderScan(root, layout, classes, train, test, hidden, other, files.Notes);
         }
 
         var all = ClassFolders(root);
-        var entries = Entries(root, root, all, ref hidden, ref other);
+        var entries = Entries(root, root, all, files, ref hidden, ref other);
+        files.ThrowIfShared(root);
         var (kept, held) = HoldOut(entries, all.Count, holdOutFraction, seed);
-        return new ImageFolderScan(root, ImageFolderLayout.HoldOut, all, kept, held, hidden, other);
+        return new ImageFolderScan(root, ImageFolderLayout.HoldOut, all, kept, held, hidden, other, files.Notes);
     }
 
     /// <summary>The class folders: every non-hidden sub-folder, in ordinal order (Python's <c>sorted</c> of the names).</summary>
@@ -96,7 +103,7 @@ internal sealed class ImageFolderScan
         };
     }
 
-    private static List<ImageEntry> Entries(string root, string folder, List<string> classes, ref int hidden, ref int other, bool requireEveryClass = true)
+    private static List<ImageEntry> Entries(string root, string folder, List<string> classes, FileOwners files, ref int hidden, ref int other, bool requireEveryClass = true)
     {
         var entries = new List<ImageEntry>();
         for (var label = 0; label < classes.Count; label++)
@@ -109,8 +116,9 @@ internal sealed class ImageFolderScan
 
             var before = entries.Count;
 
-            // torchvision: sorted(os.walk(class_dir, followlinks=True)), then sorted file names in each folder.
-            foreach (var dir in Walk(classDir, ref hidden).Order(StringComparer.Ordinal))
+            // torchvision: sorted(os.walk(class_dir, followlinks=True)), then sorted file names in each folder; unlike it,
+            // each real folder once (a link back above itself would be walked until the OS refuses).
+            foreach (var (dir, realDir) in Walk(classDir, files.Notes, ref hidden).OrderBy(d => d.Path, StringComparer.Ordinal))
             {
                 foreach (var file in Directory.EnumerateFiles(dir).Order(StringComparer.Ordinal))
                 {
@@ -123,7 +131,7 @@ internal sealed class ImageFolderScan
                     {
                         other++;
                     }
-                    else
+                    else if (files.Claim(RealPath.Child(realDir, file), file, folder, classes[label]))
                     {
                         var info = new FileInfo(file);
                         entries.Add(new ImageEntry(file, Path.GetRelativePath(root, file).Replace('\\', '/'), label, info.Length, info.LastWriteTimeUtc.Ticks));
@@ -140,22 +148,32 @@ internal sealed class ImageFolderScan
         return entries;
     }
 
-    /// <summary>A folder and every folder under it, following links once, hidden ones left out (their files counted as hidden).</summary>
-    private static List<string> Walk(string top, ref int hidden)
+    /// <summary>
+    /// A folder and every folder under it with their real paths, following links, each real folder once; a link back to a
+    /// folder above it (a cycle) or to a folder already walked is not followed and is noted. Hidden folders are left out
+    /// (their files counted as hidden).
+    /// </summary>
+    private static List<(string Path, string Real)> Walk(string top, List<string> notes, ref int hidden)
     {
-        var result = new List<string>();
-        var seen = new HashSet<string>(StringComparer.Ordinal);
-        var pending = new Stack<string>([top]);
+        var result = new List<(string, string)>();
+        var seen = new Dictionary<string, string>(StringComparer.Ordinal);
+        var pending = new Stack<(string Dir, string Real, string Parent)>([(top, RealPath.Of(top), string.Empty)]);
         while (pending.Count > 0)
         {
-            var dir = pending.Pop();
-            var real = new DirectoryInfo(dir).ResolveLinkTarget(returnFinalTarget: true)?.FullName ?? Path.GetFullPath(dir);
-            if (!seen.Add(real))
+            var (dir, real, parent) = pending.Pop();
+            if (parent.Length > 0 && IsAtOrAbove(real, parent))
             {
+                notes.Add($"'{dir}' leads back to '{real}', a folder above it (a symbolic-link cycle): not followed, nothing under it listed twice.");
                 continue;
             }
 
-            result.Add(dir);
+            if (!seen.TryAdd(real, dir))
+            {
+                notes.Add($"'{dir}' is '{seen[real]}' again (a symbolic link): its images are listed once.");
+                continue;
+            }
+
+            result.Add((dir, real));
             foreach (var sub in Directory.EnumerateDirectories(dir))
             {
                 if (Path.GetFileName(sub).StartsWith('.'))
@@ -164,12 +182,63 @@ internal sealed class ImageFolderScan
                 }
                 else
                 {
-                    pending.Push(sub);
+                    pending.Push((sub, RealPath.Child(real, sub), real));
                 }
             }
         }
 
         return result;
+    }
+
+    /// <summary>Whether the real folder <paramref name="folder"/> is <paramref name="inside"/> or one of the folders that hold it.</summary>
+    private static bool IsAtOrAbove(string folder, string inside)
+    {
+        var prefix = Path.EndsInDirectorySeparator(folder) ? folder : folder + Path.DirectorySeparatorChar;
+        return string.Equals(folder, inside, StringComparison.Ordinal) || inside.StartsWith(prefix, StringComparison.Ordinal);
+    }
+
+    /// <summary>
+    /// Which class (and split) each real image file was found in: one file reached through links from two classes, or from
+    /// both splits, cannot be given a label or a split, and is refused with both paths.
+    /// </summary>
+    private sealed class FileOwners
+    {
+        private readonly Dictionary<string, (string Path, string Split, string Class)> _owners = new(StringComparer.Ordinal);
+        private readonly List<string> _problems = [];
+
+        public List<string> Notes { get; } = [];
+
+        /// <summary>Whether to list the file: true the first time its real path is met.</summary>
+        public bool Claim(string real, string path, string split, string className)
+        {
+            if (!_owners.TryGetValue(real, out var first))
+            {
+                _owners[real] = (path, split, className);
+                return true;
+            }
+
+            if (first.Class != className || first.Split != split)
+            {
+                var conflict = first.Class != className
+                    ? $"one image cannot be in class '{first.Class}' and in class '{className}'"
+                    : "one image cannot be in both the training and the test split";
+                _problems.Add($"'{path}' is the same file as '{first.Path}' (through a symbolic link): {conflict}.");
+            }
+            else
+            {
+                Notes.Add($"'{path}' is the same file as '{first.Path}' (a symbolic link): listed once.");
+            }
+
+            return false;
+        }
+
+        public void ThrowIfShared(string root)
+        {
+            if (_problems.Count > 0)
+            {
+                throw new ImageFolderException(_problems, $"{_problems.Count:N0} {(_problems.Count == 1 ? "file" : "files")} in '{root}' can be reached from two classes or splits (listed above): remove the links, or keep one copy where it belongs.");
+            }
+        }
     }
 
     /// <summary>

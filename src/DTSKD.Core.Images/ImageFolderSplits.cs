@@ -7,7 +7,7 @@ public sealed record ImageFolderSplits : DatasetSplits
 {
     internal ImageFolderSplits(
         IImageSource train, IImageSource test, IBatchAugmentation preprocessing, IReadOnlyList<string> classNames, ImageFolderLayout layout, ImageFolderMode mode,
-        int hiddenSkipped, int otherFilesSkipped, IReadOnlyList<BadImage> badImages, string? cacheFile)
+        int hiddenSkipped, int otherFilesSkipped, IReadOnlyList<BadImage> badImages, string? cacheFile, IReadOnlyList<string> notes)
         : base(train, test, preprocessing)
     {
         ClassNames = classNames;
@@ -17,6 +17,7 @@ public sealed record ImageFolderSplits : DatasetSplits
         OtherFilesSkipped = otherFilesSkipped;
         BadImages = badImages;
         CacheFile = cacheFile;
+        Notes = notes;
     }
 
     /// <summary>The classes, in index order: the class folders' names, in ordinal order (torchvision's <c>classes</c>).</summary>
@@ -36,6 +37,12 @@ public sealed record ImageFolderSplits : DatasetSplits
 
     /// <summary>The images left out because they cannot be used (with <see cref="ImageFolderOptions.SkipBadImages"/>), each with its reason.</summary>
     public IReadOnlyList<BadImage> BadImages { get; }
+
+    /// <summary>
+    /// What reading the folder did not follow, one line each: a symbolic link that leads back to a folder above it (a cycle,
+    /// which torchvision walks until the OS refuses), a folder or file reached twice through links (listed once).
+    /// </summary>
+    public IReadOnlyList<string> Notes { get; }
 
     /// <summary>The memory-mapped cache file the splits read, or null when streaming.</summary>
     public string? CacheFile { get; }

@@ -71,6 +71,64 @@ public sealed class ImageFolderTests : IDisposable
     }
 
     [Fact]
+    public void Symbolic_links_are_followed_once_and_a_link_back_above_itself_is_noted_not_walked()
+    {
+        var root = SmallTree("photos");
+        var extra = SmallTree("extra", "more");
+        Directory.CreateSymbolicLink(Path.Combine(root, "bag", "loop"), "..");
+        Directory.CreateSymbolicLink(Path.Combine(root, "bag", "outside"), Path.Combine(extra, "more"));
+        Directory.CreateSymbolicLink(Path.Combine(root, "bag", "outside-again"), Path.Combine(extra, "more"));
+
+        var scan = ImageFolderScan.Read(root, holdOutFraction: 0, seed: 1);
+
+        // torchvision follows links: the outside folder's images are bag's, once; the loop would list coat's under bag.
+        scan.Train.Where(e => e.Label == 0).Select(e => e.RelativePath).Should().Equal(
+            "bag/0.png", "bag/1.png", "bag/outside/0.png", "bag/outside/1.png");
+        scan.Train.Where(e => e.Label == 1).Should().HaveCount(2);
+        scan.Notes.Should().BeEquivalentTo(
+            $"'{Path.Combine(root, "bag", "loop")}' leads back to '{RealPath.Of(root)}', a folder above it (a symbolic-link cycle): not followed, nothing under it listed twice.",
+            $"'{Path.Combine(root, "bag", "outside-again")}' is '{Path.Combine(root, "bag", "outside")}' again (a symbolic link): its images are listed once.");
+    }
+
+    [Fact]
+    public void A_file_reachable_from_two_classes_or_both_splits_is_refused_with_both_paths()
+    {
+        var root = SmallTree("shared");
+        Directory.CreateSymbolicLink(Path.Combine(root, "coat", "bags"), Path.Combine(root, "bag"));
+        var act = () => ImageFolderScan.Read(root, holdOutFraction: 0, seed: 1);
+        var refused = act.Should().Throw<ImageFolderException>().Which;
+        refused.Problems.Should().Equal(
+            $"'{Path.Combine(root, "coat", "bags", "0.png")}' is the same file as '{Path.Combine(root, "bag", "0.png")}' (through a symbolic link): one image cannot be in class 'bag' and in class 'coat'.",
+            $"'{Path.Combine(root, "coat", "bags", "1.png")}' is the same file as '{Path.Combine(root, "bag", "1.png")}' (through a symbolic link): one image cannot be in class 'bag' and in class 'coat'.");
+        refused.Summary.Should().Be($"2 files in '{root}' can be reached from two classes or splits (listed above): remove the links, or keep one copy where it belongs.");
+
+        var splits = Path.Combine(_dir.FullName, "splits");
+        Directory.CreateDirectory(splits);
+        Directory.Move(SmallTree("t"), Path.Combine(splits, "train"));
+        Directory.Move(SmallTree("v"), Path.Combine(splits, "val"));
+        File.CreateSymbolicLink(Path.Combine(splits, "val", "bag", "seen.png"), Path.Combine(splits, "train", "bag", "0.png"));
+        act = () => ImageFolderScan.Read(splits, holdOutFraction: 0, seed: 1);
+        act.Should().Throw<ImageFolderException>().Which.Problems.Should().ContainSingle()
+            .Which.Should().EndWith("one image cannot be in both the training and the test split.");
+    }
+
+    /// <summary>A folder with classes bag and coat (or the given ones), two real PNGs each.</summary>
+    private string SmallTree(string name, params string[] classes)
+    {
+        var root = Path.Combine(_dir.FullName, name);
+        var (pixels, _) = FashionFolder.Image(0);
+        foreach (var cls in classes.Length > 0 ? classes : ["bag", "coat"])
+        {
+            for (var i = 0; i < 2; i++)
+            {
+                FashionFolder.Write(Path.Combine(root, cls, $"{i}.png"), pixels, 28, 28, SKEncodedImageFormat.Png);
+            }
+        }
+
+        return root;
+    }
+
+    [Fact]
     public void A_stratified_hold_out_is_seeded_and_keeps_every_class_on_both_sides()
     {
         var root = Path.Combine(_dir.FullName, "flat");
