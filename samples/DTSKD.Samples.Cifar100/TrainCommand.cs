@@ -125,7 +125,9 @@ internal sealed class TrainCommand(IAnsiConsole console, TextWriter errors, Samp
                 errors.WriteLine($"error: {problem}");
             }
 
-            return (null, Fail(Sample.Failed, ex.Summary.Replace("(ImageFolderOptions.SkipBadImages, the sample's --skip-bad-images)", "with --skip-bad-images", StringComparison.Ordinal)));
+            return (null, Fail(Sample.Failed, ex.Summary
+                .Replace("(ImageFolderOptions.SkipBadImages, the sample's --skip-bad-images)", "with --skip-bad-images", StringComparison.Ordinal)
+                .Replace("(ImageFolderOptions.CacheDirectory, the sample's --image-cache)", "with --image-cache", StringComparison.Ordinal)));
         }
         catch (Exception ex) when (ex is FileNotFoundException or DirectoryNotFoundException or InvalidDataException or HttpRequestException or IOException)
         {

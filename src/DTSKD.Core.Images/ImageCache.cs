@@ -51,6 +51,67 @@ internal static class ImageCache
         return (Hash(content), Hash(family));
     }
 
+    /// <summary>
+    /// Makes sure the cache folder can be written, and removes the pixel files that writers no longer alive left behind (a
+    /// pass killed while decoding): each writer holds its temporary file locked while it lives, so one that can be locked
+    /// has no writer.
+    /// </summary>
+    /// <returns>The stale temporary files removed.</returns>
+    /// <exception cref="ImageFolderException">The folder cannot be created or written; the message names it and the setting to change.</exception>
+    public static IReadOnlyList<string> Prepare(string directory)
+    {
+        try
+        {
+            Directory.CreateDirectory(directory);
+            using (File.Create(Path.Combine(directory, $".write-check-{Guid.NewGuid():N}"), 1, FileOptions.DeleteOnClose))
+            {
+            }
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw new ImageFolderException($"The image cache '{directory}' cannot be written ({WhyNot(directory, ex)}): give a writable folder (ImageFolderOptions.CacheDirectory, the sample's --image-cache).", ex);
+        }
+
+        var removed = new List<string>();
+        foreach (var temp in Directory.EnumerateFiles(directory, ".*.pixels.*.tmp"))
+        {
+            try
+            {
+                using (new FileStream(temp, FileMode.Open, FileAccess.ReadWrite, FileShare.None))
+                {
+                }
+
+                File.Delete(temp);
+                removed.Add(temp);
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                // Locked: a writer is decoding into it now.
+            }
+        }
+
+        return removed;
+    }
+
+    /// <summary>Why a folder cannot be made: a file where a folder of its path should be, said plainly; else the OS's words.</summary>
+    private static string WhyNot(string directory, Exception error)
+    {
+        for (var path = Path.GetFullPath(directory); !string.IsNullOrEmpty(path); path = Path.GetDirectoryName(path))
+        {
+            if (File.Exists(path))
+            {
+                return $"'{path}' is a file, not a folder";
+            }
+
+            if (Directory.Exists(path))
+            {
+                break;
+            }
+        }
+
+        return error.Message.TrimEnd('.');
+    }
+
     /// <summary>The pass of an earlier run for this key, if it is complete (with its pixels when <paramref name="needPixels"/>).</summary>
     public static ImagePass? Find(string directory, string key, bool needPixels, long rowBytes)
     {
@@ -86,7 +147,6 @@ internal static class ImageCache
         string directory, string key, string family, ImageFolderScan scan, ImageFolderOptions options, bool writePixels,
         IProgress<(int Done, int Total)>? progress, CancellationToken cancellationToken)
     {
-        Directory.CreateDirectory(directory);
         var entries = scan.Train.Concat(scan.Test).ToArray();
         var (size, channels) = (options.StoredSize, options.Channels);
         var rowBytes = (long)channels * size * size;
@@ -151,10 +211,20 @@ internal static class ImageCache
                 }
 
                 RandomAccess.FlushToDisk(file);
+                pixelsName = key + ".pixels";
+
+                // Renamed while still locked where the OS allows it, so that no other pass takes it for a dead writer's.
+                if (!OperatingSystem.IsWindows())
+                {
+                    File.Move(temp, Path.Combine(directory, pixelsName), overwrite: true);
+                }
+
                 file.Dispose();
                 file = null;
-                pixelsName = key + ".pixels";
-                File.Move(temp, Path.Combine(directory, pixelsName), overwrite: true);
+                if (OperatingSystem.IsWindows())
+                {
+                    File.Move(temp, Path.Combine(directory, pixelsName), overwrite: true);
+                }
             }
 
             var pass = new ImagePass(Path.GetFullPath(scan.Root), family, size, channels, goodTrain, goodTest, mean, std, badList, pixelsName);

@@ -30,7 +30,7 @@ public static class ImageFolder
     /// <param name="progress">Receives (images decoded, images) during the first pass over a folder.</param>
     /// <param name="cancellationToken">Stops that pass; nothing half-written is left.</param>
     /// <returns>The splits; dispose them when done.</returns>
-    /// <exception cref="ImageFolderException">The folder has no usable classes, or holds images that cannot be used; <see cref="ImageFolderException.Problems"/> names each.</exception>
+    /// <exception cref="ImageFolderException">The folder has no usable classes, or holds images that cannot be used (<see cref="ImageFolderException.Problems"/> names each), or the cache folder cannot be written.</exception>
     public static ImageFolderSplits Open(string root, ImageFolderOptions? options = null, IProgress<(int Done, int Total)>? progress = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(root);
@@ -49,6 +49,7 @@ public static class ImageFolder
         var mode = options.Mode != ImageFolderMode.Auto ? options.Mode : total * shape.Bytes <= budget ? ImageFolderMode.Cached : ImageFolderMode.Streaming;
 
         var directory = options.CacheDirectory ?? ImageCache.DefaultDirectory;
+        ImageCache.Prepare(directory);
         var (key, family) = ImageCache.Keys(scan, options);
         var cached = mode == ImageFolderMode.Cached;
         var pass = ImageCache.Find(directory, key, needPixels: cached, shape.Bytes)

@@ -83,6 +83,22 @@ public sealed class FolderRunTests : SampleTestBase
         lines[1].Should().Be($"error: 1 of 37 images in '{folder}' cannot be used (listed above): fix or remove them, or skip them with --skip-bad-images.");
     }
 
+    [Fact]
+    public async Task An_image_cache_that_cannot_be_written_is_one_line_naming_it_and_the_option()
+    {
+        var folder = WriteImageFolder("cacheless", trainPerClass: 4, valPerClass: 2);
+        var blocker = Path.Combine(Dir.FullName, "a-file");
+        await File.WriteAllTextAsync(blocker, "not a folder");
+        var args = Common(folder, "cacheless");
+        args[Array.IndexOf(args, "--image-cache") + 1] = Path.Combine(blocker, "cache");
+
+        var (code, _, errors) = await Run([.. args, "--epochs", "1"]);
+
+        code.Should().Be(Sample.Failed);
+        errors.Trim().Should().Be($"error: The image cache '{Path.Combine(blocker, "cache")}' cannot be written ('{blocker}' is a file, not a folder): give a writable folder with --image-cache.");
+        Directory.Exists(Path.Combine(Dir.FullName, "experiments")).Should().BeFalse();
+    }
+
     /// <summary>A PNG that declares a size and holds no pixel data: 65 bytes that claim <paramref name="width"/> x <paramref name="height"/>.</summary>
     private static byte[] PngHeader(int width, int height)
     {

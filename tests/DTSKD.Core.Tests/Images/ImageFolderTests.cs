@@ -112,6 +112,39 @@ public sealed class ImageFolderTests : IDisposable
             .Which.Should().EndWith("one image cannot be in both the training and the test split.");
     }
 
+    [Fact]
+    public void A_pass_removes_the_pixel_files_of_dead_writers_and_leaves_a_live_writer_s_alone()
+    {
+        var root = SmallTree("cached");
+        Directory.CreateDirectory(Cache);
+        var dead = Path.Combine(Cache, $".{new string('a', 32)}.pixels.{Guid.NewGuid():N}.tmp");
+        File.WriteAllBytes(dead, new byte[4096]);
+        var live = Path.Combine(Cache, $".{new string('b', 32)}.pixels.{Guid.NewGuid():N}.tmp");
+        using (var writer = new FileStream(live, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None))
+        {
+            writer.Write(new byte[4096]);
+            using var splits = ImageFolder.Open(root, Options());
+            File.Exists(dead).Should().BeFalse("nobody holds it: its writer was killed");
+            File.Exists(live).Should().BeTrue("its writer holds it locked");
+        }
+
+        Directory.GetFiles(Cache, "*.tmp").Should().Equal([live], "a pass leaves no temporary file of its own");
+    }
+
+    [Fact]
+    public void A_cache_folder_that_cannot_be_written_is_one_line_naming_it_and_the_setting()
+    {
+        var root = SmallTree("unwritable");
+        var blocker = Path.Combine(_dir.FullName, "a-file");
+        File.WriteAllText(blocker, "not a folder");
+        var cache = Path.Combine(blocker, "cache");
+        var options = Options();
+        options.CacheDirectory = cache;
+        var act = () => ImageFolder.Open(root, options);
+        act.Should().Throw<ImageFolderException>().Which.Summary.Should()
+            .Be($"The image cache '{cache}' cannot be written ('{blocker}' is a file, not a folder): give a writable folder (ImageFolderOptions.CacheDirectory, the sample's --image-cache).");
+    }
+
     /// <summary>A folder with classes bag and coat (or the given ones), two real PNGs each.</summary>
     private string SmallTree(string name, params string[] classes)
     {
