@@ -14,10 +14,17 @@ internal static class EvaluateCommand
 {
     public static async Task RunAsync(
         MultiBranchModule model, ExperimentConfig options, Device device, CheckpointSummary? summary, bool backboneOnly, string precisionOption, IAnsiConsole console, CancellationToken ct,
-        string? tsneFolder = null)
+        string? runFolder = null, string? tsneFolder = null)
     {
-        var (data, _) = await SampleData.LoadAsync(options with { TrainLimit = 1, Download = false }, console, ct).ConfigureAwait(false);
+        var (data, _, files) = await SampleData.LoadAsync(options with { TrainLimit = 1, Download = false }, console, ct).ConfigureAwait(false);
         using var _ = data;
+
+        // Never another split in silence: a folder run is evaluated on the files it trained beside, or not at all.
+        if (runFolder is not null && files is not null && FolderKey.Changes(runFolder, files) is { } changed)
+        {
+            throw new InvalidDataException($"evaluate: the folder '{options.ResolvedDataPath}' is not the one the run read: {changed}. Its test split would be other images; point --data-path at the run's folder, or restore it.");
+        }
+
         model.to(device);
 
         // As the run evaluated itself, unless asked otherwise: a half-precision run's figures come back only in its precision.

@@ -117,6 +117,9 @@ public sealed record ExperimentConfig
     /// <summary>The number format the run actually used (written by the sample, not an option).</summary>
     public string? PrecisionUsed { get; init; }
 
+    /// <summary>A folder run's data key: the hash of data-files.tsv, the files the run read (written by the sample, not an option).</summary>
+    public string? DataKey { get; init; }
+
     /// <summary>The number of ranks the run trained with (written by the sample, not an option; null: one process).</summary>
     public int? WorldSizeUsed { get; init; }
 

@@ -21,7 +21,8 @@ public static class SampleData
     /// <exception cref="InvalidDataException">A file is damaged or of another format; the message names it.</exception>
     /// <exception cref="ImageFolderException">The folder cannot be used as it is; every problem is named.</exception>
     /// <exception cref="HttpRequestException">The download failed.</exception>
-    public static async Task<(DatasetSplits Splits, IReadOnlyList<BadImage> Skipped)> LoadAsync(ExperimentConfig config, IAnsiConsole console, CancellationToken cancellationToken, Uri? cifar100Source = null)
+    /// <returns>The splits, the images left out (with --skip-bad-images) and, for a folder, the files the splits read (its identity).</returns>
+    public static async Task<(DatasetSplits Splits, IReadOnlyList<BadImage> Skipped, IReadOnlyList<ImageFolderFile>? Files)> LoadAsync(ExperimentConfig config, IAnsiConsole console, CancellationToken cancellationToken, Uri? cifar100Source = null)
     {
         ArgumentNullException.ThrowIfNull(config);
         ArgumentNullException.ThrowIfNull(console);
@@ -30,7 +31,7 @@ public static class SampleData
             return OpenFolder(config, console, cancellationToken);
         }
 
-        return (await LoadStandardAsync(config, console, cifar100Source, cancellationToken).ConfigureAwait(false), []);
+        return (await LoadStandardAsync(config, console, cifar100Source, cancellationToken).ConfigureAwait(false), [], null);
     }
 
     private static async Task<DatasetSplits> LoadStandardAsync(ExperimentConfig config, IAnsiConsole console, Uri? cifar100Source, CancellationToken cancellationToken)
@@ -125,7 +126,7 @@ public static class SampleData
         return config.DataType == Folder ? FolderOptions(config).AugmentationWith(mean, std) : new PadCropFlip(mean, std, padding: 4);
     }
 
-    private static (DatasetSplits Splits, IReadOnlyList<BadImage> Skipped) OpenFolder(ExperimentConfig config, IAnsiConsole console, CancellationToken cancellationToken)
+    private static (DatasetSplits Splits, IReadOnlyList<BadImage> Skipped, IReadOnlyList<ImageFolderFile> Files) OpenFolder(ExperimentConfig config, IAnsiConsole console, CancellationToken cancellationToken)
     {
         var root = config.ResolvedDataPath;
         var options = FolderOptions(config);
@@ -161,13 +162,13 @@ public static class SampleData
 
         if (config.TrainLimit is null && config.TestLimit is null)
         {
-            return (folder, folder.BadImages);
+            return (folder, folder.BadImages, folder.Files);
         }
 
         var limited = new DatasetSplits(
             ImageSources.First(folder.Train, config.TrainLimit ?? int.MaxValue),
             ImageSources.First(folder.Test, config.TestLimit ?? int.MaxValue),
             folder.Preprocessing);
-        return (limited, folder.BadImages);
+        return (limited, folder.BadImages, folder.Files);
     }
 }

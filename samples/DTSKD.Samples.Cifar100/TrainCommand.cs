@@ -111,7 +111,7 @@ internal sealed class TrainCommand(IAnsiConsole console, TextWriter errors, Samp
         }
     }
 
-    private async Task<((DatasetSplits Splits, IReadOnlyList<Core.Images.BadImage> Skipped)? Data, int Code)> LoadDataAsync(ExperimentConfig config)
+    private async Task<((DatasetSplits Splits, IReadOnlyList<Core.Images.BadImage> Skipped, IReadOnlyList<Core.Images.ImageFolderFile>? Files)? Data, int Code)> LoadDataAsync(ExperimentConfig config)
     {
         try
         {
@@ -140,9 +140,15 @@ internal sealed class TrainCommand(IAnsiConsole console, TextWriter errors, Samp
     }
 
     /// <summary>A resumed run's checkpoint, then (only now) the run folder: the old run moved aside, config.json, the log marker.</summary>
-    private int Start(string[] args, Preflight.Cleared run, Trainer trainer, (DatasetSplits Splits, IReadOnlyList<Core.Images.BadImage> Skipped) data, IBatchAugmentation preprocessing, TrainingPrecision precision, FileLoggerProvider log)
+    private int Start(string[] args, Preflight.Cleared run, Trainer trainer, (DatasetSplits Splits, IReadOnlyList<Core.Images.BadImage> Skipped, IReadOnlyList<Core.Images.ImageFolderFile>? Files) data, IBatchAugmentation preprocessing, TrainingPrecision precision, FileLoggerProvider log)
     {
         var (config, folder) = (run.Config, run.Folder);
+        if (config.Resume && data.Files is { } files && FolderKey.Changes(folder.Path, files) is { } changed)
+        {
+            return Fail(Sample.Failed,
+                $"cannot resume '{folder.Path}': the folder '{config.ResolvedDataPath}' has changed: {changed}. The historical teacher's rows and the held-out split belong to the files the run read: restore them, or train a new run (another --experiments-name).");
+        }
+
         if (config.Resume)
         {
             try
@@ -173,6 +179,9 @@ internal sealed class TrainCommand(IAnsiConsole console, TextWriter errors, Samp
             WrittenFolder = folder.Path;
             var folderData = config.DataType == SampleData.Folder;
             var train = data.Splits.Train;
+
+            // The folder's identity, once, when the run starts: what a resume and an evaluation check it against.
+            var dataKey = !config.Resume && data.Files is { } read ? FolderKey.Write(folder.Path, read) : config.DataKey;
             ExperimentOutputs.WriteConfig(folder.Path, config with
             {
                 // As resolved now: evaluate --run and --resume from another directory find the same data.
@@ -180,6 +189,7 @@ internal sealed class TrainCommand(IAnsiConsole console, TextWriter errors, Samp
                 DeviceUsed = run.Device.type.ToString(),
                 PrecisionUsed = precision.ToString(),
                 WorldSizeUsed = ranks.WorldSize > 1 ? ranks.WorldSize : null,
+                DataKey = dataKey,
                 ClassNames = folderData ? [.. train.ClassNames!] : null,
                 Mean = folderData || config.Pretrained is not null ? [.. preprocessing.Mean] : null,
                 Std = folderData || config.Pretrained is not null ? [.. preprocessing.Std] : null,

@@ -79,8 +79,12 @@ public static class ImageFolder
             testSource = new StreamingImageSource(name + "-test", test, scan.Classes, shape, options);
         }
 
-        return new ImageFolderSplits(trainSource, testSource, options.AugmentationWith(pass.Mean, pass.Std), scan.Classes, scan.Layout, mode, scan.HiddenSkipped, scan.OtherFilesSkipped, pass.Bad, cacheFile, scan.Notes);
+        return new ImageFolderSplits(trainSource, testSource, options.AugmentationWith(pass.Mean, pass.Std), scan.Classes, scan.Layout, mode, scan.HiddenSkipped, scan.OtherFilesSkipped, pass.Bad, cacheFile, scan.Notes,
+            [.. train.Select(e => File(e, "train", scan.Classes)), .. test.Select(e => File(e, "test", scan.Classes))]);
     }
+
+    private static ImageFolderFile File(ImageEntry e, string split, IReadOnlyList<string> classes) =>
+        new(e.RelativePath, split, classes[e.Label], e.Size, new DateTime(e.ModifiedTicks, DateTimeKind.Utc));
 
     /// <summary>The cache file as one memory-mapped uint8 tensor, its rows split into the two sets (no copy is made).</summary>
     private static (IImageSource Train, IImageSource Test) Mapped(string file, ImageShape shape, List<ImageEntry> train, List<ImageEntry> test, IReadOnlyList<string> classes, string name)

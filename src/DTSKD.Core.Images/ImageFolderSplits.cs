@@ -7,7 +7,7 @@ public sealed record ImageFolderSplits : DatasetSplits
 {
     internal ImageFolderSplits(
         IImageSource train, IImageSource test, IBatchAugmentation preprocessing, IReadOnlyList<string> classNames, ImageFolderLayout layout, ImageFolderMode mode,
-        int hiddenSkipped, int otherFilesSkipped, IReadOnlyList<BadImage> badImages, string? cacheFile, IReadOnlyList<string> notes)
+        int hiddenSkipped, int otherFilesSkipped, IReadOnlyList<BadImage> badImages, string? cacheFile, IReadOnlyList<string> notes, IReadOnlyList<ImageFolderFile> files)
         : base(train, test, preprocessing)
     {
         ClassNames = classNames;
@@ -18,7 +18,14 @@ public sealed record ImageFolderSplits : DatasetSplits
         BadImages = badImages;
         CacheFile = cacheFile;
         Notes = notes;
+        Files = files;
     }
+
+    /// <summary>
+    /// Every image the splits read, training images first, each split in its samples' order: the folder's identity (record
+    /// it with a run, compare it before resuming or evaluating on the folder again).
+    /// </summary>
+    public IReadOnlyList<ImageFolderFile> Files { get; }
 
     /// <summary>The classes, in index order: the class folders' names, in ordinal order (torchvision's <c>classes</c>).</summary>
     public IReadOnlyList<string> ClassNames { get; }

@@ -68,6 +68,43 @@ public sealed class FolderRunTests : SampleTestBase
     }
 
     [Fact]
+    public async Task A_run_knows_its_folder_a_changed_one_is_refused_with_what_changed_and_a_moved_one_is_taken()
+    {
+        var folder = WriteImageFolder("known", trainPerClass: 8, valPerClass: 4);
+        var (code, output, errors) = await Run([.. Common(folder, "known"), "--epochs", "1"]);
+        code.Should().Be(Sample.Ok, output + errors);
+        var run = Path.Combine(Dir.FullName, "experiments", "known");
+        File.ReadAllLines(Path.Combine(run, "data-files.tsv")).Should().HaveCount(36).And.Contain(l => l.StartsWith("train\tclass0\t", StringComparison.Ordinal));
+        ExperimentOutputs.ReadConfig(run).DataKey.Should().MatchRegex("^[0-9a-f]{32}$");
+        var (_, evaluated, _) = await Run("evaluate", "--run", run);
+
+        // Moved whole (same files, same times): the run's folder still, given with --data-path.
+        var moved = Path.Combine(Dir.FullName, "moved");
+        Directory.Move(folder, moved);
+        var (again, reevaluated, movedErrors) = await Run("evaluate", "--run", run, "--data-path", moved);
+        again.Should().Be(Sample.Ok, movedErrors);
+        reevaluated.Split('\n').Where(l => l.Contains("top-", StringComparison.Ordinal)).Should().Equal(
+            evaluated.Split('\n').Where(l => l.Contains("top-", StringComparison.Ordinal)), "the same test images, the same figures");
+
+        // Two files of a class renamed: the counts are equal, the files are not.
+        var renamed = Directory.GetFiles(Path.Combine(moved, "train", "class1")).Order(StringComparer.Ordinal).Take(2).ToList();
+        foreach (var file in renamed)
+        {
+            File.Move(file, Path.Combine(Path.GetDirectoryName(file)!, "renamed-" + Path.GetFileName(file)));
+        }
+
+        var (refused, _, refusal) = await Run("evaluate", "--run", run, "--data-path", moved);
+        refused.Should().Be(Sample.Failed);
+        refusal.Trim().Should().StartWith($"error: evaluate: the folder '{moved}' is not the one the run read: 2 added, 2 removed, 0 changed").And.NotContain("\n");
+        refusal.Should().Contain($"'train/class1/renamed-{Path.GetFileName(renamed[0])}' added");
+
+        var (resumed, _, resumeErrors) = await Run([.. Common(moved, "known"), "--resume", run, "--epochs", "2"]);
+        resumed.Should().Be(Sample.Failed);
+        resumeErrors.Trim().Should().StartWith($"error: cannot resume '{run}': the folder '{moved}' has changed: 2 added, 2 removed, 0 changed").And.NotContain("\n");
+        File.ReadAllLines(Path.Combine(run, "metrics.csv")).Should().HaveCount(2, "nothing of the run changed");
+    }
+
+    [Fact]
     public async Task A_single_image_above_the_pixel_cap_is_listed_above_the_summary()
     {
         var folder = WriteImageFolder("bomb", trainPerClass: 8, valPerClass: 4);
