@@ -12,12 +12,13 @@ public static class ClassifyEndpoint
     private static readonly string[] ImageTypes = ["image/png", "image/jpeg", "image/webp", "image/bmp", "image/gif", "application/octet-stream"];
 
     /// <summary>Handles one request.</summary>
-    public static async Task<IResult> Handle(HttpRequest request, OnnxClassifier classifier, ServeOptions options, int? top, CancellationToken cancellationToken)
+    public static async Task<IResult> Handle(HttpRequest request, OnnxClassifier classifier, ServeOptions options, CancellationToken cancellationToken)
     {
-        var k = top ?? options.Top;
-        if (k < 1)
+        // Read here, not bound: a value the binder cannot parse would be a 400 without a body.
+        var (k, topError) = Top(request.Query["top"], options.Top);
+        if (topError is not null)
         {
-            return Bad($"top must be 1 or more; got {k}.");
+            return Bad(topError);
         }
 
         if (request.ContentLength > options.MaxImageBytes)
@@ -38,13 +39,26 @@ public static class ClassifyEndpoint
             using var buffer = new MemoryStream();
             var chunk = new byte[81920];
             int read;
-            while ((read = await stream!.ReadAsync(chunk, cancellationToken).ConfigureAwait(false)) > 0)
+            try
             {
-                buffer.Write(chunk, 0, read);
-                if (buffer.Length > options.MaxImageBytes)
+                while ((read = await stream!.ReadAsync(chunk, cancellationToken).ConfigureAwait(false)) > 0)
                 {
-                    return Bad($"The image is larger than the {options.MaxImageBytes}-byte limit.");
+                    buffer.Write(chunk, 0, read);
+                    if (buffer.Length > options.MaxImageBytes)
+                    {
+                        return Bad($"The image is larger than the {options.MaxImageBytes}-byte limit.");
+                    }
                 }
+            }
+            catch (BadHttpRequestException ex)
+            {
+                // The client's fault (a malformed chunk, a body too slow or above the server's cap): its status, with a body.
+                return Results.Json(new ErrorResponse($"The request body cannot be read: {ex.Message}"), statusCode: ex.StatusCode);
+            }
+            catch (IOException ex)
+            {
+                // Kestrel's chunk parser reports a chunk size past 2^31 this way (an overflow inside): the client's bytes too.
+                return Bad($"The request body cannot be read: {ex.Message}");
             }
 
             bytes = buffer.ToArray();
@@ -98,6 +112,24 @@ public static class ClassifyEndpoint
         return ImageTypes.Contains(type)
             ? (request.Body, "the request body", null)
             : (null, null, $"Content-Type '{type}' is not an image: send image/png, image/jpeg, image/webp, image/bmp, image/gif, application/octet-stream, or multipart/form-data.");
+    }
+
+    /// <summary>The number of classes asked for: <c>?top=k</c> once, a whole number from 1; else the setting.</summary>
+    private static (int Top, string? Error) Top(Microsoft.Extensions.Primitives.StringValues values, int fallback)
+    {
+        if (values.Count == 0)
+        {
+            return (fallback, null);
+        }
+
+        if (values.Count > 1)
+        {
+            return (0, $"top is given {values.Count} times; give it once (?top=3).");
+        }
+
+        return int.TryParse(values[0], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var k) && k >= 1
+            ? (k, null)
+            : (0, $"top must be a whole number from 1; got '{values[0]}'.");
     }
 
     private static IResult Bad(string message) => Results.BadRequest(new ErrorResponse(message));

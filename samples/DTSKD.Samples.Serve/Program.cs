@@ -26,7 +26,7 @@ builder.Services.AddSingleton(options);
 builder.Services.AddSingleton(classifier);
 var app = builder.Build();
 
-app.MapGet("/health", (OnnxClassifier model) => Results.Ok(new { status = "ok", model = model.Model, classes = model.ClassCount, imageSize = model.ImageSize }));
+app.MapMethods("/health", ["GET", "HEAD"], (OnnxClassifier model) => Results.Ok(new { status = "ok", model = model.Model, classes = model.ClassCount, imageSize = model.ImageSize }));
 app.MapPost("/classify", ClassifyEndpoint.Handle).DisableAntiforgery();
 
 app.Run();

@@ -55,6 +55,14 @@ public sealed class ClassifyTests : IClassFixture<ServedModel>, IDisposable
     }
 
     [Fact]
+    public async Task Health_answers_head_as_it_answers_get()
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Head, "/health");
+        using var response = await _client.SendAsync(request);
+        response.StatusCode.Should().Be(HttpStatusCode.OK);
+    }
+
+    [Fact]
     public async Task A_good_image_gets_the_top_1_of_predict_raw_or_as_a_form()
     {
         foreach (var (path, top1) in _model.Images)
@@ -89,7 +97,11 @@ public sealed class ClassifyTests : IClassFixture<ServedModel>, IDisposable
             ("an image above the size cap", Image(large), "", "the limit is 200000"),
             ("a wrong content type", new StringContent("{\"image\": 1}", System.Text.Encoding.UTF8, "application/json"), "", "Content-Type 'application/json' is not an image"),
             ("a form without the image field", emptyForm, "", "The form has no 'image' file field"),
-            ("top=0", Image(await File.ReadAllBytesAsync(_model.Images[0].Path)), "?top=0", "top must be 1 or more"),
+            ("top=0", Image(await File.ReadAllBytesAsync(_model.Images[0].Path)), "?top=0", "top must be a whole number from 1; got '0'."),
+            ("top=abc", Image(await File.ReadAllBytesAsync(_model.Images[0].Path)), "?top=abc", "top must be a whole number from 1; got 'abc'."),
+            ("top=1e3", Image(await File.ReadAllBytesAsync(_model.Images[0].Path)), "?top=1e3", "top must be a whole number from 1; got '1e3'."),
+            ("top above int", Image(await File.ReadAllBytesAsync(_model.Images[0].Path)), "?top=2147483648", "top must be a whole number from 1; got '2147483648'."),
+            ("top twice", Image(await File.ReadAllBytesAsync(_model.Images[0].Path)), "?top=1&top=2", "top is given 2 times; give it once (?top=3)."),
         };
         foreach (var (what, content, query, message) in cases)
         {
