@@ -83,6 +83,12 @@ internal sealed class TrainCommand(IAnsiConsole console, TextWriter errors, Samp
             var precision = SampleRecipe.Precision(config, run.Device);
             var log = new FileLoggerProvider(Path.Combine(run.Folder.Path, "train.log"), console);
             using var logs = LoggerFactory.Create(b => b.AddProvider(log));
+            // A resumed run's batch size is its own, not the command line's that SampleRanks checked.
+            if (config.BatchSize % ranks.WorldSize != 0)
+            {
+                return Fail(Sample.BadArguments, $"--batch-size {config.BatchSize} is the whole step's and does not split evenly over {ranks.WorldSize} ranks; give a multiple of {ranks.WorldSize}.");
+            }
+
             Trainer trainer;
             try
             {
