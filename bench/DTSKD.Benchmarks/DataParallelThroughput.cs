@@ -18,7 +18,7 @@ public static class DataParallelThroughput
     private static readonly string[] MpirunPaths = ["/usr/bin/mpirun", "/usr/local/bin/mpirun"];
 
     /// <summary>Runs the comparison for every (model, mode).</summary>
-    public static int Run(string[] models, string[] modes, int batch, int steps, bool referenceWidth, int imageSize, int ranks, int rounds, string? output, string command)
+    public static int Run(string[] models, string[] modes, int batch, int steps, bool referenceWidth, int imageSize, int ranks, int rounds, bool syncBatchNorm, string? output, string command)
     {
         var inv = CultureInfo.InvariantCulture;
         if (batch % ranks != 0)
@@ -49,6 +49,7 @@ public static class DataParallelThroughput
             }
 
             var (one, many, reduceMs, reduceBytes) = (new List<double>(), new List<double>(), new List<double>(), new List<double>());
+            var (synced, syncedMs, syncedBytes) = (new List<double>(), new List<double>(), new List<double>());
             for (var round = 0; round < Math.Max(1, rounds); round++)
             {
                 // One LibTorch process at a time: the in-process side, then the ranks (this process waits, idle).
@@ -57,7 +58,12 @@ public static class DataParallelThroughput
                 double ms, allReduceMs, bytes;
                 try
                 {
-                    (ms, allReduceMs, bytes) = Ranks(mpirun, ranks, name, mode, batch / ranks, steps, referenceWidth, imageSize);
+                    (ms, allReduceMs, bytes) = Ranks(mpirun, ranks, name, mode, batch / ranks, steps, referenceWidth, imageSize, syncBatchNorm: false);
+                    if (syncBatchNorm)
+                    {
+                        var (s, sMs, sBytes) = Ranks(mpirun, ranks, name, mode, batch / ranks, steps, referenceWidth, imageSize, syncBatchNorm: true);
+                        (synced, syncedMs, syncedBytes) = ([.. synced, s], [.. syncedMs, sMs], [.. syncedBytes, sBytes]);
+                    }
                 }
                 catch (InvalidOperationException ex)
                 {
@@ -68,7 +74,8 @@ public static class DataParallelThroughput
                 many.Add(ms);
                 reduceMs.Add(allReduceMs);
                 reduceBytes.Add(bytes);
-                Console.WriteLine(string.Create(inv, $"round {round + 1}: {name} {mode}: 1 x {ranks} threads {one[^1]:F0} ms/step; {ranks} x 1 thread {ms:F0} ms/step, all-reduce {allReduceMs:F0} ms and {bytes / 1e6:F2} MB per step"));
+                var syncedText = syncBatchNorm ? string.Create(inv, $"; synchronised batch norms {synced[^1]:F0} ms/step, all-reduce {syncedMs[^1]:F0} ms and {syncedBytes[^1] / 1e6:F2} MB") : string.Empty;
+                Console.WriteLine(string.Create(inv, $"round {round + 1}: {name} {mode}: 1 x {ranks} threads {one[^1]:F0} ms/step; {ranks} x 1 thread {ms:F0} ms/step, all-reduce {allReduceMs:F0} ms and {bytes / 1e6:F2} MB per step{syncedText}"));
             }
 
             // The ring all-reduce sends and receives 2 (R - 1) / R of the buffer per rank; the buffer is every gradient in float32.
@@ -77,13 +84,17 @@ public static class DataParallelThroughput
                 v.Min() == v.Max() ? (v[0] * scale).ToString(format, inv) : string.Create(inv, $"{(v.Min() * scale).ToString(format, inv)}-{(v.Max() * scale).ToString(format, inv)}");
             rows.Add(string.Create(inv, $"| {name} | {mode} | 1 process x {ranks} threads | {batch} | {Range(one, "F0")} | {batch * 1000.0 / one.Average():F0} | - | - | - |"));
             rows.Add(string.Create(inv, $"| {name} | {mode} | {ranks} processes x 1 thread | {batch / ranks} per rank | {Range(many, "F0")} | {batch * 1000.0 / many.Average():F0} | {Range(reduceMs, "F0")} | {Range(reduceBytes, "F2", 1e-6)} | {parameters * 4 / 1e6:F2} (P = {parameters:N0}); ring traffic {ring / 1e6:F2} |"));
+            if (syncBatchNorm)
+            {
+                rows.Add(string.Create(inv, $"| {name} | {mode} | {ranks} processes x 1 thread, batch norms synchronised | {batch / ranks} per rank | {Range(synced, "F0")} | {batch * 1000.0 / synced.Average():F0} | {Range(syncedMs, "F0")} | {Range(syncedBytes, "F2", 1e-6)} | gradients as above, plus the batch norms' statistics |"));
+            }
         }
 
         set_num_threads(threads);
         var text = new StringBuilder();
         text.AppendLine(CultureInfo.InvariantCulture, $"Measured on: {machine}; Open MPI (`{mpirun} -np {ranks}`).");
         text.AppendLine();
-        text.AppendLine(CultureInfo.InvariantCulture, $"Command: `{command}`. Width {(referenceWidth ? "reference (64, neck 512)" : "16/128")}, 100 classes, {imageSize} px synthetic images, {steps} steps per epoch, the second epoch measured; the same step batch on both sides (split over the ranks), the sides alternating{(rounds > 1 ? $" for {rounds} rounds (a range is min-max)" : string.Empty)}. All-reduce time is rank 0's wait in the gradient buckets' all-reduces (the other rank's lag included); bytes are the float32 buffers handed to MPI per step, against P x 4 (docs/scaling.md's ring formula sends 2 (R - 1) / R of that per rank).");
+        text.AppendLine(CultureInfo.InvariantCulture, $"Command: `{command}`. Width {(referenceWidth ? "reference (64, neck 512)" : "16/128")}, 100 classes, {imageSize} px synthetic images, {steps} steps per epoch, the second epoch measured; the same step batch on both sides (split over the ranks), the sides alternating{(rounds > 1 ? $" for {rounds} rounds (a range is min-max)" : string.Empty)}. All-reduce time is rank 0's wait in the step's all-reduces (the gradient buckets', and the batch norms' where synchronised; the other rank's lag included); bytes are the float32 and float64 buffers handed to MPI per step, against P x 4 (docs/scaling.md's ring formula sends 2 (R - 1) / R of that per rank).");
         text.AppendLine();
         text.AppendLine("| model | mode | layout | batch | ms per step | images/s | all-reduce ms per step | all-reduce MB per step (measured) | formula MB |");
         text.AppendLine("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
@@ -103,13 +114,13 @@ public static class DataParallelThroughput
     }
 
     /// <summary>One rank of the R-process side, started by mpirun (the hidden command <c>steps-rank</c>); rank 0 prints its figures.</summary>
-    public static int Rank(string name, string mode, int batch, int steps, bool referenceWidth, int imageSize)
+    public static int Rank(string name, string mode, int batch, int steps, bool referenceWidth, int imageSize, bool syncBatchNorm)
     {
         set_num_threads(1);
         using var group = MpiProcessGroup.Start();
         var width = referenceWidth ? new MultiBranchModelOptions() : new MultiBranchModelOptions { BaseWidth = 16, NeckWidth = 128 };
         var counters = new Counters(group, steps);
-        var ms = StepThroughput.Measure(CPU, name, mode, "cifar", batch, steps, width, imageSize, group, counters);
+        var ms = StepThroughput.Measure(CPU, name, mode, "cifar", batch, steps, width, imageSize, group, counters, syncBatchNorm);
         if (group.Rank == 0)
         {
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{RankLine} {ms:R} | {counters.Milliseconds / steps:R} | {(double)counters.Bytes / steps:R} |"));
@@ -118,12 +129,12 @@ public static class DataParallelThroughput
         return 0;
     }
 
-    private static (double Ms, double AllReduceMs, double Bytes) Ranks(string mpirun, int ranks, string name, string mode, int batch, int steps, bool referenceWidth, int imageSize)
+    private static (double Ms, double AllReduceMs, double Bytes) Ranks(string mpirun, int ranks, string name, string mode, int batch, int steps, bool referenceWidth, int imageSize, bool syncBatchNorm)
     {
         var inv = CultureInfo.InvariantCulture;
         var self = Path.Combine(AppContext.BaseDirectory, "DTSKD.Benchmarks.dll");
         string[] arguments = ["--allow-run-as-root", "--oversubscribe", "-np", ranks.ToString(inv), "dotnet", self, "steps-rank", "--models", name, "--modes", mode,
-            "--batch-size", batch.ToString(inv), "--steps", steps.ToString(inv), "--image-size", imageSize.ToString(inv), .. referenceWidth ? new[] { "--reference-width" } : []];
+            "--batch-size", batch.ToString(inv), "--steps", steps.ToString(inv), "--image-size", imageSize.ToString(inv), .. referenceWidth ? new[] { "--reference-width" } : [], .. syncBatchNorm ? new[] { "--sync-batch-norm" } : []];
         var info = new ProcessStartInfo(mpirun, arguments) { RedirectStandardOutput = true, RedirectStandardError = true };
         using var process = Process.Start(info)!;
         var errors = process.StandardError.ReadToEndAsync();

@@ -26,10 +26,11 @@ var stepPython = new Option<string?>("--pytorch") { Description = "A Python with
 var pytorchModes = new Option<string>("--pytorch-modes") { Description = "PyTorch's modes: fp32, tf32, amp-bf16, amp-fp16, each optionally -cl (channels_last).", DefaultValueFactory = _ => "fp32,fp32-cl,amp-bf16,amp-bf16-cl" };
 var stepRounds = new Option<int>("--rounds") { Description = "Rounds, the two sides alternating.", DefaultValueFactory = _ => 1 };
 var stepRanks = new Option<int>("--ranks") { Description = "With 2 or more: one process with that many threads against that many MPI processes (mpirun) of one thread, the same step batch split over them; all-reduce time and bytes per step (CPU, cifar stem).", DefaultValueFactory = _ => 1 };
-var throughput = new Command("steps", "Training throughput through the Trainer for each model, stem and precision mode (with --pytorch, beside PyTorch's; with --ranks, data-parallel against one process).") { deviceOption, stepModels, modes, batch, steps, reference, stepSize, stems, stepPython, pytorchModes, stepRounds, stepRanks, stepsOutput };
+var stepSyncBn = new Option<bool>("--sync-batch-norm") { Description = "With --ranks: the ranks also run with synchronised batch norms, a row of their own." };
+var throughput = new Command("steps", "Training throughput through the Trainer for each model, stem and precision mode (with --pytorch, beside PyTorch's; with --ranks, data-parallel against one process).") { deviceOption, stepModels, modes, batch, steps, reference, stepSize, stems, stepPython, pytorchModes, stepRounds, stepRanks, stepSyncBn, stepsOutput };
 throughput.SetAction(r => r.GetValue(stepRanks) > 1
     ? DataParallelThroughput.Run(List(r.GetValue(stepModels)!), List(r.GetValue(modes)!), r.GetValue(batch), r.GetValue(steps), r.GetValue(reference), r.GetValue(stepSize),
-        r.GetValue(stepRanks), r.GetValue(stepRounds), r.GetValue(stepsOutput), "dotnet run -c Release --project bench/DTSKD.Benchmarks -- " + string.Join(' ', args))
+        r.GetValue(stepRanks), r.GetValue(stepRounds), r.GetValue(stepSyncBn), r.GetValue(stepsOutput), "dotnet run -c Release --project bench/DTSKD.Benchmarks -- " + string.Join(' ', args))
     : StepThroughput.Run(
     ResolveDevice(r.GetValue(deviceOption)!),
     r.GetValue(stepModels)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
@@ -40,9 +41,9 @@ throughput.SetAction(r => r.GetValue(stepRanks) > 1
     "dotnet run -c Release --project bench/DTSKD.Benchmarks -- " + string.Join(' ', args)));
 
 // One rank of `steps --ranks`, started by mpirun; not for users.
-var stepRank = new Command("steps-rank", "One rank of steps --ranks (started by mpirun).") { stepModels, modes, batch, steps, reference, stepSize };
+var stepRank = new Command("steps-rank", "One rank of steps --ranks (started by mpirun).") { stepModels, modes, batch, steps, reference, stepSize, stepSyncBn };
 stepRank.Hidden = true;
-stepRank.SetAction(r => DataParallelThroughput.Rank(r.GetValue(stepModels)!, r.GetValue(modes)!, r.GetValue(batch), r.GetValue(steps), r.GetValue(reference), r.GetValue(stepSize)));
+stepRank.SetAction(r => DataParallelThroughput.Rank(r.GetValue(stepModels)!, r.GetValue(modes)!, r.GetValue(batch), r.GetValue(steps), r.GetValue(reference), r.GetValue(stepSize), r.GetValue(stepSyncBn)));
 
 var gradModel = new Option<string>("--model") { Description = "Model.", DefaultValueFactory = _ => "resnet18_dtskd" };
 var gradChannels = new Option<int>("--channels") { Description = "Input channels.", DefaultValueFactory = _ => 3 };

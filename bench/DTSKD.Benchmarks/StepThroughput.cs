@@ -88,10 +88,11 @@ public static class StepThroughput
 
     /// <summary>
     /// Milliseconds per step of the second epoch. With <paramref name="group"/>, this process is one rank of a data-parallel
-    /// run: <paramref name="batch"/> per rank, each rank's shard of the same synthetic set; <paramref name="callback"/> sees the run.
+    /// run: <paramref name="batch"/> per rank, each rank's shard of the same synthetic set, its batch norms synchronised with
+    /// <paramref name="syncBatchNorm"/>; <paramref name="callback"/> sees the run.
     /// </summary>
     internal static double Measure(Device device, string name, string mode, string stemName, int batch, int steps, MultiBranchModelOptions width, int imageSize,
-        IProcessGroup? group = null, TrainerCallback? callback = null)
+        IProcessGroup? group = null, TrainerCallback? callback = null, bool syncBatchNorm = false)
     {
         var stem = stemName switch
         {
@@ -120,7 +121,7 @@ public static class StepThroughput
         using var trainer = new Trainer(model, loss, train, test, PadCropFlip.Cifar, new TrainerOptions
         {
             Epochs = 2, BatchSize = batch, Device = device, Precision = precision, AllowTf32 = tf32, ChannelsLast = channelsLast, Milestones = [], LogInterval = 1_000_000,
-            ProcessGroup = group,
+            ProcessGroup = group, SyncBatchNorm = syncBatchNorm,
         });
         if (callback is not null)
         {

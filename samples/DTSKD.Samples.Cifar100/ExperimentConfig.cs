@@ -123,6 +123,9 @@ public sealed record ExperimentConfig
     /// <summary>The number of ranks the run trained with (written by the sample, not an option; null: one process).</summary>
     public int? WorldSizeUsed { get; init; }
 
+    /// <summary>--sync-batch-norm: batch norms over every rank's images of a step (with several ranks).</summary>
+    public bool SyncBatchNorm { get; init; }
+
     /// <summary>--rank: the rank this process must have (the launcher's decides; checked against it). Not the run's: not written.</summary>
     [System.Text.Json.Serialization.JsonIgnore]
     public int? Rank { get; init; }

@@ -40,9 +40,15 @@ internal sealed class SampleRanks : IDisposable
             Description = "How many processes train the run (start them with mpirun -np N or srun; docs/scaling.md); normally read from the launcher. --batch-size is the whole step's, split over them.",
         });
 
-        public IEnumerable<Option> All => [Rank, WorldSize];
+        public Option<bool> SyncBatchNorm { get; } = new("--sync-batch-norm")
+        {
+            Description = "With several ranks: every batch norm normalises over all ranks' images of the step together (PyTorch's SyncBatchNorm), not each rank's own (the release, DistributedDataParallel). For small per-rank batches.",
+        };
 
-        public ExperimentConfig Read(ParseResult result, ExperimentConfig config) => config with { Rank = result.GetValue(Rank), WorldSize = result.GetValue(WorldSize) };
+        public IEnumerable<Option> All => [Rank, WorldSize, SyncBatchNorm];
+
+        public ExperimentConfig Read(ParseResult result, ExperimentConfig config) =>
+            config with { Rank = result.GetValue(Rank), WorldSize = result.GetValue(WorldSize), SyncBatchNorm = result.GetValue(SyncBatchNorm) };
     }
 
     /// <summary>This process's place in the run: from the launcher's environment, checked against --rank and --world-size; or one line saying why not.</summary>

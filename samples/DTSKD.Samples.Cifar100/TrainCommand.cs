@@ -97,6 +97,7 @@ internal sealed class TrainCommand(IAnsiConsole console, TextWriter errors, Samp
                 // --batch-size is the whole step's, as the release's is over its GPUs: each rank trains its share.
                 options.BatchSize = config.BatchSize / ranks.WorldSize;
                 options.ProcessGroup = ranks.Group;
+                options.SyncBatchNorm = config.SyncBatchNorm;
                 options.FineTuning = pretrained is null ? null : PretrainedStart.Tuning(config, pretrained);
                 trainer = new Trainer(model, loss, train, data.Splits.Test, preprocessing, options, logs.CreateLogger("DTSKD"));
             }
@@ -230,7 +231,7 @@ internal sealed class TrainCommand(IAnsiConsole console, TextWriter errors, Samp
         }
 
         console.MarkupLineInterpolated(
-            $"[bold]{config.ClassifierType}[/] on [bold]{data.Train.Name}[/] ({data.Train.Count} train / {data.Test.Count} test images), {config.Epochs} epochs, device {run.Device.type}, {precision}, {config.Threads} threads{(ranks.Group is { } group ? $", {group.Description}, batch {config.BatchSize / ranks.WorldSize} per rank" : string.Empty)}, outputs in '{run.Folder.Path}'.");
+            $"[bold]{config.ClassifierType}[/] on [bold]{data.Train.Name}[/] ({data.Train.Count} train / {data.Test.Count} test images), {config.Epochs} epochs, device {run.Device.type}, {precision}, {config.Threads} threads{(ranks.Group is { } group ? $", {group.Description}, batch {config.BatchSize / ranks.WorldSize} per rank{(config.SyncBatchNorm ? ", batch norms over all ranks" : string.Empty)}" : string.Empty)}, outputs in '{run.Folder.Path}'.");
     }
 
     /// <summary>--tsne: the best epoch's (or, before the best is counted, the last epoch's) test outputs and their t-SNE map.</summary>

@@ -42,8 +42,9 @@ internal static class DataParallelScenario
 
     public static DualTeacherLoss Loss(IMultiBranchModel model) => DualTeacherLoss.For(model, Samples);
 
-    public static TrainerOptions Options(IProcessGroup? group) => new()
+    public static TrainerOptions Options(IProcessGroup? group, bool syncBatchNorm = false) => new()
     {
+        SyncBatchNorm = syncBatchNorm,
         Epochs = Epochs,
         BatchSize = Batch,
         Precision = TrainingPrecision.Float64,
@@ -88,9 +89,9 @@ internal static class DataParallelScenario
         public DualTeacherLoss Loss { get; }
 
         /// <summary>A trainer of this replica for <paramref name="group"/> (null: one process), checkpointing into <paramref name="checkpoints"/> when given.</summary>
-        public Trainer Trainer(IProcessGroup? group, string? checkpoints = null)
+        public Trainer Trainer(IProcessGroup? group, string? checkpoints = null, bool syncBatchNorm = false)
         {
-            var options = Options(group);
+            var options = Options(group, syncBatchNorm);
             options.CheckpointDirectory = checkpoints;
             return new Trainer(Model, Loss, Train, Test, Augmentation, options);
         }

@@ -7,6 +7,7 @@ using static TorchSharp.torch;
 // One rank of a data-parallel test, started by mpirun: the first argument says which test, the second where to write.
 //   collectives OUT   all-reduce, broadcast, barrier and all-gather; each rank writes what it received
 //   train OUT         the float64 scenario trained by this rank; each rank writes its final weights
+//   sync-bn OUT       the same with synchronised batch norms
 //   resume OUT        the scenario stopped by rank 0 alone after epoch 1's first step, checkpointed into OUT, resumed by
 //                     fresh trainers; each rank writes its final weights
 //   stall             rank 1 stops calling; rank 0's barrier must give up after its 3-second deadline (exit 3)
@@ -60,10 +61,10 @@ switch (mode)
         return 0;
     }
 
-    case "train" or "die" or "fail":
+    case "train" or "sync-bn" or "die" or "fail":
     {
         using var replica = new DataParallelScenario.Replica();
-        using var trainer = replica.Trainer(group);
+        using var trainer = replica.Trainer(group, syncBatchNorm: mode == "sync-bn");
         if (mode == "die" && group.Rank == 1)
         {
             trainer.Callbacks.Add(new DieAt(int.Parse(output, CultureInfo.InvariantCulture)));
@@ -75,7 +76,7 @@ switch (mode)
         }
 
         trainer.Run();
-        if (mode == "train")
+        if (mode is "train" or "sync-bn")
         {
             File.WriteAllLines(Path.Combine(output, $"rank{group.Rank}.txt"), DataParallelScenario.Weights(replica.Model).Select(v => v.ToString("R", CultureInfo.InvariantCulture)));
         }

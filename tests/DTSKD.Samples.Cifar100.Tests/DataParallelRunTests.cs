@@ -41,6 +41,23 @@ public sealed class DataParallelRunTests : SampleTestBase
         File.ReadAllLines(Path.Combine(run, "metrics.csv")).Should().HaveCount(3);
     }
 
+    [Fact]
+    public async Task Synchronised_batch_norms_are_said_recorded_and_kept_by_a_resume()
+    {
+        var (code, output) = await Mpirun(2, [.. Tiny(1), "--sync-batch-norm"]);
+        code.Should().Be(0, output);
+        output.Should().Contain("2 ranks, batch 16 per rank, batch norms over all ranks");
+        var run = Path.Combine(Experiments, "dp");
+        using (var config = JsonDocument.Parse(File.ReadAllText(Path.Combine(run, "config.json"))))
+        {
+            config.RootElement.GetProperty("sync-batch-norm").GetBoolean().Should().BeTrue();
+        }
+
+        (code, output) = await Mpirun(2, ["--resume", run, "--epochs", "2", "--threads", "1"]);
+        code.Should().Be(0, output);
+        output.Should().Contain("batch norms over all ranks", "the run's config.json keeps the setting");
+    }
+
     [Theory]
     [InlineData(3, 32, "error: rank {0} of 2: --world-size 3: the launcher (Open MPI) started 2 ranks.")]
     [InlineData(2, 33, "error: rank {0} of 2: --batch-size 33 is the whole step's and does not split evenly over 2 ranks; give a multiple of 2.")]

@@ -113,6 +113,7 @@ public sealed class Trainer : IDisposable
 
         using var precision = _parts.Step.Precision.Activate();
         ReplicaSync.Everything(Model, _parts.Step.Group);
+        using var norms = _options.SyncBatchNorm ? Training.SyncBatchNorm.Attach(Model.modules(), _parts.Step.Group) : null;
         _parts.Schedule.Start();
         Notify(c => c.OnTrainStart(this));
         var result = _loop.Run(cancellationToken);

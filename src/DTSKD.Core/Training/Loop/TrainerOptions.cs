@@ -107,6 +107,14 @@ public sealed class TrainerOptions
     /// </remarks>
     public IProcessGroup? ProcessGroup { get; set; }
 
+    /// <summary>
+    /// With several ranks (<see cref="ProcessGroup"/>), whether every batch norm normalises over all ranks' batches together
+    /// (as PyTorch's <c>SyncBatchNorm</c>) rather than each rank's own (as DistributedDataParallel, and the release). Off by
+    /// default. Each batch norm then costs one small all-reduce forward and one backward per step; worth it when each rank's
+    /// batch is too small for its own statistics. Ignored with one rank; batch norms frozen by <see cref="FineTuning"/> stay frozen.
+    /// </summary>
+    public bool SyncBatchNorm { get; set; }
+
     /// <summary>Training a pretrained backbone (learning-rate factor, frozen stages, frozen batch norms, warm-up); null (default) to train every parameter alike.</summary>
     public FineTuning? FineTuning { get; set; }
 
