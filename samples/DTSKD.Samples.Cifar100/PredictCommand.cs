@@ -20,7 +20,19 @@ internal static class PredictCommand
             return Sample.Failed;
         }
 
-        using var classifier = new Serve.OnnxClassifier(path);
+        Serve.OnnxClassifier loaded;
+        try
+        {
+            loaded = new Serve.OnnxClassifier(path);
+        }
+        catch (InvalidDataException ex)
+        {
+            // The server's own start-up check: a file it would refuse to serve is refused here too.
+            errors.WriteLine($"error: --onnx {ex.Message}");
+            return Sample.BadArguments;
+        }
+
+        using var classifier = loaded;
         var images = new List<(byte[] Bytes, string Name)>();
         foreach (var file in request.Images)
         {

@@ -12,7 +12,7 @@ public static class ClassifyEndpoint
     private static readonly string[] ImageTypes = ["image/png", "image/jpeg", "image/webp", "image/bmp", "image/gif", "application/octet-stream"];
 
     /// <summary>Handles one request.</summary>
-    public static async Task<IResult> Handle(HttpRequest request, OnnxClassifier classifier, ServeOptions options, CancellationToken cancellationToken)
+    public static async Task<IResult> Handle(HttpRequest request, OnnxClassifier classifier, ServeOptions options, DecodeBudget budget, HttpResponse response, CancellationToken cancellationToken)
     {
         // Read here, not bound: a value the binder cannot parse would be a 400 without a body.
         var (k, topError) = Top(request.Query["top"], options.Top);
@@ -71,6 +71,22 @@ public static class ClassifyEndpoint
 
         try
         {
+            // Weighed by its header before anything is decoded: what it will allocate comes out of the server-wide budget.
+            var cost = classifier.DecodedBytes(bytes, name!);
+            if (cost > budget.Bytes)
+            {
+                return Results.Json(new ErrorResponse($"The image would take {cost:N0} bytes to decode, more than the server's whole decode budget ({budget.Bytes:N0} bytes, Model:DecodeBudgetBytes)."),
+                    statusCode: StatusCodes.Status413PayloadTooLarge);
+            }
+
+            using var lease = await budget.Acquire(cost, cancellationToken).ConfigureAwait(false);
+            if (lease is null)
+            {
+                response.Headers.RetryAfter = "1";
+                return Results.Json(new ErrorResponse("The server is decoding as many images as its budget allows and its queue is full; retry after a second."),
+                    statusCode: StatusCodes.Status503ServiceUnavailable);
+            }
+
             var ranked = classifier.Classify([(bytes, name!)], k)[0];
             return Results.Ok(new ClassifyResponse(classifier.Model, ranked));
         }
@@ -93,7 +109,7 @@ public static class ClassifyEndpoint
             IFormCollection form;
             try
             {
-                form = await request.ReadFormAsync(new Microsoft.AspNetCore.Http.Features.FormOptions { MultipartBodyLengthLimit = options.MaxImageBytes + 65536 }, cancellationToken)
+                form = await request.ReadFormAsync(new Microsoft.AspNetCore.Http.Features.FormOptions { MultipartBodyLengthLimit = options.MaxRequestBodyBytes }, cancellationToken)
                     .ConfigureAwait(false);
             }
             catch (Exception ex) when (ex is InvalidDataException or IOException or BadHttpRequestException)

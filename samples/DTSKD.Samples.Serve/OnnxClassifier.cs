@@ -23,7 +23,7 @@ public sealed class OnnxClassifier : IDisposable
     private readonly float[] _shift;
 
     /// <summary>Loads a file written by DTSKD.Core.Onnx (the sample's <c>export --format onnx</c>).</summary>
-    /// <exception cref="InvalidDataException">The file is not an ONNX model, or lacks the preprocessing metadata.</exception>
+    /// <exception cref="InvalidDataException">The file is not an ONNX model, or its preprocessing metadata is missing or does not fit its shapes (<see cref="ModelContract"/>); one line.</exception>
     public OnnxClassifier(string path)
     {
         try
@@ -35,22 +35,19 @@ public sealed class OnnxClassifier : IDisposable
             throw new InvalidDataException($"'{path}' is not an ONNX model ONNX Runtime can load: {ex.Message.Split('\n')[0]}", ex);
         }
 
-        var meta = _session.ModelMetadata.CustomMetadataMap;
-        string Key(string key) => meta.TryGetValue(key, out var value)
-            ? value
-            : throw new InvalidDataException($"'{path}' has no '{key}' metadata: export it with DTSKD.Core.Onnx (the sample's export --format onnx), which records the preprocessing.");
-        int Int(string key) => int.Parse(Key(key), CultureInfo.InvariantCulture);
-        double[] Doubles(string key) => [.. Key(key).Split(',').Select(v => double.Parse(v, CultureInfo.InvariantCulture))];
+        ModelContract contract;
+        try
+        {
+            contract = ModelContract.Read(path, _session.ModelMetadata.CustomMetadataMap, Shape(_session.InputMetadata, "input"), Shape(_session.OutputMetadata, "logits"));
+        }
+        catch
+        {
+            _session.Dispose();
+            throw;
+        }
 
-        ImageSize = Int("dtskd.image_size");
-        DecodeSize = Int("dtskd.decode_size");
-        Channels = Int("dtskd.channels");
-        var (mean, std) = (Doubles("dtskd.mean"), Doubles("dtskd.std"));
-        ClassCount = (int)_session.OutputMetadata["logits"].Dimensions[1];
-        ClassNames = meta.TryGetValue("dtskd.class_names", out var names)
-            ? JsonSerializer.Deserialize<string[]>(names) ?? []
-            : [.. Enumerable.Range(0, ClassCount).Select(i => $"class {i}")];
-        Model = meta.TryGetValue("dtskd.model", out var model) ? model : "model";
+        (ImageSize, DecodeSize, Channels, ClassCount, ClassNames, Model) = (contract.ImageSize, contract.DecodeSize, contract.Channels, contract.ClassCount, contract.ClassNames, contract.Model);
+        var (mean, std) = (contract.Mean, contract.Std);
 
         // (v / 255 - mean) / std as one multiply-add per channel.
         _scale = [.. std.Select(s => (float)(1 / (255 * s)))];
@@ -74,6 +71,13 @@ public sealed class OnnxClassifier : IDisposable
 
     /// <summary>The network's name, from the metadata.</summary>
     public string Model { get; }
+
+    /// <summary>The bytes classifying one image will allocate (decoded pixels, planes, the model's input), from its header alone.</summary>
+    /// <param name="bytes">The encoded image.</param>
+    /// <param name="name">What to call it in errors.</param>
+    /// <exception cref="ImageDecodeException">Its header is not an image's, is truncated, or declares too many pixels or more pixel data than it holds.</exception>
+    public long DecodedBytes(byte[] bytes, string name) =>
+        ImageDecoder.DecodedBytes(bytes, DecodeSize, ImageDecoder.DefaultMaxPixels, name) + ((long)Channels * DecodeSize * DecodeSize) + (4L * Channels * ImageSize * ImageSize);
 
     /// <summary>Ranks the classes of encoded images (PNG, JPEG, ...), best first.</summary>
     /// <param name="images">Each image's bytes and a name for error messages.</param>
@@ -113,6 +117,9 @@ public sealed class OnnxClassifier : IDisposable
 
     /// <inheritdoc />
     public void Dispose() => _session.Dispose();
+
+    private static int[]? Shape(IReadOnlyDictionary<string, NodeMetadata> nodes, string name) =>
+        nodes.TryGetValue(name, out var node) && node.IsTensor ? node.Dimensions : null;
 
     private IReadOnlyList<Prediction> Rank(ReadOnlySpan<float> logits, int k)
     {

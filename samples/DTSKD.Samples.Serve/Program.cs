@@ -4,7 +4,16 @@ using DTSKD.Samples.Serve;
 //   dotnet run --project samples/DTSKD.Samples.Serve -- --Model:Path=experiments/<run>/backbone.onnx
 //   curl -X POST --data-binary @cat.png -H 'Content-Type: image/png' http://localhost:5000/classify
 var builder = WebApplication.CreateBuilder(args);
-var options = builder.Configuration.GetSection("Model").Get<ServeOptions>() ?? new ServeOptions();
+
+// Everything served is checked once, here: a setting or a model that cannot work is one line and exit 2, not a server
+// whose every request fails.
+var (read, settingError) = ServeOptions.Read(builder.Configuration.GetSection("Model"));
+if (read is not { } options)
+{
+    Console.Error.WriteLine($"error: {settingError}");
+    return 2;
+}
+
 if (string.IsNullOrWhiteSpace(options.Path) || !File.Exists(options.Path))
 {
     Console.Error.WriteLine($"error: Model:Path '{options.Path}' is not a file: give the .onnx file to serve (--Model:Path=... or Model__Path=...).");
@@ -22,6 +31,9 @@ catch (InvalidDataException ex)
     return 2;
 }
 
+// Kestrel's body cap follows the image limit (and a form's envelope), so the setting is the limit in force.
+builder.WebHost.ConfigureKestrel(kestrel => kestrel.Limits.MaxRequestBodySize = options.MaxRequestBodyBytes);
+builder.Services.AddSingleton(new DecodeBudget(options));
 builder.Services.AddSingleton(options);
 builder.Services.AddSingleton(classifier);
 var app = builder.Build();

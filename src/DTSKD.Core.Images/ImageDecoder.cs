@@ -75,41 +75,8 @@ public static class ImageDecoder
         }
 
         using var stream = new MemoryStream(encoded, writable: false);
-        using var codec = SKCodec.Create(stream, out var opened);
-        if (codec is null)
-        {
-            throw new ImageDecodeException(name, opened == SKCodecResult.IncompleteInput
-                ? "is truncated (it ends inside its header)"
-                : "is not an image SkiaSharp can read (PNG, JPEG, BMP, GIF, WebP)");
-        }
-
-        var (width, height) = (codec.Info.Width, codec.Info.Height);
-        if (width <= 0 || height <= 0)
-        {
-            throw new ImageDecodeException(name, $"has no pixels ({width}x{height})");
-        }
-
-        if ((long)width * height > maxPixels)
-        {
-            throw new ImageDecodeException(name, $"is {width}x{height} pixels, more than the {maxPixels:N0} allowed (a possible decompression bomb)");
-        }
-
-        // A JPEG much larger than needed is decoded at 1/2, 1/4 or 1/8 of its size by the codec's own scaling (in the DCT, so
-        // it is filtered, not subsampled), never below the size wanted: a fraction of the work for large photos.
-        var info = new SKImageInfo(width, height, SKColorType.Rgba8888, SKAlphaType.Unpremul);
-        if (codec.EncodedFormat == SKEncodedImageFormat.Jpeg && Math.Min(width, height) >= 2 * size)
-        {
-            foreach (var scale in new[] { 0.125f, 0.25f, 0.5f })
-            {
-                var scaled = codec.GetScaledDimensions(scale);
-                if (Math.Min(scaled.Width, scaled.Height) >= size)
-                {
-                    info = info.WithSize(scaled.Width, scaled.Height);
-                    break;
-                }
-            }
-        }
-
+        using var codec = Open(encoded, stream, maxPixels, name);
+        var info = DecodedInfo(codec, size);
         using var bitmap = new SKBitmap(info);
         var result = codec.GetPixels(info, bitmap.GetPixels());
         if (result != SKCodecResult.Success)
@@ -136,6 +103,135 @@ public static class ImageDecoder
 
         using var square = Square(bitmap, codec.EncodedOrigin, size);
         ToPlanes(square.GetPixelSpan(), size, channels, destination);
+    }
+
+    /// <summary>
+    /// The bytes <see cref="Decode"/> allocates for an image (its decoded pixels, at the codec's reduced size where it has
+    /// one, and the square they are resampled to), read from the header alone: a server can weigh a request before it
+    /// decodes anything. The header's faults are refused here, as by <see cref="Decode"/>.
+    /// </summary>
+    /// <param name="encoded">The file's bytes.</param>
+    /// <param name="size">The side of the square to produce.</param>
+    /// <param name="maxPixels">The largest width x height decoded.</param>
+    /// <param name="name">What to call the image in errors.</param>
+    /// <exception cref="ImageDecodeException">The bytes are not an image, its header is truncated, it is too large, or it declares more pixel data than the file holds.</exception>
+    public static long DecodedBytes(byte[] encoded, int size, long maxPixels, string name)
+    {
+        ArgumentNullException.ThrowIfNull(encoded);
+        ArgumentNullException.ThrowIfNull(name);
+        ArgumentOutOfRangeException.ThrowIfLessThan(size, 1);
+        if (encoded.Length == 0)
+        {
+            throw new ImageDecodeException(name, "is empty (0 bytes)");
+        }
+
+        using var stream = new MemoryStream(encoded, writable: false);
+        using var codec = Open(encoded, stream, maxPixels, name);
+        return DecodedInfo(codec, size).BytesSize64 + (4L * size * size);
+    }
+
+    /// <summary>The codec of an image whose header is sound: it opens, has pixels, at most <paramref name="maxPixels"/>, and no more pixel data declared than the file can hold.</summary>
+    private static SKCodec Open(byte[] encoded, MemoryStream stream, long maxPixels, string name)
+    {
+        var codec = SKCodec.Create(stream, out var opened);
+        if (codec is null)
+        {
+            throw new ImageDecodeException(name, opened == SKCodecResult.IncompleteInput
+                ? "is truncated (it ends inside its header)"
+                : "is not an image SkiaSharp can read (PNG, JPEG, BMP, GIF, WebP)");
+        }
+
+        try
+        {
+            var (width, height) = (codec.Info.Width, codec.Info.Height);
+            if (width <= 0 || height <= 0)
+            {
+                throw new ImageDecodeException(name, $"has no pixels ({width}x{height})");
+            }
+
+            if ((long)width * height > maxPixels)
+            {
+                throw new ImageDecodeException(name, $"is {width}x{height} pixels, more than the {maxPixels:N0} allowed (a possible decompression bomb)");
+            }
+
+            if (codec.EncodedFormat == SKEncodedImageFormat.Bmp && BmpShortfall(encoded) is { } shortfall)
+            {
+                throw new ImageDecodeException(name, $"is truncated: its header declares {width}x{height} pixels, {shortfall.Declared:N0} bytes of pixel data, but the file holds {shortfall.Held:N0}");
+            }
+
+            return codec;
+        }
+        catch
+        {
+            codec.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// For a BMP, the pixel bytes its header declares against those the file holds, when it holds fewer: an uncompressed
+    /// BMP needs every row; a run-length one at least two bytes per row. The codec would allocate the whole bitmap first
+    /// and find the data missing after.
+    /// </summary>
+    private static (long Declared, long Held)? BmpShortfall(byte[] bmp)
+    {
+        if (bmp.Length < 34)
+        {
+            return null;
+        }
+
+        var offset = BitConverter.ToUInt32(bmp, 10);
+        var headerSize = BitConverter.ToUInt32(bmp, 14);
+        if (headerSize < 40)
+        {
+            return null;
+        }
+
+        long width = Math.Abs(BitConverter.ToInt32(bmp, 18));
+        long height = Math.Abs((long)BitConverter.ToInt32(bmp, 22));
+        var bits = BitConverter.ToUInt16(bmp, 28);
+        var compression = BitConverter.ToUInt32(bmp, 30);
+        var declared = compression switch
+        {
+            0 or 3 or 6 => ((width * bits) + 31) / 32 * 4 * height,
+            1 or 2 => 2 * height,
+            _ => 0,
+        };
+        var held = Math.Max(0, bmp.Length - (long)offset);
+        return declared > held ? (declared, held) : null;
+    }
+
+    /// <summary>
+    /// What the codec decodes to: the full image, or for a JPEG or WebP much larger than needed, the codec's own reduced
+    /// decode (JPEG at 1/2, 1/4 or 1/8 in the DCT, never below the size wanted; WebP by libwebp's scaler to about twice the
+    /// size wanted, so the final resample still filters as it does for any image).
+    /// </summary>
+    private static SKImageInfo DecodedInfo(SKCodec codec, int size)
+    {
+        var (width, height) = (codec.Info.Width, codec.Info.Height);
+        var info = new SKImageInfo(width, height, SKColorType.Rgba8888, SKAlphaType.Unpremul);
+        if (codec.EncodedFormat == SKEncodedImageFormat.Jpeg && Math.Min(width, height) >= 2 * size)
+        {
+            foreach (var scale in new[] { 0.125f, 0.25f, 0.5f })
+            {
+                var scaled = codec.GetScaledDimensions(scale);
+                if (Math.Min(scaled.Width, scaled.Height) >= size)
+                {
+                    return info.WithSize(scaled.Width, scaled.Height);
+                }
+            }
+        }
+
+        if (codec.EncodedFormat == SKEncodedImageFormat.Webp && Math.Min(width, height) > 4 * size)
+        {
+            var scaled = codec.GetScaledDimensions(2f * size / Math.Min(width, height));
+            if (Math.Min(scaled.Width, scaled.Height) >= size)
+            {
+                return info.WithSize(scaled.Width, scaled.Height);
+            }
+        }
+
+        return info;
     }
 
     /// <summary>The upright image's centred square, resized to <paramref name="size"/> (the caller disposes it).</summary>

@@ -54,6 +54,17 @@ public static class OnnxContract
     /// <summary>Metadata: "true" when BatchNorm was folded into the convolutions.</summary>
     public const string FoldedKey = "dtskd.batchnorm_folded";
 
+    /// <summary>The largest <see cref="DecodeSizeKey"/> an export may carry and a consumer accepts: 4096 pixels.</summary>
+    /// <remarks>Each image is decoded to this square before the crop: 4096 pixels of RGB are 48 MiB per image in flight.</remarks>
+    public const int MaxDecodeSize = 4096;
+
+    /// <summary>
+    /// The largest decode size for a model of <paramref name="imageSize"/> pixels: eight times the image, at most
+    /// <see cref="MaxDecodeSize"/> (a crop of an eighth of the decoded side is already far past any recipe's; 256 for 224 is 1.14).
+    /// </summary>
+    /// <param name="imageSize">The side of the model's input.</param>
+    public static int LargestDecodeSize(int imageSize) => (int)Math.Min(MaxDecodeSize, 8L * imageSize);
+
     /// <summary>The name of branch k's output (1-based).</summary>
     public static string BranchName(int branch) => $"branch{branch}_logits";
 }

@@ -39,6 +39,12 @@ public sealed class OnnxExportOptions
             throw new ArgumentOutOfRangeException(nameof(DecodeSize), DecodeSize, $"DecodeSize must be at least ImageSize ({ImageSize}): the crop is taken from the decoded image.");
         }
 
+        if (DecodeSize > OnnxContract.LargestDecodeSize(ImageSize))
+        {
+            throw new ArgumentOutOfRangeException(nameof(DecodeSize), DecodeSize,
+                $"DecodeSize must be at most {OnnxContract.LargestDecodeSize(ImageSize)} for ImageSize {ImageSize} (eight times it, at most {OnnxContract.MaxDecodeSize}): consumers refuse larger ones.");
+        }
+
         ArgumentNullException.ThrowIfNull(Mean, nameof(Mean));
         ArgumentNullException.ThrowIfNull(Std, nameof(Std));
         if (Mean.Count is not (1 or 3) || Std.Count != Mean.Count)

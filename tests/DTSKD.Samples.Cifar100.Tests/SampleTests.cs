@@ -409,6 +409,11 @@ public sealed class SampleTests : SampleTestBase
         var run = Path.Combine(experiments, "bad");
         var garbage = Path.Combine(Dir.FullName, "not-an-image.png");
         await File.WriteAllTextAsync(garbage, "no pixels here");
+
+        // An export whose metadata a hand edit broke: predict --onnx refuses it as the server does, before any image.
+        (await Run("export", "--run", run, "--format", "onnx")).Code.Should().Be(Sample.Ok);
+        var broken = Path.Combine(Dir.FullName, "broken.onnx");
+        Serve.Tests.OnnxMetadata.Rewrite(Path.Combine(run, "backbone.onnx"), broken, m => m["dtskd.std"] = "0");
         var before = Snapshot(run);
 
         foreach (var (args, code, message) in new (string[], int, string)[]
@@ -421,7 +426,8 @@ public sealed class SampleTests : SampleTestBase
                      (["export"], Sample.BadArguments, "needs a trained run (--run <folder>) or weights (--weights <file>)"),
                      (["export", "--run", run, "--all-heads"], Sample.BadArguments, "--all-heads applies to --format onnx only"),
                      (["predict", "--onnx", Path.Combine(run, "missing.onnx"), garbage], Sample.Failed, "missing.onnx' does not exist"),
-                     (["predict", "--onnx", garbage, garbage], Sample.Failed, "is not an ONNX model ONNX Runtime can load"),
+                     (["predict", "--onnx", garbage, garbage], Sample.BadArguments, "is not an ONNX model ONNX Runtime can load"),
+                     (["predict", "--onnx", broken, garbage], Sample.BadArguments, "metadata dtskd.std is '0'; expected 3 comma-separated numbers, each a positive standard deviation."),
                      (["predict", "--onnx", garbage, "--run", run, garbage], Sample.BadArguments, "predict --onnx runs the exported file alone"),
                  })
         {

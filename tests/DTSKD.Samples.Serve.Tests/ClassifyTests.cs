@@ -8,7 +8,8 @@ using SkiaSharp;
 namespace DTSKD.Samples.Serve.Tests;
 
 /// <summary>The serving sample over real HTTP requests (an in-memory test server running the app's own Program).</summary>
-public sealed class ClassifyTests : IClassFixture<ServedModel>, IDisposable
+[Collection(ServedModel.Collection)]
+public sealed class ClassifyTests : IDisposable
 {
     private readonly ServedModel _model;
     private readonly WebApplicationFactory<Program> _factory;

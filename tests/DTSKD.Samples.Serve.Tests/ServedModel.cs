@@ -14,6 +14,9 @@ namespace DTSKD.Samples.Serve.Tests;
 /// </summary>
 public sealed class ServedModel : IDisposable
 {
+    /// <summary>The test classes that share the one trained model.</summary>
+    public const string Collection = "served model";
+
     private const string FashionMnist = "/usr/share/datasets/fashion-mnist";
 
     public ServedModel()
@@ -73,4 +76,10 @@ public sealed class ServedModel : IDisposable
     public List<(string Path, string Top1)> Images { get; } = [];
 
     public void Dispose() => Directory.Delete(Folder, recursive: true);
+}
+
+/// <summary>One trained model for every class that serves it.</summary>
+[CollectionDefinition(ServedModel.Collection)]
+public sealed class ServedModelShared : ICollectionFixture<ServedModel>
+{
 }

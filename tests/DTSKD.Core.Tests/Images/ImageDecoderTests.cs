@@ -134,4 +134,51 @@ public sealed class ImageDecoderTests : IDisposable
             act.Should().Throw<ImageDecodeException>().Which.Message.Should().StartWith(message);
         }
     }
+
+    [Fact]
+    public void A_large_webp_is_decoded_reduced_by_its_codec_to_what_a_full_decode_gives_and_weighed_by_that()
+    {
+        // 2000 x 2000 of smooth gradients, lossless: a full decode takes 16 MB; the codec's reduction about 100 times less.
+        const int Side = 2000;
+        using var bitmap = new SKBitmap(new SKImageInfo(Side, Side, SKColorType.Rgba8888, SKAlphaType.Opaque));
+        var pixels = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, uint>(bitmap.GetPixelSpan());
+        for (var y = 0; y < Side; y++)
+        {
+            for (var x = 0; x < Side; x++)
+            {
+                pixels[(y * Side) + x] = 0xFF000000u | ((uint)(y * 255 / Side) << 8) | (uint)(x * 255 / Side);
+            }
+        }
+
+        using var image = SKImage.FromBitmap(bitmap);
+        using var encoded = image.Encode(SKEncodedImageFormat.Webp, 100);
+        var webp = encoded.ToArray();
+        using var png = image.Encode(SKEncodedImageFormat.Png, 100);
+
+        var fromWebp = new byte[3 * 32 * 32];
+        ImageDecoder.Decode(webp, 32, 3, fromWebp, ImageDecoder.DefaultMaxPixels, "gradient.webp");
+        var fromPng = new byte[3 * 32 * 32];
+        ImageDecoder.Decode(png.ToArray(), 32, 3, fromPng, ImageDecoder.DefaultMaxPixels, "gradient.png");
+
+        fromWebp.Zip(fromPng).Max(p => Math.Abs(p.First - p.Second)).Should().BeLessThanOrEqualTo(3, "the reduced decode is filtered, not subsampled");
+        ImageDecoder.DecodedBytes(webp, 32, ImageDecoder.DefaultMaxPixels, "gradient.webp").Should().BeLessThan(4L * 64 * 64 * 2, "about twice the size wanted, not 2000 pixels");
+        ImageDecoder.DecodedBytes(png.ToArray(), 32, ImageDecoder.DefaultMaxPixels, "gradient.png").Should().Be((4L * Side * Side) + (4L * 32 * 32), "a PNG has no reduced decode");
+    }
+
+    [Fact]
+    public void A_bmp_declaring_more_pixel_data_than_it_holds_is_refused_before_its_bitmap_is_allocated()
+    {
+        var bmp = new byte[154];
+        "BM"u8.CopyTo(bmp);
+        BitConverter.TryWriteBytes(bmp.AsSpan(10), 54u);
+        BitConverter.TryWriteBytes(bmp.AsSpan(14), 40u);
+        BitConverter.TryWriteBytes(bmp.AsSpan(18), 9999);
+        BitConverter.TryWriteBytes(bmp.AsSpan(22), 9999);
+        BitConverter.TryWriteBytes(bmp.AsSpan(26), (ushort)1);
+        BitConverter.TryWriteBytes(bmp.AsSpan(28), (ushort)24);
+        var act = () => ImageDecoder.DecodedBytes(bmp, 32, ImageDecoder.DefaultMaxPixels, "bomb.bmp");
+        act.Should().Throw<ImageDecodeException>().WithMessage("'bomb.bmp' is truncated: its header declares 9999x9999 pixels, 299,970,000 bytes of pixel data, but the file holds 100.");
+        var decode = () => ImageDecoder.Decode(bmp, 32, 3, new byte[3 * 32 * 32], ImageDecoder.DefaultMaxPixels, "bomb.bmp");
+        decode.Should().Throw<ImageDecodeException>().WithMessage("*is truncated: its header declares*");
+    }
 }
