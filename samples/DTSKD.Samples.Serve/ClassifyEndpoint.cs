@@ -75,7 +75,7 @@ public static class ClassifyEndpoint
             var cost = classifier.DecodedBytes(bytes, name!);
             if (cost > budget.Bytes)
             {
-                return Results.Json(new ErrorResponse($"The image would take {cost:N0} bytes to decode, more than the server's whole decode budget ({budget.Bytes:N0} bytes, Model:DecodeBudgetBytes)."),
+                return Results.Json(new ErrorResponse($"The image would take {cost:N0} bytes to decode, more than one decode may take ({budget.Bytes:N0} bytes, seven eighths of Model:DecodeBudgetBytes)."),
                     statusCode: StatusCodes.Status413PayloadTooLarge);
             }
 

@@ -13,8 +13,8 @@ namespace DTSKD.Samples.Serve.Tests;
 [Collection(ServedModel.Collection)]
 public sealed class DecodeBudgetTests : IDisposable
 {
-    // One 9999 x 9999 bomb (400 MB decoded) fits the budget, two do not; nobody may wait.
-    private const long Budget = 450L << 20;
+    // One 9999 x 9999 bomb (400 MB decoded) fits the large lane (seven eighths: 437.5 MB), two do not; nobody may wait.
+    private const long Budget = 500L << 20;
 
     private readonly WebApplicationFactory<Program> _factory;
     private readonly HttpClient _client;
@@ -62,7 +62,7 @@ public sealed class DecodeBudgetTests : IDisposable
             content.Headers.ContentType = new MediaTypeHeaderValue("image/png");
             using var response = await client.PostAsync("/classify", content);
             response.StatusCode.Should().Be(HttpStatusCode.RequestEntityTooLarge);
-            (await response.Content.ReadAsStringAsync()).Should().Contain("more than the server's whole decode budget (104,857,600 bytes, Model:DecodeBudgetBytes)");
+            (await response.Content.ReadAsStringAsync()).Should().Contain("more than one decode may take (91,750,400 bytes, seven eighths of Model:DecodeBudgetBytes)");
         }
         finally
         {
@@ -78,7 +78,7 @@ public sealed class DecodeBudgetTests : IDisposable
         answers.Should().OnlyContain(a => a.Status == HttpStatusCode.OK || a.Status == HttpStatusCode.ServiceUnavailable);
         answers.Should().Contain(a => a.Status == HttpStatusCode.OK, "the budget holds one such decode at a time");
         var refused = answers.Where(a => a.Status == HttpStatusCode.ServiceUnavailable).ToList();
-        refused.Should().NotBeEmpty("six 400 MB decodes cannot share a 450 MB budget, and none may wait");
+        refused.Should().NotBeEmpty("six 400 MB decodes cannot share a 437.5 MB lane, and none may wait");
         refused.Should().OnlyContain(a => a.RetryAfter == "1" && a.Body.Contains("its queue is full; retry after a second"));
 
         // Spent budget comes back: a good request afterwards is answered.
