@@ -291,9 +291,19 @@ internal sealed class TrainCommand(IAnsiConsole console, TextWriter errors, Samp
             var kept = File.Exists(folder.LastCheckpoint) ? $"'{folder.LastCheckpoint}' holds the last good epoch" : "no epoch had finished, so there is no checkpoint";
             return Fail(Sample.Diverged, $"{ex.Message.Split(" the last checkpoint", 2)[0].TrimEnd(';', ' ')}; {kept}.");
         }
+        catch (TrainingDataException ex)
+        {
+            // A file of the training set vanished or broke under a streaming run: the trainer saved the finished steps first.
+            var what = ex.InnerException?.Message ?? $"{ex.Message.Split(';')[0]}.";
+            var kept = ex.Checkpoint is { } saved && File.Exists(saved)
+                ? $"'{saved}' holds every step before it; put the data back as it was (the same files, sizes and times: the run checks them) and continue with --resume {folder.Path}"
+                : "nothing could be saved";
+            return Fail(Sample.Failed, $"{what} Training stopped at epoch {ex.Epoch + 1}, step {ex.Step}; {kept}.");
+        }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
-            return Fail(Sample.CannotWrite, $"{ex.Message} Training stopped; '{folder.LastCheckpoint}' holds the last epoch saved.");
+            var kept = File.Exists(folder.LastCheckpoint) ? $"'{folder.LastCheckpoint}' holds the last epoch saved (continue with --resume {folder.Path})" : "no epoch had finished, so there is no checkpoint";
+            return Fail(Sample.CannotWrite, $"{ex.Message} Training stopped; {kept}.");
         }
 
         if (result.Cancelled)

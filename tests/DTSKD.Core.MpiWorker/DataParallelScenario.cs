@@ -88,12 +88,15 @@ internal static class DataParallelScenario
 
         public DualTeacherLoss Loss { get; }
 
-        /// <summary>A trainer of this replica for <paramref name="group"/> (null: one process), checkpointing into <paramref name="checkpoints"/> when given.</summary>
-        public Trainer Trainer(IProcessGroup? group, string? checkpoints = null, bool syncBatchNorm = false)
+        /// <summary>
+        /// A trainer of this replica for <paramref name="group"/> (null: one process), checkpointing into <paramref name="checkpoints"/>
+        /// when given, reading <paramref name="train"/> instead of the replica's training set when given.
+        /// </summary>
+        public Trainer Trainer(IProcessGroup? group, string? checkpoints = null, bool syncBatchNorm = false, IImageSource? train = null)
         {
             var options = Options(group, syncBatchNorm);
             options.CheckpointDirectory = checkpoints;
-            return new Trainer(Model, Loss, Train, Test, Augmentation, options);
+            return new Trainer(Model, Loss, train ?? Train, Test, Augmentation, options);
         }
 
         public void Dispose()

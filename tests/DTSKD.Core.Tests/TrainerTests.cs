@@ -143,6 +143,52 @@ public sealed class TrainerTests : IDisposable
     }
 
     [Fact]
+    public void A_training_set_that_fails_mid_epoch_is_checkpointed_at_the_last_finished_step_and_resumes_exactly()
+    {
+        using var train = Halves(64, 5);
+        using var test = Halves(32, 6);
+        var uninterrupted = RunFully(train, test, epochs: 2);
+
+        // The reader of epoch 1 fails at step 3, as a streaming folder does when a file is deleted under the run.
+        var dir = Path.Combine(_dir.FullName, "fault");
+        using var broken = new FailingSource(train, epoch: 1, step: 3);
+        var (model, loss) = Build(train.Count);
+        using (model)
+        using (loss)
+        using (var trainer = new Trainer(model, loss, broken, test, Gray, Options(2, dir)))
+        {
+            var act = () => trainer.Run();
+
+            var thrown = act.Should().Throw<TrainingDataException>().Which;
+            (thrown.Epoch, thrown.Step, thrown.Checkpoint).Should().Be((1, 3, Path.Combine(dir, "last.ckpt")));
+            thrown.InnerException.Should().BeOfType<FileNotFoundException>();
+            thrown.Message.Should().Be($"Could not read the training batch: '{FailingSource.File}' is gone.; training stopped at epoch 1 (0-based), step 3, and '{Path.Combine(dir, "last.ckpt")}' holds every step before it.");
+            (trainer.NextEpoch, trainer.NextStep).Should().Be((1, 3));
+        }
+
+        var resumed = Resume(train, test, Path.Combine(dir, "last.ckpt"), epochs: 2);
+
+        resumed.Metrics.Should().BeEquivalentTo(uninterrupted.Metrics, o => o.WithStrictOrdering().Excluding(m => m.ImagesPerSecond).Excluding(m => m.TrainSeconds).Excluding(m => m.EpochSeconds));
+    }
+
+    [Fact]
+    public void A_training_set_that_fails_without_a_checkpoint_folder_says_nothing_was_saved()
+    {
+        using var train = Halves(32, 5);
+        using var test = Halves(16, 6);
+        using var broken = new FailingSource(train, epoch: 0, step: 1);
+        var (model, loss) = Build(train.Count);
+        using (model)
+        using (loss)
+        using (var trainer = new Trainer(model, loss, broken, test, Gray, Options(1)))
+        {
+            var act = () => trainer.Run();
+
+            act.Should().Throw<TrainingDataException>().Where(e => e.Checkpoint == null && e.Step == 1).WithMessage("*no checkpoint folder is set, so nothing was saved.");
+        }
+    }
+
+    [Fact]
     public void A_nan_loss_stops_training_naming_epoch_and_step_and_keeps_the_last_checkpoint()
     {
         using var train = Halves(64, 7);

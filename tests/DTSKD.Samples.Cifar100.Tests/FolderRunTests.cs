@@ -105,6 +105,36 @@ public sealed class FolderRunTests : SampleTestBase
     }
 
     [Fact]
+    public async Task An_image_deleted_under_a_streaming_run_stops_it_checkpointed_at_the_last_finished_step_and_it_resumes_once_the_file_is_back()
+    {
+        var folder = WriteImageFolder("vanishing", trainPerClass: 16, valPerClass: 4);
+        var args = Common(folder, "vanishing");
+        args[Array.IndexOf(args, "--batch-size") + 1] = "8";
+        var run = Path.Combine(Dir.FullName, "experiments", "vanishing");
+        var victim = Directory.GetFiles(Path.Combine(folder, "train", "class2")).Order(StringComparer.Ordinal).First();
+        var (bytes, time) = (File.ReadAllBytes(victim), File.GetLastWriteTimeUtc(victim));
+
+        // Deleted after the first step: the streaming reader meets the hole later in this epoch or in the next.
+        var (code, output, errors) = await Run(
+            trainer => trainer.Callbacks.Add(new AtStep(0, 1, () => File.Delete(victim))),
+            [.. args, "--image-mode", "streaming", "--epochs", "2"]);
+
+        code.Should().Be(Sample.Failed, output);
+        var line = errors.Trim();
+        line.Should().NotContain("\n").And.Contain(victim)
+            .And.MatchRegex($"Training stopped at epoch [12], step [0-5]; '{System.Text.RegularExpressions.Regex.Escape(Path.Combine(run, "last.ckpt"))}' holds every step before it; put the data back as it was .* continue with --resume {System.Text.RegularExpressions.Regex.Escape(run)}\\.$");
+        File.Exists(Path.Combine(run, "last.ckpt")).Should().BeTrue();
+
+        // Put back as it was (the same bytes and time): the folder is the run's again, and the run finishes.
+        File.WriteAllBytes(victim, bytes);
+        File.SetLastWriteTimeUtc(victim, time);
+        var (resumed, resumedOutput, resumeErrors) = await Run([.. args, "--image-mode", "streaming", "--resume", run, "--epochs", "2"]);
+        resumed.Should().Be(Sample.Ok, resumeErrors);
+        resumedOutput.Should().MatchRegex("Resuming '.*' at epoch [12], step [0-5]\\.");
+        File.ReadAllLines(Path.Combine(run, "metrics.csv")).Should().HaveCount(3, "both epochs");
+    }
+
+    [Fact]
     public async Task A_single_image_above_the_pixel_cap_is_listed_above_the_summary()
     {
         var folder = WriteImageFolder("bomb", trainPerClass: 8, valPerClass: 4);
@@ -188,6 +218,18 @@ public sealed class FolderRunTests : SampleTestBase
             var (code, _, errors) = await Run(args);
             code.Should().Be(exit, string.Join(' ', args));
             errors.TrimEnd().Split('\n').Should().ContainSingle().Which.Should().StartWith(message);
+        }
+    }
+
+    /// <summary>Does something to the run's data once, after one step.</summary>
+    private sealed class AtStep(int epoch, int step, Action act) : Core.Training.TrainerCallback
+    {
+        public override void OnStepEnd(Core.Training.Trainer trainer, Core.Training.TrainingStep batch)
+        {
+            if (batch.Epoch == epoch && batch.Step == step)
+            {
+                act();
+            }
         }
     }
 }

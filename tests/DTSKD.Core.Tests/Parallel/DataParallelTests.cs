@@ -240,6 +240,49 @@ public sealed class DataParallelTests : IDisposable
     }
 
     [Fact]
+    public void A_rank_whose_batch_cannot_be_read_stops_both_at_that_step_checkpointed_and_the_run_resumes_exactly()
+    {
+        var reference = Reference();
+        var ranks = ThreadGroup.Create(2);
+        var replicas = ranks.Select(_ => new DataParallelScenario.Replica()).ToArray();
+        var faults = ThreadGroup.Run(ranks, group =>
+        {
+            using var replica = replicas[group.Rank];
+
+            // Rank 1's reader fails at epoch 1, step 1 (a file of its shard deleted under a streaming run).
+            using var source = new FailingSource(replica.Train, epoch: group.Rank == 1 ? 1 : -1, step: 1);
+            using var trainer = replica.Trainer(group, _dir.FullName, train: source);
+            try
+            {
+                trainer.Run();
+                return null;
+            }
+            catch (TrainingDataException ex)
+            {
+                return ex;
+            }
+        });
+        var checkpoint = Path.Combine(_dir.FullName, "last.ckpt");
+        faults.Should().AllSatisfy(f => (f!.Epoch, f.Step, f.Checkpoint).Should().Be((1, 1, checkpoint)));
+        faults[1]!.Message.Should().StartWith($"Rank 1 could not read its training batch: '{FailingSource.File}' is gone.");
+        faults[0]!.InnerException.Should().BeNull();
+        faults[0]!.Message.Should().Be($"Rank 1 could not read its training batch (its own error names the file); training stopped at epoch 1 (0-based), step 1, and '{checkpoint}' holds every step before it.");
+
+        var resumedRanks = ThreadGroup.Create(2);
+        var fresh = resumedRanks.Select(_ => new DataParallelScenario.Replica()).ToArray();
+        var weights = ThreadGroup.Run(resumedRanks, group =>
+        {
+            using var replica = fresh[group.Rank];
+            using var trainer = replica.Trainer(group);
+            trainer.LoadCheckpoint(checkpoint);
+            trainer.Run();
+            return DataParallelScenario.Weights(replica.Model);
+        });
+        MaxGap(weights[0], reference).Should().BeLessThan(1e-10);
+        MaxGap(weights[1], reference).Should().BeLessThan(1e-10);
+    }
+
+    [Fact]
     public void Two_mpi_ranks_checkpoint_and_resume_exactly()
     {
         var (code, output) = Mpirun("resume", _dir.FullName);

@@ -44,25 +44,31 @@ internal sealed class EpochLoop(Trainer owner, Trainer.Parts parts, IBatchReader
         using var batches = reader.Read(order, options.BatchSize, first, CancellationToken.None).GetEnumerator();
         for (var step = first; step < steps; step++)
         {
-            if (Stopping(cancellationToken))
+            // The batch is read before the ranks agree to go on: a read that fails (a file deleted or corrupted under a
+            // streaming run) stops every rank at this step boundary, checkpointed, as a cancel does.
+            var (batch, fault) = Next(batches, epoch, step, steps);
+            var stop = Stopping(fault is not null, cancellationToken);
+            if (stop.Stop)
             {
+                batch?.Dispose();
+
                 // With several ranks the checkpoint's interrupted-epoch sums are every rank's.
                 parts.Record.Combine(parts.Step.Group);
                 parts.Record.Pause(parts.Record.EarlierSeconds + clock.Elapsed.TotalSeconds);
                 parts.State.StopAt(epoch, step);
-                owner.WriteCheckpoint("last.ckpt");
+                var checkpoint = owner.WriteCheckpoint("last.ckpt");
+                if (stop.Faulted.Count > 0)
+                {
+                    throw Fault(fault, stop.Faulted, epoch, step, checkpoint);
+                }
+
                 return null;
             }
 
-            if (!batches.MoveNext())
-            {
-                throw new InvalidOperationException($"The training set's reader ended at step {step} of {steps} in epoch {epoch}.");
-            }
-
-            using (var batch = batches.Current)
+            using (batch)
             {
                 parts.Schedule.BeforeStep(epoch, step, steps);
-                parts.Step.Run(batch, epoch, (output, result) => Observe(batch, epoch, steps, lr, output, result));
+                parts.Step.Run(batch!, epoch, (output, result) => Observe(batch!, epoch, steps, lr, output, result));
             }
 
             parts.Schedule.AfterStep();
@@ -78,12 +84,42 @@ internal sealed class EpochLoop(Trainer owner, Trainer.Parts parts, IBatchReader
         return steps;
     }
 
-    /// <summary>Whether to stop before this step: asked of this rank, or with several ranks, of any (all stop at the same step).</summary>
-    private bool Stopping(CancellationToken cancellationToken)
+    /// <summary>The step's batch, or the data fault that kept the reader from producing it.</summary>
+    private static (ImageBatch? Batch, Exception? Fault) Next(IEnumerator<ImageBatch> batches, int epoch, int step, int steps)
     {
-        var mine = cancellationToken.IsCancellationRequested;
+        bool more;
+        try
+        {
+            more = batches.MoveNext();
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            return (null, ex);
+        }
+
+        return more ? (batches.Current, null) : throw new InvalidOperationException($"The training set's reader ended at step {step} of {steps} in epoch {epoch}.");
+    }
+
+    /// <summary>
+    /// Whether to stop before this step: asked of this rank, or with several ranks, of any (all stop at the same step);
+    /// and the ranks whose batch could not be read.
+    /// </summary>
+    private (bool Stop, IReadOnlyList<int> Faulted) Stopping(bool faulted, CancellationToken cancellationToken)
+    {
+        var mine = faulted ? 2 : cancellationToken.IsCancellationRequested ? 1 : 0;
         var group = parts.Step.Group;
-        return group.WorldSize == 1 ? mine : group.AllGather(mine ? 1 : 0).Max() > 0;
+        double[] all = group.WorldSize == 1 ? [mine] : group.AllGather(mine);
+        return (all.Max() > 0, [.. Enumerable.Range(0, all.Length).Where(r => all[r] == 2)]);
+    }
+
+    private TrainingDataException Fault(Exception? mine, IReadOnlyList<int> faulted, int epoch, int step, string? checkpoint)
+    {
+        var kept = checkpoint is null ? "no checkpoint folder is set, so nothing was saved" : $"'{checkpoint}' holds every step before it";
+        var group = parts.Step.Group;
+        var what = mine is not null
+            ? $"{(group.WorldSize > 1 ? $"Rank {group.Rank} could not read its" : "Could not read the")} training batch: {mine.Message}"
+            : $"Rank {string.Join(", ", faulted)} could not read its training batch (its own error names the file)";
+        return new TrainingDataException($"{what}; training stopped at epoch {epoch} (0-based), step {step}, and {kept}.", epoch, step, checkpoint, mine);
     }
 
     private void Observe(ImageBatch batch, int epoch, int steps, double lr, MultiBranchOutput output, MultiBranchLossResult result)

@@ -99,6 +99,7 @@ public sealed class Trainer : IDisposable
     /// <summary>Trains until the last epoch, or until <paramref name="cancellationToken"/> fires (checked before every step).</summary>
     /// <param name="cancellationToken">Stops at the next step boundary; with a checkpoint folder set, <c>last.ckpt</c> is written first so the run resumes there.</param>
     /// <exception cref="TrainingDivergedException">The loss became NaN or infinite.</exception>
+    /// <exception cref="TrainingDataException">The training set could not be read mid-run; <c>last.ckpt</c> was written at the last finished step first.</exception>
     public TrainingResult Run(CancellationToken cancellationToken = default)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
@@ -237,13 +238,17 @@ public sealed class Trainer : IDisposable
         _testReader.Dispose();
     }
 
-    /// <summary>Writes <paramref name="fileName"/> into the checkpoint folder, when there is one.</summary>
-    internal void WriteCheckpoint(string fileName)
+    /// <summary>Writes <paramref name="fileName"/> into the checkpoint folder, when there is one; returns its path, or null.</summary>
+    internal string? WriteCheckpoint(string fileName)
     {
-        if (_options.CheckpointDirectory is { } directory)
+        if (_options.CheckpointDirectory is not { } directory)
         {
-            SaveCheckpoint(Path.Combine(directory, fileName));
+            return null;
         }
+
+        var path = Path.Combine(directory, fileName);
+        SaveCheckpoint(path);
+        return path;
     }
 
     internal void Notify(Action<TrainerCallback> hook)
