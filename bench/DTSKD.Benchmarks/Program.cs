@@ -126,6 +126,19 @@ fineTuneSteps.SetAction(r => FineTuneThroughput.Run(r.GetValue(tunePython)!, Lis
     "dotnet run -c Release --project bench/DTSKD.Benchmarks -- " + string.Join(' ', args)));
 #endif
 
+#if !NO_PLOTS
+var loadRequests = new Option<int>("--requests") { Description = "Good requests per row (an attacked row runs on until every bomb is answered).", DefaultValueFactory = _ => 2000 };
+var loadFiles = new Option<int>("--files") { Description = "Image paths given to predict --onnx at once.", DefaultValueFactory = _ => 10_000 };
+var loadSeconds = new Option<double>("--seconds") { Description = "The least time each row runs, so that rows alone and beside the bombs run alike.", DefaultValueFactory = _ => 20 };
+var loadBombs = new Option<int>("--bombs") { Description = "Bombs sent at the start of each attacked row: half 12 KB PNGs of 9999 x 9999, half 154-byte BMPs claiming as much.", DefaultValueFactory = _ => 48 };
+var loadOutput = new Option<string?>("--output") { Description = "Markdown file for the table." };
+var serveLoad = new Command("serve-load", "The serving sample under load: good requests at 16 and 64 concurrent, alone and beside decompression bombs (48 by default) (requests/s, p50/p99, /health, peak RSS); then predict --onnx over 10,000 paths.")
+{
+    loadRequests, loadSeconds, loadFiles, loadBombs, loadOutput,
+};
+serveLoad.SetAction(r => ServeLoadBench.Run(r.GetValue(loadRequests), r.GetValue(loadSeconds), r.GetValue(loadFiles), r.GetValue(loadBombs), r.GetValue(loadOutput), "dotnet run -c Release --project bench/DTSKD.Benchmarks -- " + string.Join(' ', args)));
+#endif
+
 var ablation = AblationStudy.Command(deviceOption, ResolveDevice, args);
 
 var root = new RootCommand("DTSKD.Core benchmarks and ablation study.") { bench, throughput, stepRank, history, checkpoint, ablation, gradients };
@@ -133,5 +146,6 @@ var root = new RootCommand("DTSKD.Core benchmarks and ablation study.") { bench,
 root.Add(images);
 root.Add(deploy);
 root.Add(fineTuneSteps);
+root.Add(serveLoad);
 #endif
 return root.Parse(args).Invoke();

@@ -38,6 +38,9 @@ public sealed record ToolRequest
     /// <summary>predict: how many classes to show per image.</summary>
     public int Top { get; init; } = 5;
 
+    /// <summary>predict: how many images are read and classified at once (memory stays that of one batch, whatever the number of files).</summary>
+    public int BatchSize { get; init; } = 64;
+
     /// <summary>evaluate --tsne: also keep the test set's outputs and draw their t-SNE map (into the run folder, or beside --weights).</summary>
     public bool Tsne { get; init; }
 
@@ -101,8 +104,13 @@ internal sealed class AfterTrainingCommands
         var allHeads = new Option<bool>("--all-heads") { Description = "--format onnx: every head as an output (early exits), not only the backbone's." };
         var fold = new Option<bool>("--fold-batchnorm") { Description = "--format onnx: fold BatchNorm into the convolutions (fewer nodes, the same logits to float32 rounding)." };
         var onnx = new Option<string?>("--onnx") { Description = "An exported .onnx file to run on ONNX Runtime, instead of --run or --weights (its metadata gives the preprocessing)." };
-        var images = new Argument<string[]>("images") { Description = "Image files (PNG or JPEG).", Arity = ArgumentArity.OneOrMore };
+        var images = new Argument<string[]>("images") { Description = "Image files (PNG, JPEG, BMP, GIF, WebP); many at once are answered a batch at a time (a file that cannot be read is named on stderr, the others still answered, exit 1); @file reads the paths from a file.", Arity = ArgumentArity.OneOrMore };
         var top = SampleCommandLine.Positive(new Option<int>("--top") { Description = "How many classes to show per image.", DefaultValueFactory = _ => 5 });
+        var predictBatch = SampleCommandLine.Positive(new Option<int>("--batch-size")
+        {
+            Description = "How many images are read and classified at once; each batch is answered as it finishes, so memory does not grow with the number of files.",
+            DefaultValueFactory = _ => 64,
+        });
         var precision = new Option<string>("--precision")
         {
             Description = "The number format to evaluate in: run (the one the run trained and evaluated in, so its own figures come back), fp32, bf16 or fp16.",
@@ -125,6 +133,7 @@ internal sealed class AfterTrainingCommands
             case "predict":
                 command.Add(images);
                 command.Add(top);
+                command.Add(predictBatch);
                 command.Add(onnx);
                 break;
         }
@@ -143,6 +152,7 @@ internal sealed class AfterTrainingCommands
             Onnx = name == "predict" ? result.GetValue(onnx) : null,
             Images = name == "predict" ? result.GetValue(images) ?? [] : [],
             Top = name == "predict" ? result.GetValue(top) : 5,
+            BatchSize = name == "predict" ? result.GetValue(predictBatch) : 64,
             Precision = name == "evaluate" ? result.GetValue(precision)! : "run",
             Tsne = name == "evaluate" && result.GetValue(tsne),
             Options = shared.Read(result, new ExperimentConfig()),

@@ -402,6 +402,49 @@ public sealed class SampleTests : SampleTestBase
     }
 
     [Fact]
+    public async Task Predict_answers_every_readable_file_a_batch_at_a_time_and_names_the_others()
+    {
+        var (data, experiments, common) = TinyRun("stream", train: 128, test: 64);
+        (await Run([.. common, "--epochs", "1"])).Code.Should().Be(Sample.Ok);
+        var run = Path.Combine(experiments, "stream");
+        (await Run("export", "--run", run, "--format", "onnx")).Code.Should().Be(Sample.Ok);
+        var records = File.ReadAllBytes(Path.Combine(data, "cifar-100-binary", "test.bin"));
+        var good = Enumerable.Range(0, 5).Select(i => WriteImage(records, i, $"good{i}.png", SkiaSharp.SKEncodedImageFormat.Png)).ToArray();
+
+        // A truncated PNG passes the header check and fails in the decoder: on ONNX Runtime its batch is answered image by image.
+        var truncated = Path.Combine(Dir.FullName, "truncated.png");
+        var whole = File.ReadAllBytes(good[0]);
+        File.WriteAllBytes(truncated, whole[..(whole.Length / 2)]);
+        var text = Path.Combine(Dir.FullName, "text.png");
+        File.WriteAllText(text, "no pixels here");
+        var missing = Path.Combine(Dir.FullName, "missing.png");
+        string[] files = [good[0], missing, good[1], text, good[2], truncated, good[3], Dir.FullName, good[4]];
+
+        foreach (var engine in new[] { new[] { "--run", run }, ["--onnx", Path.Combine(run, "backbone.onnx")] })
+        {
+            var (alone, aloneOutput, aloneErrors) = await Run(["predict", .. engine, "--top", "2", .. good]);
+            alone.Should().Be(Sample.Ok, aloneErrors);
+            var (code, output, errors) = await Run(["predict", .. engine, "--top", "2", "--batch-size", "2", .. files]);
+
+            code.Should().Be(Sample.Failed, "four of the nine cannot be classified");
+            output.Should().Be(aloneOutput, $"{engine[0]}: the five good images are answered, in their order, as when given alone");
+            errors.TrimEnd().Split('\n').Should().Equal(
+                $"error: image '{missing}' does not exist.",
+                $"error: '{text}' is not an image SkiaSharp can read (PNG, JPEG, BMP, GIF, WebP).",
+                $"error: '{truncated}' is truncated (its pixel data ends early).",
+                $"error: '{Dir.FullName}' is a folder; give image files (for every image in it: '{Path.Combine(Dir.FullName, "*")}').",
+                "error: 4 of 9 images could not be classified (named above); the other 5 are answered.");
+        }
+
+        // Paths from a file, as a long list is given; a batch of one answers the same.
+        var list = Path.Combine(Dir.FullName, "paths.txt");
+        File.WriteAllLines(list, good);
+        var (byList, listOutput, listErrors) = await Run("predict", "--run", run, "--top", "2", "--batch-size", "1", "@" + list);
+        byList.Should().Be(Sample.Ok, listErrors);
+        listOutput.Should().Be((await Run(["predict", "--run", run, "--top", "2", .. good])).Output);
+    }
+
+    [Fact]
     public async Task After_training_commands_refuse_bad_input_with_one_line()
     {
         var (_, experiments, common) = TinyRun("bad", train: 128, test: 64);
