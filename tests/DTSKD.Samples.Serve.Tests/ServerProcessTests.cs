@@ -88,6 +88,10 @@ public sealed class ServerProcessTests(ServedModel model)
                 var answer = await Raw(port, request);
                 answer.Should().StartWith($"HTTP/1.1 {status}", what).And.Contain("application/json", what).And.Contain(message, what);
             }
+
+            // A client slower than Kestrel's minimum body rate (240 bytes/s after a 5 s grace): 408 with a body.
+            var slow = await Slow(port, "POST /classify HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: 900\r\nConnection: close\r\n\r\n");
+            slow.Should().StartWith("HTTP/1.1 408").And.Contain("application/json").And.Contain("The request body cannot be read");
         }
         finally
         {
@@ -157,6 +161,36 @@ public sealed class ServerProcessTests(ServedModel model)
         }
 
         throw new TimeoutException($"the service did not answer /health in 30 s: {log}");
+    }
+
+    /// <summary>Sends the headers, then one byte of body a second, until the server answers (at most 20 s).</summary>
+    private static async Task<string> Slow(int port, string headers)
+    {
+        using var socket = new TcpClient();
+        await socket.ConnectAsync(IPAddress.Loopback, port);
+        var stream = socket.GetStream();
+        await stream.WriteAsync(Encoding.ASCII.GetBytes(headers));
+        using var done = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        var trickle = Task.Run(async () =>
+        {
+            try
+            {
+                while (!done.IsCancellationRequested)
+                {
+                    await stream.WriteAsync("x"u8.ToArray(), done.Token);
+                    await Task.Delay(1000, done.Token);
+                }
+            }
+            catch (Exception ex) when (ex is IOException or OperationCanceledException or ObjectDisposedException)
+            {
+                // The server closed the connection after answering, or the test is over.
+            }
+        });
+        using var reader = new StreamReader(stream, Encoding.ASCII);
+        var answer = await reader.ReadToEndAsync(done.Token);
+        await done.CancelAsync();
+        await trickle;
+        return answer;
     }
 
     private static async Task<string> Raw(int port, string request)
