@@ -27,6 +27,9 @@ internal static class FolderKey
         return Key(text);
     }
 
+    /// <summary>The key of a file list, as <see cref="Write"/> records it (and every checkpoint, as the trainer's <c>DataKey</c>).</summary>
+    public static string Of(IReadOnlyList<ImageFolderFile> files) => Key(Text(files));
+
     /// <summary>Null when the folder still holds the run's files (or the run predates the list); else what changed, in one line.</summary>
     public static string? Changes(string runFolder, IReadOnlyList<ImageFolderFile> files)
     {

@@ -99,6 +99,9 @@ internal sealed class TrainCommand(IAnsiConsole console, TextWriter errors, Samp
                 options.ProcessGroup = ranks.Group;
                 options.SyncBatchNorm = config.SyncBatchNorm;
                 options.FineTuning = pretrained is null ? null : PretrainedStart.Tuning(config, pretrained);
+
+                // The folder as read now: every checkpoint records it, and the trainer refuses one of another folder.
+                options.DataKey = data.Files is { } files ? FolderKey.Of(files) : null;
                 trainer = new Trainer(model, loss, train, data.Splits.Test, preprocessing, options, logs.CreateLogger("DTSKD"));
             }
             catch (ArgumentException ex)

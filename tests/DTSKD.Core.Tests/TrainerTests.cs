@@ -189,6 +189,48 @@ public sealed class TrainerTests : IDisposable
     }
 
     [Fact]
+    public void Every_checkpoint_records_the_data_key_and_a_trainer_of_other_data_refuses_it()
+    {
+        using var train = Halves(32, 5);
+        using var test = Halves(16, 6);
+        var dir = Path.Combine(_dir.FullName, "keyed");
+        var (model, loss) = Build(train.Count);
+        using (model)
+        using (loss)
+        {
+            var options = Options(1, dir);
+            options.DataKey = "folder-a";
+            using var trainer = new Trainer(model, loss, train, test, Gray, options);
+            trainer.Run();
+        }
+
+        var checkpoint = Path.Combine(dir, "last.ckpt");
+        TrainerCheckpoint.ReadSummary(checkpoint).DataKey.Should().Be("folder-a");
+        foreach (var (key, refused) in new (string?, bool)[] { ("folder-b", true), ("folder-a", false), (null, false) })
+        {
+            var (other, otherLoss) = Build(train.Count);
+            using (other)
+            using (otherLoss)
+            {
+                var options = Options(2);
+                options.DataKey = key;
+                using var trainer = new Trainer(other, otherLoss, train, test, Gray, options);
+                var act = () => trainer.LoadCheckpoint(checkpoint);
+                if (refused)
+                {
+                    // The same counts: only the key tells the runs' data apart.
+                    act.Should().Throw<InvalidDataException>().WithMessage(
+                        $"Checkpoint '{checkpoint}' was written for data 'folder-a'; this trainer's is 'folder-b' (TrainerOptions.DataKey): the historical teacher's rows belong to other samples.");
+                }
+                else
+                {
+                    act.Should().NotThrow(key ?? "a trainer without a key checks nothing");
+                }
+            }
+        }
+    }
+
+    [Fact]
     public void A_nan_loss_stops_training_naming_epoch_and_step_and_keeps_the_last_checkpoint()
     {
         using var train = Halves(64, 7);

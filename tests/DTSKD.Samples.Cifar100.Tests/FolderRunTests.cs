@@ -76,6 +76,7 @@ public sealed class FolderRunTests : SampleTestBase
         var run = Path.Combine(Dir.FullName, "experiments", "known");
         File.ReadAllLines(Path.Combine(run, "data-files.tsv")).Should().HaveCount(36).And.Contain(l => l.StartsWith("train\tclass0\t", StringComparison.Ordinal));
         ExperimentOutputs.ReadConfig(run).DataKey.Should().MatchRegex("^[0-9a-f]{32}$");
+        Core.Training.TrainerCheckpoint.ReadSummary(Path.Combine(run, "last.ckpt")).DataKey.Should().Be(ExperimentOutputs.ReadConfig(run).DataKey, "every checkpoint records the folder's key");
         var (_, evaluated, _) = await Run("evaluate", "--run", run);
 
         // Moved whole (same files, same times): the run's folder still, given with --data-path.

@@ -19,7 +19,8 @@ internal sealed record CheckpointHeader(
     int? BestEpoch,
     List<EpochMetrics> Metrics,
     DateTime SavedUtc,
-    int WorldSize = 1);
+    int WorldSize = 1,
+    string? DataKey = null);
 
 /// <summary>The sums of an epoch interrupted at a step boundary, so its metrics come out as if it had not been.</summary>
 internal sealed record PartialEpoch(long Samples, double LossSum, long Correct, Dictionary<string, double> ComponentSums, Dictionary<string, double> Scalars, double Seconds);

@@ -3,8 +3,9 @@ namespace DTSKD.Core.Training;
 /// <summary>What a checkpoint says about its run (<see cref="TrainerCheckpoint.LoadModel"/>).</summary>
 public sealed record CheckpointSummary
 {
-    internal CheckpointSummary(int epochsDone, int stepsDone, IReadOnlyList<EpochMetrics> metrics, string objective, TrainingPrecision precision)
+    internal CheckpointSummary(int epochsDone, int stepsDone, IReadOnlyList<EpochMetrics> metrics, string objective, TrainingPrecision precision, string? dataKey)
     {
+        DataKey = dataKey;
         Precision = precision;
         EpochsDone = epochsDone;
         StepsDone = stepsDone;
@@ -26,4 +27,7 @@ public sealed record CheckpointSummary
 
     /// <summary>The name of the objective the run trained with.</summary>
     public string Objective { get; }
+
+    /// <summary>The run's <see cref="TrainerOptions.DataKey"/>, or null when it set none (or predates it).</summary>
+    public string? DataKey { get; }
 }

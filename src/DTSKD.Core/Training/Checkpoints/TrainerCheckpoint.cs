@@ -98,7 +98,7 @@ public static class TrainerCheckpoint
     private static CheckpointSummary Summary(CheckpointHeader header)
     {
         var precision = Enum.TryParse<TrainingPrecision>(header.Precision, out var p) ? p : TrainingPrecision.Float32;
-        return new CheckpointSummary(header.NextEpoch, header.NextStep, header.Metrics, header.Objective, precision);
+        return new CheckpointSummary(header.NextEpoch, header.NextStep, header.Metrics, header.Objective, precision, header.DataKey);
     }
 
     /// <summary>Describes a model state for a header: every tensor's name, dtype and shape.</summary>

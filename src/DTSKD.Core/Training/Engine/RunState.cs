@@ -35,7 +35,7 @@ internal sealed class RunState
     public CheckpointHeader Header(Dictionary<string, string> modelState, int schedulerSteps, RunRecord record) => new(
         _identity.ModelType, _identity.Objective, _identity.Optimizer, _identity.Precision.ToString(), _identity.TrainCount, _identity.TestCount,
         modelState, OptionsSnapshot.From(_options), get_num_threads(), schedulerSteps, NextEpoch, NextStep, record.Partial(MidEpoch),
-        record.BestTop1, record.BestEpoch, [.. record.Metrics], DateTime.UtcNow, WorldSize);
+        record.BestTop1, record.BestEpoch, [.. record.Metrics], DateTime.UtcNow, WorldSize, _options.DataKey);
 
     /// <summary>
     /// Refuses a checkpoint of another run, or one this run cannot continue: another model (names, shapes, formats),
@@ -77,6 +77,12 @@ internal sealed class RunState
 
     private string? Mismatch(CheckpointHeader saved)
     {
+        // Equal counts are not the same data: the historical teacher's rows belong to the samples the run read.
+        if (saved.DataKey is not null && _options.DataKey is not null && saved.DataKey != _options.DataKey)
+        {
+            return $"for data '{saved.DataKey}'; this trainer's is '{_options.DataKey}' (TrainerOptions.DataKey): the historical teacher's rows belong to other samples";
+        }
+
         if (saved.Objective != _identity.Objective)
         {
             return $"with objective '{saved.Objective}', this trainer uses '{_identity.Objective}'";

@@ -121,6 +121,14 @@ public sealed class TrainerOptions
     /// <summary>A folder for <c>last.ckpt</c> (every epoch, and on cancellation) and <c>best.ckpt</c>; null for none.</summary>
     public string? CheckpointDirectory { get; set; }
 
+    /// <summary>
+    /// What identifies the data the run trains and evaluates on (for a folder, a hash of its file list, sizes and times);
+    /// null (default) for none. Every checkpoint records it (<see cref="CheckpointSummary.DataKey"/>), and
+    /// <see cref="Trainer.LoadCheckpoint"/> refuses a checkpoint written with another key: with equal sample counts, a
+    /// changed data set would hand the historical teacher's rows to other samples.
+    /// </summary>
+    public string? DataKey { get; set; }
+
     /// <summary>The 0-based epoch from which the best top-1 is taken: <see cref="BestAfterEpoch"/>, or two thirds of <see cref="Epochs"/>.</summary>
     internal int ResolvedBestAfterEpoch => BestAfterEpoch ?? LastThirdStart(Epochs);
 
