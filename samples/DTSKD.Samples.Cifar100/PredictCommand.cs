@@ -160,7 +160,7 @@ internal static class PredictCommand
 
         if (failed > 0 && request.Images.Count > 1)
         {
-            errors.WriteLine($"error: {failed} of {request.Images.Count} images could not be classified (named above); the other {request.Images.Count - failed} are answered.");
+            errors.WriteLine($"error: {failed} of {request.Images.Count} images could not be classified (named above); {request.Images.Count - failed} answered.");
         }
 
         return failed > 0 ? Sample.Failed : Sample.Ok;

@@ -301,7 +301,8 @@ internal sealed class TrainCommand(IAnsiConsole console, TextWriter errors, Samp
             var kept = ex.Checkpoint is { } saved && File.Exists(saved)
                 ? $"'{saved}' holds every step before it; put the data back as it was (the same files, sizes and times: the run checks them) and continue with --resume {folder.Path}"
                 : "nothing could be saved";
-            return Fail(Sample.Failed, $"{what} Training stopped at epoch {ex.Epoch + 1}, step {ex.Step}; {kept}.");
+            var at = ex.Step == trainer.StepsPerEpoch ? $"after the last step of epoch {ex.Epoch + 1}, before its evaluation" : $"at epoch {ex.Epoch + 1}, step {ex.Step}";
+            return Fail(Sample.Failed, $"{what} Training stopped {at}; {kept}.");
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {

@@ -172,6 +172,34 @@ public sealed class TrainerTests : IDisposable
     }
 
     [Fact]
+    public void A_test_set_that_fails_is_checkpointed_after_the_epoch_s_steps_and_the_resume_evaluates_it_exactly()
+    {
+        using var train = Halves(64, 5);
+        using var test = Halves(32, 6);
+        var uninterrupted = RunFully(train, test, epochs: 3);
+
+        // The second evaluation (epoch 1) fails, as a streaming test split does when a file is deleted under the run.
+        var dir = Path.Combine(_dir.FullName, "eval-fault");
+        using var broken = new FailingSource(test, epoch: 1, step: 0);
+        var (model, loss) = Build(train.Count);
+        using (model)
+        using (loss)
+        using (var trainer = new Trainer(model, loss, train, broken, Gray, Options(3, dir)))
+        {
+            var act = () => trainer.Run();
+
+            var thrown = act.Should().Throw<TrainingDataException>().Which;
+            (thrown.Epoch, thrown.Step).Should().Be((1, trainer.StepsPerEpoch));
+            thrown.Message.Should().Be($"Could not read the test set: '{FailingSource.File}' is gone.; training stopped after the last step of epoch 1 (0-based), before its evaluation, and '{Path.Combine(dir, "last.ckpt")}' holds every step of it.");
+        }
+
+        // Milestones = [2]: the learning rate's step at the end of epoch 1 must happen once, after the resumed evaluation.
+        var resumed = Resume(train, test, Path.Combine(dir, "last.ckpt"), epochs: 3);
+
+        resumed.Metrics.Should().BeEquivalentTo(uninterrupted.Metrics, o => o.WithStrictOrdering().Excluding(m => m.ImagesPerSecond).Excluding(m => m.TrainSeconds).Excluding(m => m.EpochSeconds));
+    }
+
+    [Fact]
     public void A_training_set_that_fails_without_a_checkpoint_folder_says_nothing_was_saved()
     {
         using var train = Halves(32, 5);

@@ -105,17 +105,20 @@ public sealed class FolderRunTests : SampleTestBase
         File.ReadAllLines(Path.Combine(run, "metrics.csv")).Should().HaveCount(2, "nothing of the run changed");
     }
 
-    [Fact]
-    public async Task An_image_deleted_under_a_streaming_run_stops_it_checkpointed_at_the_last_finished_step_and_it_resumes_once_the_file_is_back()
+    [Theory]
+    [InlineData("train", "at epoch [12], step [0-5]")]
+    [InlineData("val", "after the last step of epoch 1, before its evaluation")]
+    public async Task An_image_deleted_under_a_streaming_run_stops_it_checkpointed_at_the_last_finished_step_and_it_resumes_once_the_file_is_back(string split, string stopped)
     {
         var folder = WriteImageFolder("vanishing", trainPerClass: 16, valPerClass: 4);
         var args = Common(folder, "vanishing");
         args[Array.IndexOf(args, "--batch-size") + 1] = "8";
         var run = Path.Combine(Dir.FullName, "experiments", "vanishing");
-        var victim = Directory.GetFiles(Path.Combine(folder, "train", "class2")).Order(StringComparer.Ordinal).First();
+        var victim = Directory.GetFiles(Path.Combine(folder, split, "class2")).Order(StringComparer.Ordinal).First();
         var (bytes, time) = (File.ReadAllBytes(victim), File.GetLastWriteTimeUtc(victim));
 
-        // Deleted after the first step: the streaming reader meets the hole later in this epoch or in the next.
+        // Deleted after the first step: the streaming reader meets the hole later in this epoch or the next (a training
+        // file), or in the epoch's evaluation (a held-out one).
         var (code, output, errors) = await Run(
             trainer => trainer.Callbacks.Add(new AtStep(0, 1, () => File.Delete(victim))),
             [.. args, "--image-mode", "streaming", "--epochs", "2"]);
@@ -123,7 +126,7 @@ public sealed class FolderRunTests : SampleTestBase
         code.Should().Be(Sample.Failed, output);
         var line = errors.Trim();
         line.Should().NotContain("\n").And.Contain(victim)
-            .And.MatchRegex($"Training stopped at epoch [12], step [0-5]; '{System.Text.RegularExpressions.Regex.Escape(Path.Combine(run, "last.ckpt"))}' holds every step before it; put the data back as it was .* continue with --resume {System.Text.RegularExpressions.Regex.Escape(run)}\\.$");
+            .And.MatchRegex($"Training stopped {stopped}; '{System.Text.RegularExpressions.Regex.Escape(Path.Combine(run, "last.ckpt"))}' holds every step before it; put the data back as it was .* continue with --resume {System.Text.RegularExpressions.Regex.Escape(run)}\\.$");
         File.Exists(Path.Combine(run, "last.ckpt")).Should().BeTrue();
 
         // Put back as it was (the same bytes and time): the folder is the run's again, and the run finishes.
@@ -131,7 +134,7 @@ public sealed class FolderRunTests : SampleTestBase
         File.SetLastWriteTimeUtc(victim, time);
         var (resumed, resumedOutput, resumeErrors) = await Run([.. args, "--image-mode", "streaming", "--resume", run, "--epochs", "2"]);
         resumed.Should().Be(Sample.Ok, resumeErrors);
-        resumedOutput.Should().MatchRegex("Resuming '.*' at epoch [12], step [0-5]\\.");
+        resumedOutput.Should().MatchRegex("Resuming '.*' at epoch [12], step [0-6]\\.");
         File.ReadAllLines(Path.Combine(run, "metrics.csv")).Should().HaveCount(3, "both epochs");
     }
 

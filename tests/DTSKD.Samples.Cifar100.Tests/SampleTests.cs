@@ -433,7 +433,7 @@ public sealed class SampleTests : SampleTestBase
                 $"error: '{text}' is not an image SkiaSharp can read (PNG, JPEG, BMP, GIF, WebP).",
                 $"error: '{truncated}' is truncated (its pixel data ends early).",
                 $"error: '{Dir.FullName}' is a folder; give image files (for every image in it: '{Path.Combine(Dir.FullName, "*")}').",
-                "error: 4 of 9 images could not be classified (named above); the other 5 are answered.");
+                "error: 4 of 9 images could not be classified (named above); 5 answered.");
         }
 
         // Paths from a file, as a long list is given; a batch of one answers the same.

@@ -137,8 +137,26 @@ internal sealed class EpochLoop(Trainer owner, Trainer.Parts parts, IBatchReader
         parts.Record.Combine(parts.Step.Group);
         parts.Record.CheckFinite(epoch);
         var end = parts.Record.Running(epoch, steps, steps, seconds);
+        EpochMetrics metrics;
+        bool improved;
+        try
+        {
+            (metrics, improved) = parts.Record.Complete(epoch, lr, seconds, owner.EvaluateTest);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException && parts.Step.Group.WorldSize == 1)
+        {
+            // The test set broke under a streaming run: the epoch's steps are kept, and a resume evaluates it. (With
+            // several ranks the evaluation is collective, and the others stop at its deadline instead.)
+            parts.Record.Pause(seconds);
+            parts.State.StopAt(epoch, steps);
+            var checkpoint = owner.WriteCheckpoint("last.ckpt");
+            var kept = checkpoint is null ? "no checkpoint folder is set, so nothing was saved" : $"'{checkpoint}' holds every step of it";
+            throw new TrainingDataException(
+                $"Could not read the test set: {ex.Message}; training stopped after the last step of epoch {epoch} (0-based), before its evaluation, and {kept}.", epoch, steps, checkpoint, ex);
+        }
+
+        // After the evaluation, so that a checkpoint written when it fails holds the schedule as the steps left it.
         parts.Schedule.AfterEpoch();
-        var (metrics, improved) = parts.Record.Complete(epoch, lr, seconds, owner.EvaluateTest);
         parts.State.Completed(epoch);
         owner.WriteCheckpoint("last.ckpt");
         if (improved)

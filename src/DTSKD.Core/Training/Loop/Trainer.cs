@@ -99,7 +99,7 @@ public sealed class Trainer : IDisposable
     /// <summary>Trains until the last epoch, or until <paramref name="cancellationToken"/> fires (checked before every step).</summary>
     /// <param name="cancellationToken">Stops at the next step boundary; with a checkpoint folder set, <c>last.ckpt</c> is written first so the run resumes there.</param>
     /// <exception cref="TrainingDivergedException">The loss became NaN or infinite.</exception>
-    /// <exception cref="TrainingDataException">The training set could not be read mid-run; <c>last.ckpt</c> was written at the last finished step first.</exception>
+    /// <exception cref="TrainingDataException">The training or test set could not be read mid-run; <c>last.ckpt</c> was written at the last finished step first.</exception>
     public TrainingResult Run(CancellationToken cancellationToken = default)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);

@@ -1,9 +1,10 @@
 namespace DTSKD.Core.Training;
 
 /// <summary>
-/// The training set could not be read mid-run (an image deleted, unreadable or corrupt while streaming). The trainer
-/// stopped at the last finished step and, with a checkpoint folder, wrote <c>last.ckpt</c> there first, as a cancelled run
-/// does: once the data is whole again, the run resumes at <see cref="Epoch"/>, <see cref="Step"/>.
+/// The training or test set could not be read mid-run (an image deleted, unreadable or corrupt while streaming). The
+/// trainer stopped at the last finished step (for the test set, after the epoch's last step, before its evaluation) and,
+/// with a checkpoint folder, wrote <c>last.ckpt</c> there first, as a cancelled run does: once the data is whole again,
+/// the run resumes at <see cref="Epoch"/>, <see cref="Step"/>.
 /// </summary>
 public sealed class TrainingDataException : IOException
 {
@@ -42,7 +43,7 @@ public sealed class TrainingDataException : IOException
     /// <summary>The 0-based epoch that was stopped.</summary>
     public int Epoch { get; }
 
-    /// <summary>The first step of <see cref="Epoch"/> not trained.</summary>
+    /// <summary>The first step of <see cref="Epoch"/> not trained; the epoch's step count when its evaluation failed.</summary>
     public int Step { get; }
 
     /// <summary>The checkpoint written at <see cref="Epoch"/>, <see cref="Step"/> (<c>last.ckpt</c> in the checkpoint folder), or null when there is no folder.</summary>
