@@ -145,8 +145,7 @@ public static class BenchmarkSuite
 
         if (output is not null)
         {
-            File.WriteAllText(output + ".tmp", report.ToString());
-            File.Move(output + ".tmp", output, overwrite: true);
+            BenchOutput.Write(output, report.ToString());
             Console.WriteLine($"Wrote {output}");
         }
 

@@ -91,8 +91,7 @@ public static class DeployBench
         Console.Write(text);
         if (output is not null)
         {
-            File.WriteAllText(output + ".tmp", text.ToString());
-            File.Move(output + ".tmp", output, overwrite: true);
+            BenchOutput.Write(output, text.ToString());
         }
 
         return 0;

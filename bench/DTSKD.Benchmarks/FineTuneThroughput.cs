@@ -83,9 +83,7 @@ public static class FineTuneThroughput
             Console.Write(report);
             if (output is not null)
             {
-                Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(output))!);
-                File.WriteAllText(output + ".tmp", report);
-                File.Move(output + ".tmp", output, overwrite: true);
+                BenchOutput.Write(output, report);
             }
 
             return 0;

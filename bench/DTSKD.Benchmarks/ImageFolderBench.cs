@@ -97,7 +97,7 @@ public static class ImageFolderBench
             Console.Write(report);
             if (output is not null)
             {
-                AtomicFile.WriteAllText(output, report.ToString());
+                BenchOutput.Write(output, report.ToString());
             }
 
             return 0;

@@ -148,4 +148,29 @@ root.Add(deploy);
 root.Add(fineTuneSteps);
 root.Add(serveLoad);
 #endif
-return root.Parse(args).Invoke();
+#if !NO_PLOTS
+BenchCommandLine.AllowZero(loadBombs, loadSeconds);
+#endif
+samples.Validators.Add(r =>
+{
+    // One measured step reads and updates 128 rows.
+    if (r.GetValueOrDefault<int>() < 128)
+    {
+        r.AddError($"--samples must be 128 or more (one step reads 128 rows); got {r.GetValueOrDefault<int>()}.");
+    }
+});
+BenchCommandLine.Check(bench, throughput, stepRank, history, checkpoint, gradients);
+#if !NO_PLOTS
+BenchCommandLine.Check(images, deploy, fineTuneSteps, serveLoad);
+#endif
+var parsed = root.Parse(args);
+
+// A report that cannot be written is refused before minutes of measuring, not with a stack trace after them.
+if (parsed.Errors.Count == 0 && parsed.Action == parsed.CommandResult.Command.Action && parsed.CommandResult.Command.Options.Any(o => o.Name == "--output") && parsed.GetValue<string?>("--output") is { } report
+    && BenchOutput.Problem(report) is { } problem)
+{
+    Console.Error.WriteLine($"error: --output '{report}' {problem}.");
+    return 2;
+}
+
+return BenchCommandLine.Invoke(parsed);

@@ -69,7 +69,7 @@ public static class ServeLoadBench
                     var clock = Stopwatch.StartNew();
                     var answered = Load(client, good, concurrency, requests, seconds, CancellationToken.None, attack);
                     var elapsed = clock.Elapsed.TotalSeconds;
-                    var bombStatus = attack is null ? "-" : Statuses(attack.Result);
+                    var bombStatus = attack is null || attack.Result.Length == 0 ? "-" : Statuses(attack.Result);
                     var healthMax = health is null ? "-" : string.Create(inv, $"{health.Stop():F0}");
                     var latencies = answered.Select(a => a.Milliseconds).ToList();
                     rows.Add(string.Create(inv,
@@ -98,7 +98,7 @@ public static class ServeLoadBench
             Console.Write(text);
             if (output is not null)
             {
-                File.WriteAllText(output, text.ToString());
+                BenchOutput.Write(output, text.ToString());
                 Console.WriteLine($"Written to {output}");
             }
 

@@ -79,8 +79,7 @@ public static class StepThroughput
         Console.Write(text);
         if (output is not null)
         {
-            File.WriteAllText(output + ".tmp", text.ToString());
-            File.Move(output + ".tmp", output, overwrite: true);
+            BenchOutput.Write(output, text.ToString());
         }
 
         return 0;
