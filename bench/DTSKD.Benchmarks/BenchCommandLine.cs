@@ -20,7 +20,7 @@ public static class BenchCommandLine
     /// <summary>Lets <paramref name="options"/> be 0 (call before <see cref="Check"/>).</summary>
     public static void AllowZero(params Option[] options) => ZeroAllowed.UnionWith(options);
 
-    /// <summary>Adds the checks to every integer and real option of <paramref name="commands"/> (the ablation's own commands check theirs).</summary>
+    /// <summary>Adds the checks to every integer and real option of <paramref name="commands"/>, given or not (null: not given, not checked).</summary>
     public static void Check(params Command[] commands)
     {
         // An option shared by two commands is checked once.
@@ -36,6 +36,24 @@ public static class BenchCommandLine
                         if (value < minimum)
                         {
                             r.AddError($"{option.Name} must be {minimum} or more; got {value.ToString(CultureInfo.InvariantCulture)}.");
+                        }
+                    });
+                    break;
+                case Option<int?> given:
+                    given.Validators.Add(r =>
+                    {
+                        if (r.GetValueOrDefault<int?>() is { } value && value < minimum)
+                        {
+                            r.AddError($"{option.Name} must be {minimum} or more; got {value.ToString(CultureInfo.InvariantCulture)}.");
+                        }
+                    });
+                    break;
+                case Option<double?> givenReal:
+                    givenReal.Validators.Add(r =>
+                    {
+                        if (r.GetValueOrDefault<double?>() is { } value && (minimum == 0 ? !(value >= 0) : !(value > 0)))
+                        {
+                            r.AddError($"{option.Name} must be {(minimum == 0 ? "0 or more" : "greater than 0")}; got {value.ToString(CultureInfo.InvariantCulture)}.");
                         }
                     });
                     break;

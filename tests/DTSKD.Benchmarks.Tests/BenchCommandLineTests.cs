@@ -15,6 +15,10 @@ public sealed class BenchCommandLineTests
     [InlineData("steps --output /proc/version/steps.md", "error: --output '/proc/version/steps.md' cannot be written: '/proc/version' is a file, not a folder.")]
     [InlineData("steps --output /proc/steps.md", "error: --output '/proc/steps.md' cannot be written: Could not find file '/proc/.steps.md.*.probe'.")]
     [InlineData("serve-load --output /tmp", "error: --output '/tmp' is a folder; give a file (for example report.md).")]
+    [InlineData("ablation --epochs 0 --output /tmp/dtskd-never/a.md", "error: --epochs must be 1 or more; got 0.")]
+    [InlineData("ablation --label-noise 1 --output /tmp/dtskd-never/a.md", "error: --label-noise must be a fraction in [0, 1); got 1.")]
+    [InlineData("ablation --label-noise -0.5 --output /tmp/dtskd-never/a.md", "error: --label-noise must be 0 or more; got -0.5.")]
+    [InlineData("ablation --train-limit 0 --output /tmp/dtskd-never/a.md", "error: --train-limit must be 1 or more; got 0.")]
     public async Task A_user_s_error_is_one_line_and_exit_2(string args, string expected)
     {
         var (code, output) = await BenchProcess.Run(args.Split(' '));
@@ -23,5 +27,6 @@ public sealed class BenchCommandLineTests
         code.Should().Be(2, output);
         output.Trim().Split('\n')[^1].Should().Match(expected);
         output.Should().NotContain("   at ", "no stack trace");
+        Directory.Exists("/tmp/dtskd-never").Should().BeFalse("a refused study writes nothing");
     }
 }

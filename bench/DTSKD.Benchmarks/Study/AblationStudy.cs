@@ -76,6 +76,17 @@ public static class AblationStudy
             seeds, rows, noise, noiseSeed, title, output, runsDir, shard, shards, pretrained, branchPoints, freeze, freezeBn, lrFactor, warmup, stem,
         };
 
+        // Checked while parsing, so that nothing of a study (its runs folder, study.json) is written for settings it cannot run.
+        noise.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<double>() is var fraction && fraction >= 1)
+            {
+                r.AddError($"--label-noise must be a fraction in [0, 1); got {fraction.ToString(CultureInfo.InvariantCulture)}.");
+            }
+        });
+        BenchCommandLine.AllowZero(noise, lrFactor, warmup);
+        BenchCommandLine.Check(command);
+
         var mergeRuns = new Option<string>("--runs-dir") { Description = "The runs folder the shards wrote.", Required = true };
         var mergeOutput = new Option<string>("--output") { Description = "The report (Markdown); its figure and CSV go next to it, in <name>/.", Required = true };
         var merge = new Command("merge", "Writes the report of a study from its runs folder, once every shard has finished.") { mergeRuns, mergeOutput };
