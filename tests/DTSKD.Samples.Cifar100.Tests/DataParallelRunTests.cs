@@ -69,6 +69,28 @@ public sealed class DataParallelRunTests : SampleTestBase
         Directory.Exists(Experiments).Should().BeFalse();
     }
 
+    [Fact]
+    public async Task A_run_whose_own_batch_does_not_split_over_the_ranks_is_refused_on_resume_by_every_rank_and_left_as_it_was()
+    {
+        // Trained alone with an odd batch; its config.json, not the command line, gives the resumed run's batch.
+        var (alone, _, errors) = await RunProcess(Tiny(1, batch: 33));
+        alone.Should().Be(Sample.Ok, errors);
+        var run = Path.Combine(Experiments, "dp");
+        var before = File.ReadAllBytes(Path.Combine(run, "last.ckpt"));
+
+        var (code, output) = await Mpirun(2, ["--resume", run, "--epochs", "2", "--threads", "1"]);
+
+        code.Should().NotBe(0);
+        foreach (var rank in new[] { 0, 1 })
+        {
+            output.Should().Contain($"error: rank {rank} of 2: --batch-size 33 is the whole step's and does not split evenly over 2 ranks; give a multiple of 2.");
+        }
+
+        File.ReadAllLines(Path.Combine(run, "metrics.csv")).Should().HaveCount(2, "nothing of the run changed");
+        File.ReadAllBytes(Path.Combine(run, "last.ckpt")).Should().Equal(before);
+        Directory.GetFiles(run, "crash-*").Should().BeEmpty();
+    }
+
     private static async Task<(int Code, string Output)> Mpirun(int ranks, string[] args)
     {
         var mpirun = new[] { "/usr/bin/mpirun", "/usr/local/bin/mpirun" }.FirstOrDefault(File.Exists)

@@ -28,7 +28,7 @@ public sealed class RunFaultTests : SampleTestBase
 
         code.Should().Be(Sample.CannotWrite, output + errors);
         errors.TrimEnd().Split('\n').Should().ContainSingle().Which.Should()
-            .Be($"error: Cannot write '{checkpoint}': File too large (more than the file system or this process's file-size limit allows). It is unchanged. Training stopped; '{checkpoint}' holds the last epoch saved.");
+            .Be($"error: Cannot write '{checkpoint}': File too large (more than the file system or this process's file-size limit allows). It is unchanged. Training stopped; '{checkpoint}' holds the last epoch saved (continue with --resume {run}).");
         Hash(checkpoint).Should().Be(before, "the previous checkpoint survives");
         Temporaries(run).Should().BeEmpty("a failed write removes its temporary file");
         File.ReadAllLines(Path.Combine(run, "metrics.csv")).Should().HaveCount(2, "the failed epoch is not recorded");
