@@ -93,7 +93,7 @@ public sealed class DataParallelRunTests : SampleTestBase
 
     private static async Task<(int Code, string Output)> Mpirun(int ranks, string[] args)
     {
-        var mpirun = new[] { "/usr/bin/mpirun", "/usr/local/bin/mpirun" }.FirstOrDefault(File.Exists)
+        var mpirun = new[] { "/usr/bin/mpirun.openmpi", "/usr/bin/mpirun", "/usr/local/bin/mpirun" }.FirstOrDefault(File.Exists)
             ?? throw new InvalidOperationException("mpirun is not installed: the data-parallel tests need Open MPI (Debian/Ubuntu: sudo apt-get install openmpi-bin libopenmpi-dev).");
         var sample = Path.Combine(AppContext.BaseDirectory, "DTSKD.Samples.Cifar100.dll");
         var info = new ProcessStartInfo(mpirun, ["--allow-run-as-root", "--oversubscribe", "-np", $"{ranks}", "dotnet", sample, .. args])

@@ -72,7 +72,7 @@ internal static unsafe class MpiLibrary
         public nint StatusIgnore => OpenMpi ? 0 : 1;
     }
 
-    /// <summary>The library, loaded once: <c>DTSKD_MPI_LIBRARY</c> when set, else Open MPI's or MPICH's usual names.</summary>
+    /// <summary>The library, loaded once: <c>DTSKD_MPI_LIBRARY</c> when set, else Open MPI's or MPICH's usual names, the launcher's MPI first.</summary>
     public static Api Load()
     {
         lock (Gate)
@@ -83,9 +83,15 @@ internal static unsafe class MpiLibrary
 
     private static Api Open()
     {
+        // A machine may have both MPIs (Debian installs them side by side): the library must be the launcher's, or each
+        // process starts as a singleton of its own. Hydra (MPICH's and Intel MPI's mpiexec) sets PMI_RANK; Open MPI's
+        // mpirun sets OMPI_COMM_WORLD_RANK.
+        var hydra = Environment.GetEnvironmentVariable("PMI_RANK") is not null && Environment.GetEnvironmentVariable("OMPI_COMM_WORLD_RANK") is null;
         string[] candidates = Environment.GetEnvironmentVariable("DTSKD_MPI_LIBRARY") is { Length: > 0 } chosen
             ? [chosen]
-            : ["libmpi.so.40", "libmpi.so.12", "libmpi.so", "libmpich.so.12", "libmpi.dylib", "msmpi.dll"];
+            : hydra
+                ? ["libmpich.so.12", "libmpi.so.12", "libmpi.so.40", "libmpi.so", "libmpi.dylib", "msmpi.dll"]
+                : ["libmpi.so.40", "libmpi.so.12", "libmpi.so", "libmpich.so.12", "libmpi.dylib", "msmpi.dll"];
         foreach (var name in candidates)
         {
             // Open MPI's components are plugins that need libmpi's symbols in the global namespace; .NET loads locally.
@@ -168,7 +174,9 @@ internal static unsafe class MpiLibrary
         }
 
         var text = System.Text.Encoding.ASCII.GetString(buffer, 0, Math.Clamp(length, 0, buffer.Length)).Trim('\0', ' ', '\n');
-        return text.Split('\n', 2)[0].Split(',', 2)[0].Trim();
+        // Open MPI: "Open MPI v4.1.4, package: ..."; MPICH: "MPICH Version:\t4.0.2\nMPICH Release date: ...".
+        var first = text.Split('\n', 2)[0].Split(',', 2)[0];
+        return System.Text.RegularExpressions.Regex.Replace(first.Replace("Version:", string.Empty, StringComparison.Ordinal), @"\s+", " ").Trim();
     }
 
     public static void Check(int code, string call)
