@@ -102,8 +102,9 @@ internal sealed class SampleRanks : IDisposable
             var mpi = MpiProcessGroup.Start();
             if (mpi.Rank != rank || mpi.WorldSize != size)
             {
+                var (found, foundRank, foundSize) = (mpi.Description.Split(", ", 2)[0], mpi.Rank, mpi.WorldSize);
                 mpi.Dispose();
-                return (null, $"MPI made this process rank {mpi.Rank} of {mpi.WorldSize}, but the launcher's environment ({source}) says rank {rank} of {size}: the launcher and the MPI library the sample found are not the same installation.");
+                return (null, $"MPI made this process rank {foundRank} of {foundSize}, but the launcher's environment ({source}) says rank {rank} of {size}: the launcher and the MPI library the sample found ({found}) are not the same installation; set DTSKD_MPI_LIBRARY to the launcher's library (for example libmpich.so.12 or libmpi.so.40).");
             }
 
             return (new SampleRanks(mpi), null);

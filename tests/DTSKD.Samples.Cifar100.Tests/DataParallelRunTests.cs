@@ -91,15 +91,43 @@ public sealed class DataParallelRunTests : SampleTestBase
         Directory.GetFiles(run, "crash-*").Should().BeEmpty();
     }
 
-    private static async Task<(int Code, string Output)> Mpirun(int ranks, string[] args)
+    [Fact]
+    public async Task Mpich_s_launcher_gets_mpich_s_library_and_a_library_of_another_mpi_is_named_with_the_way_out()
     {
-        var mpirun = new[] { "/usr/bin/mpirun.openmpi", "/usr/bin/mpirun", "/usr/local/bin/mpirun" }.FirstOrDefault(File.Exists)
-            ?? throw new InvalidOperationException("mpirun is not installed: the data-parallel tests need Open MPI (Debian/Ubuntu: sudo apt-get install openmpi-bin libopenmpi-dev).");
-        var sample = Path.Combine(AppContext.BaseDirectory, "DTSKD.Samples.Cifar100.dll");
-        var info = new ProcessStartInfo(mpirun, ["--allow-run-as-root", "--oversubscribe", "-np", $"{ranks}", "dotnet", sample, .. args])
+        var (code, output) = await Mpirun(2, Tiny(1), mpich: true);
+        code.Should().Be(0, output);
+        output.Should().MatchRegex(@"MPI \(MPICH \d+\.\d+\.\d+\), 2 ranks, batch 16 per rank");
+
+        // Open MPI's library forced under MPICH's launcher: each process would train alone.
+        var other = Tiny(1);
+        other[Array.IndexOf(other, "--experiments-name") + 1] = "other";
+        (code, output) = await Mpirun(2, other, mpich: true, library: "libmpi.so.40");
+        code.Should().NotBe(0);
+        foreach (var rank in new[] { 0, 1 })
         {
-            RedirectStandardOutput = true, RedirectStandardError = true,
-        };
+            output.Should().MatchRegex($@"error: rank {rank} of 2: MPI made this process rank 0 of 1, but the launcher's environment \(PMI \(MPICH, Intel MPI\)\) says rank {rank} of 2: the launcher and the MPI library the sample found \(MPI \(Open MPI v[\d.]+\)\) are not the same installation; set DTSKD_MPI_LIBRARY");
+        }
+
+        Directory.Exists(Path.Combine(Experiments, "other")).Should().BeFalse();
+    }
+
+    private static async Task<(int Code, string Output)> Mpirun(int ranks, string[] args, bool mpich = false, string? library = null)
+    {
+        var sample = Path.Combine(AppContext.BaseDirectory, "DTSKD.Samples.Cifar100.dll");
+        var info = mpich
+            ? new ProcessStartInfo(
+                File.Exists("/usr/bin/mpiexec.mpich") ? "/usr/bin/mpiexec.mpich" : throw new InvalidOperationException("MPICH is not installed: its tests need it beside Open MPI (Debian/Ubuntu: sudo apt-get install mpich)."),
+                ["-n", $"{ranks}", "dotnet", sample, .. args])
+            : new ProcessStartInfo(
+                new[] { "/usr/bin/mpirun.openmpi", "/usr/bin/mpirun", "/usr/local/bin/mpirun" }.FirstOrDefault(File.Exists)
+                    ?? throw new InvalidOperationException("mpirun is not installed: the data-parallel tests need Open MPI (Debian/Ubuntu: sudo apt-get install openmpi-bin libopenmpi-dev)."),
+                ["--allow-run-as-root", "--oversubscribe", "-np", $"{ranks}", "dotnet", sample, .. args]);
+        info.RedirectStandardOutput = true;
+        info.RedirectStandardError = true;
+        if (library is not null)
+        {
+            info.Environment["DTSKD_MPI_LIBRARY"] = library;
+        }
         using var process = Process.Start(info)!;
         var output = process.StandardOutput.ReadToEndAsync();
         var errors = process.StandardError.ReadToEndAsync();
