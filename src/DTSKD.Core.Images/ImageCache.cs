@@ -112,8 +112,12 @@ internal static class ImageCache
         return error.Message.TrimEnd('.');
     }
 
-    /// <summary>The pass of an earlier run for this key, if it is complete (with its pixels when <paramref name="needPixels"/>).</summary>
-    public static ImagePass? Find(string directory, string key, bool needPixels, long rowBytes)
+    /// <summary>
+    /// The pass of an earlier run for this key, if it is complete (with its pixels when <paramref name="needPixels"/>) and
+    /// fits <paramref name="scan"/>: its bad images, recorded by their path inside the folder, are named as this scan
+    /// reaches them (a run started from another directory, or given the folder by another path, reads the same pass).
+    /// </summary>
+    public static ImagePass? Find(string directory, string key, bool needPixels, long rowBytes, ImageFolderScan scan)
     {
         var json = Path.Combine(directory, key + ".json");
         if (!File.Exists(json))
@@ -130,7 +134,23 @@ internal static class ImageCache
                 return null;
             }
 
-            return pass;
+            var entries = scan.Train.Concat(scan.Test).ToList();
+            var byPath = entries.Select((e, i) => (e.RelativePath, Index: i)).ToDictionary(p => p.RelativePath, p => p.Index, StringComparer.Ordinal);
+            var bad = new List<(int Index, BadImage Image)>();
+            foreach (var b in pass.Bad)
+            {
+                if (!byPath.TryGetValue(b.Path, out var index))
+                {
+                    return null; // not a file of this scan (or a pass written before bad images were recorded by their path inside the folder)
+                }
+
+                bad.Add((index, new BadImage(entries[index].Path, b.Reason)));
+            }
+
+            var badTrain = bad.Count(b => b.Index < scan.Train.Count);
+            return scan.Train.Count - badTrain != pass.Train || scan.Test.Count - (bad.Count - badTrain) != pass.Test
+                ? null
+                : pass with { Bad = [.. bad.OrderBy(b => b.Index).Select(b => b.Image)] };
         }
         catch (Exception ex) when (ex is IOException or JsonException or UnauthorizedAccessException)
         {
@@ -228,7 +248,10 @@ internal static class ImageCache
             }
 
             var pass = new ImagePass(Path.GetFullPath(scan.Root), family, size, channels, goodTrain, goodTest, mean, std, badList, pixelsName);
-            AtomicFile.WriteAllText(Path.Combine(directory, key + ".json"), JsonSerializer.Serialize(pass));
+
+            // Recorded by their path inside the folder: the path this scan was given may be relative to this directory only.
+            var inside = bad.Select((b, i) => b is null ? null : new BadImage(entries[i].RelativePath, b.Reason)).Where(b => b is not null).Select(b => b!).ToList();
+            AtomicFile.WriteAllText(Path.Combine(directory, key + ".json"), JsonSerializer.Serialize(pass with { Bad = inside }));
             RemoveOlder(directory, key, family);
             return pass;
         }

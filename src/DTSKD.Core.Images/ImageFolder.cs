@@ -52,7 +52,7 @@ public static class ImageFolder
         ImageCache.Prepare(directory);
         var (key, family) = ImageCache.Keys(scan, options);
         var cached = mode == ImageFolderMode.Cached;
-        var pass = ImageCache.Find(directory, key, needPixels: cached, shape.Bytes)
+        var pass = ImageCache.Find(directory, key, needPixels: cached, shape.Bytes, scan)
                    ?? ImageCache.Build(directory, key, family, scan, options, writePixels: cached, progress, cancellationToken);
         if (pass.Bad.Count > 0 && !options.SkipBadImages)
         {

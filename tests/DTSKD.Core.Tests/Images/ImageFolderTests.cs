@@ -299,6 +299,36 @@ public sealed class ImageFolderTests : IDisposable
     }
 
     [Fact]
+    public void A_pass_with_bad_images_left_out_serves_the_folder_given_by_another_path()
+    {
+        var root = FashionFolder.Splits(Path.Combine(_dir.FullName, "elsewhere"), 60, 20);
+        var empty = Path.Combine(root, "train", "c0", "empty.png");
+        File.WriteAllBytes(empty, []);
+        var skip = Options();
+        skip.SkipBadImages = true;
+
+        // First as a path relative to this process's directory (as a user types it), then absolute (as a run's
+        // config.json records it, and evaluate --run reads it from any directory).
+        var relative = Path.GetRelativePath(Environment.CurrentDirectory, root);
+        relative.Should().NotStartWith("/");
+        using (var first = ImageFolder.Open(relative, skip))
+        {
+            first.BadImages.Select(b => b.Path).Should().Equal(Path.Combine(relative, "train", "c0", "empty.png"));
+        }
+
+        var pass = Directory.GetFiles(Cache, "*.pixels").Should().ContainSingle().Subject;
+        var written = File.GetLastWriteTimeUtc(pass);
+        using var again = ImageFolder.Open(root, skip);
+
+        again.CacheFile.Should().Be(pass);
+        File.GetLastWriteTimeUtc(pass).Should().Be(written, "the same folder's pass, found again");
+        again.BadImages.Select(b => b.Path).Should().Equal([empty], "named as this scan reaches it");
+        (again.Train.Count, again.Test.Count).Should().Be((60, 20));
+        using var memory = FashionFolder.InFolderOrder(0, 60);
+        ((ImageDataset)again.Train).Images.data<byte>().ToArray().Should().Equal(memory.Images.data<byte>().ToArray());
+    }
+
+    [Fact]
     public void A_folder_changed_after_its_cache_was_built_is_decoded_anew()
     {
         var root = FashionFolder.Splits(Path.Combine(_dir.FullName, "fashion"), 40, 10);
