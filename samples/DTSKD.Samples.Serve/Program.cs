@@ -38,6 +38,20 @@ builder.Services.AddSingleton(options);
 builder.Services.AddSingleton(classifier);
 var app = builder.Build();
 
+// A client's error without a body of its own (a path or method nothing serves) gets the same JSON error as the others.
+app.UseStatusCodePages(async context =>
+{
+    var (request, response) = (context.HttpContext.Request, context.HttpContext.Response);
+    var what = $"{request.Method} {request.Path}";
+    var error = response.StatusCode switch
+    {
+        StatusCodes.Status404NotFound => $"Nothing is served at '{what}': POST an image to /classify, or GET /health.",
+        StatusCodes.Status405MethodNotAllowed => $"'{what}' is not allowed: {request.Path} takes {response.Headers.Allow}.",
+        _ => $"'{what}' failed with status {response.StatusCode}.",
+    };
+    await response.WriteAsJsonAsync(new ErrorResponse(error)).ConfigureAwait(false);
+});
+
 app.MapMethods("/health", ["GET", "HEAD"], (OnnxClassifier model) => Results.Ok(new { status = "ok", model = model.Model, classes = model.ClassCount, imageSize = model.ImageSize }));
 app.MapPost("/classify", ClassifyEndpoint.Handle).DisableAntiforgery();
 

@@ -84,6 +84,20 @@ public sealed class ClassifyTests : IDisposable
         (await formResponse.Content.ReadFromJsonAsync<ClassifyResponse>())!.Predictions[0].Label.Should().Be(_model.Images[0].Top1);
     }
 
+    [Theory]
+    [InlineData("GET", "/classify", HttpStatusCode.MethodNotAllowed, "{\"error\":\"'GET /classify' is not allowed: /classify takes POST.\"}")]
+    [InlineData("DELETE", "/health", HttpStatusCode.MethodNotAllowed, "{\"error\":\"'DELETE /health' is not allowed: /health takes GET, HEAD.\"}")]
+    [InlineData("GET", "/predict", HttpStatusCode.NotFound, "{\"error\":\"Nothing is served at 'GET /predict': POST an image to /classify, or GET /health.\"}")]
+    public async Task A_path_or_method_nothing_serves_gets_its_status_with_a_json_error(string method, string path, HttpStatusCode status, string body)
+    {
+        using var request = new HttpRequestMessage(new HttpMethod(method), path);
+        using var response = await _client.SendAsync(request);
+
+        response.StatusCode.Should().Be(status);
+        response.Content.Headers.ContentType!.MediaType.Should().Be("application/json");
+        (await response.Content.ReadAsStringAsync()).Should().Be(body);
+    }
+
     [Fact]
     public async Task Bad_requests_get_400_with_a_message_never_500()
     {
