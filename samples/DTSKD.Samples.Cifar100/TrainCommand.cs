@@ -76,7 +76,9 @@ internal sealed class TrainCommand(IAnsiConsole console, TextWriter errors, Samp
 
             // The objective: by default the two teachers composed by the dual-teacher loss (built for this model, so the
             // branches agree); --objective ce trains the cross-entropy baseline on the same engine.
-            var loss = SampleRecipe.Objective(config, model, train.Count, run.Device);
+            // With several ranks each history holds its rank's shard (N / R rows), which the trainer maps each sample to.
+            var rows = ranks.Group is { WorldSize: > 1 } group ? DataParallel.ShardSize(train.Count, group) : train.Count;
+            var loss = SampleRecipe.Objective(config, model, rows, run.Device);
             using var ownsLoss = loss as IDisposable;
 
             // The trainer: SGD + Nesterov, multi-step lr, per-head evaluation, checkpoints in the run folder.

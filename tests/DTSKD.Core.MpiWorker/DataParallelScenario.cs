@@ -73,11 +73,12 @@ internal static class DataParallelScenario
     /// <summary>One rank's data, model and loss, built in the scenario's order, with the trainer over them; owns them all.</summary>
     internal sealed class Replica : IDisposable
     {
-        public Replica()
+        /// <summary>Builds the replica; with <paramref name="shardOf"/>, its history holds that rank's shard only.</summary>
+        public Replica(IProcessGroup? shardOf = null)
         {
             (Train, Test) = Data();
             Model = DataParallelScenario.Model();
-            Loss = DataParallelScenario.Loss(Model);
+            Loss = shardOf is null ? DataParallelScenario.Loss(Model) : DualTeacherLoss.For(Model, DataParallel.ShardSize(Samples, shardOf));
         }
 
         public ImageDataset Train { get; }

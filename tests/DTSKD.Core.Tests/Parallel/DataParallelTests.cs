@@ -55,6 +55,53 @@ public sealed class DataParallelTests : IDisposable
     }
 
     [Fact]
+    public void Ranks_whose_histories_hold_their_shard_only_train_the_same_weights_and_checkpoint_and_resume_exactly()
+    {
+        var reference = Reference();
+        var ranks = ThreadGroup.Create(2);
+        var replicas = ranks.Select(g => new DataParallelScenario.Replica(shardOf: g)).ToArray();
+        replicas.Should().AllSatisfy(r => r.Loss.HistoricalTeacher!.SampleCount.Should().Be(DataParallelScenario.Samples / 2, "N / R rows"));
+        var stopped = ThreadGroup.Run(ranks, group =>
+        {
+            using var replica = replicas[group.Rank];
+            using var trainer = replica.Trainer(group, _dir.FullName);
+            using var stop = new CancellationTokenSource();
+            trainer.Callbacks.Add(new DataParallelScenario.StopAfter(1, 0, stop));
+            return trainer.Run(stop.Token).Cancelled;
+        });
+        stopped.Should().AllBeEquivalentTo(true);
+
+        var resumedRanks = ThreadGroup.Create(2);
+        var fresh = resumedRanks.Select(g => new DataParallelScenario.Replica(shardOf: g)).ToArray();
+        var weights = ThreadGroup.Run(resumedRanks, group =>
+        {
+            using var replica = fresh[group.Rank];
+            using var trainer = replica.Trainer(group);
+            trainer.LoadCheckpoint(Path.Combine(_dir.FullName, "last.ckpt"));
+            trainer.Run();
+            return DataParallelScenario.Weights(replica.Model);
+        });
+
+        // The same rows, each at its place in the shard instead of its index in the training set.
+        MaxGap(weights[0], reference).Should().BeLessThan(1e-10);
+        MaxGap(weights[1], reference).Should().BeLessThan(1e-10);
+    }
+
+    [Fact]
+    public void A_history_of_neither_the_whole_set_s_size_nor_the_rank_s_shard_is_refused_before_the_model_changes()
+    {
+        var group = ThreadGroup.Create(2)[1];
+        using var replica = new DataParallelScenario.Replica();
+        using var loss = DualTeacherLoss.For(replica.Model, 5);
+        var options = DataParallelScenario.Options(group);
+
+        var act = () => new Trainer(replica.Model, loss, replica.Train, replica.Test, DataParallelScenario.Augmentation, options);
+
+        act.Should().Throw<ArgumentException>().WithMessage("The objective's historical teacher has 5 rows; give it the training set's 24, or rank 1's shard of 12 (DataParallel.ShardSize).*");
+        replica.Model.parameters().First().dtype.Should().Be(ScalarType.Float32, "the model was not converted to the run's float64");
+    }
+
+    [Fact]
     public void Two_thread_ranks_with_synchronised_batch_norms_train_the_weights_of_one_process_on_their_whole_batch()
     {
         var reference = Reference(wholeBatch: true);

@@ -70,9 +70,8 @@ internal sealed class EpochOrder
     /// </summary>
     private Tensor Shard(int epoch)
     {
-        var (rank, ranks) = (_group.Rank, _group.WorldSize);
-        using var split = new Generator(SeedSequence.Derive(_options.Seed, 0, 0, ShardStream));
-        var mine = randperm(_count, ScalarType.Int64, generator: split).index(arange(rank, _count, ranks, ScalarType.Int64));
+        var rank = _group.Rank;
+        var mine = Owned();
         if (mine.shape[0] < SamplesPerRank)
         {
             mine = cat([mine, mine.narrow(0, 0, SamplesPerRank - mine.shape[0])]);
@@ -80,5 +79,27 @@ internal sealed class EpochOrder
 
         using var shuffle = new Generator(SeedSequence.Derive(_options.Seed, epoch, rank, ShardStream));
         return mine.index(randperm(mine.shape[0], ScalarType.Int64, generator: shuffle));
+    }
+
+    /// <summary>The samples this rank owns for the whole run, without padding: <see cref="DataParallel.ShardSize"/> of them.</summary>
+    private Tensor Owned()
+    {
+        using var split = new Generator(SeedSequence.Derive(_options.Seed, 0, 0, ShardStream));
+        return randperm(_count, ScalarType.Int64, generator: split).index(arange(_group.Rank, _count, _group.WorldSize, ScalarType.Int64));
+    }
+
+    /// <summary>
+    /// Each training sample's row in a history that holds this rank's shard only (int64 on the CPU, -1 for the other
+    /// ranks' samples, which this rank never trains).
+    /// </summary>
+    public Tensor LocalRows()
+    {
+        using var scope = NewDisposeScope();
+        var owned = Owned();
+        var rows = full(_count, -1L, ScalarType.Int64);
+        rows.index_put_(arange(owned.shape[0], ScalarType.Int64), owned);
+
+        // Owned by the optimization step for the trainer's life, not by whatever scope the trainer was built in.
+        return rows.DetachFromDisposeScope();
     }
 }

@@ -98,8 +98,12 @@ internal sealed class OptimizationStep : IDisposable
         observe(output, result);
     }
 
+    /// <summary>With a shard-sized history, each training sample's row in it (owned here); null to pass sample indices as they are.</summary>
+    public Tensor? ShardRows { get; set; }
+
     public void Dispose()
     {
+        ShardRows?.Dispose();
         Precision.RestoreFloat32(_model);
         Precision.Dispose();
         _tuning.Release(_model);
@@ -112,6 +116,19 @@ internal sealed class OptimizationStep : IDisposable
     {
         try
         {
+            // A shard-sized history: each sample's row in this rank's shard (the map moves to the indices' device once).
+            if (ShardRows is { } rows)
+            {
+                if (rows.device_type != indices.device_type || rows.device_index != indices.device_index)
+                {
+                    // Out of the step's dispose scope: the map lives as long as the step.
+                    ShardRows = rows.to(indices.device).DetachFromDisposeScope();
+                    rows.Dispose();
+                }
+
+                indices = ShardRows!.index(indices);
+            }
+
             return _objective.Compute(output, labels, indices, epoch, _options.Epochs);
         }
         catch (ArgumentException) when (output.Heads.Any(h => !h.isfinite().all().item<bool>()))
