@@ -466,6 +466,8 @@ public sealed class SampleTests : SampleTestBase
                      (["evaluate", "--weights", Path.Combine(run, "last.ckpt"), "--classifier-type", "resnet34_dtskd", "--base-width", "16", "--neck-width", "16"], Sample.Failed, "does not fit resnet34_dtskd"),
                      (["predict", "--weights", Path.Combine(run, "last.ckpt"), "--data-type", "cifar10", "--base-width", "16", "--neck-width", "16", garbage], Sample.Failed, "does not fit resnet18_dtskd (10 classes"),
                      (["predict", "--run", run, garbage], Sample.Failed, "not-an-image.png' is not an image SkiaSharp can read (PNG, JPEG, BMP, GIF, WebP)."),
+                     (["predict", "--run", run, "--batch-size", "0", garbage], Sample.BadArguments, "--batch-size must be greater than 0; got 0."),
+                     (["predict", "--run", run, "@" + Path.Combine(Dir.FullName, "no-such-list.txt")], Sample.BadArguments, "Response file not found"),
                      (["export"], Sample.BadArguments, "needs a trained run (--run <folder>) or weights (--weights <file>)"),
                      (["export", "--run", run, "--all-heads"], Sample.BadArguments, "--all-heads applies to --format onnx only"),
                      (["predict", "--onnx", Path.Combine(run, "missing.onnx"), garbage], Sample.Failed, "missing.onnx' does not exist"),

@@ -71,16 +71,7 @@ public sealed class DataParallelTests : IDisposable
         });
         stopped.Should().AllBeEquivalentTo(true);
 
-        var resumedRanks = ThreadGroup.Create(2);
-        var fresh = resumedRanks.Select(g => new DataParallelScenario.Replica(shardOf: g)).ToArray();
-        var weights = ThreadGroup.Run(resumedRanks, group =>
-        {
-            using var replica = fresh[group.Rank];
-            using var trainer = replica.Trainer(group);
-            trainer.LoadCheckpoint(Path.Combine(_dir.FullName, "last.ckpt"));
-            trainer.Run();
-            return DataParallelScenario.Weights(replica.Model);
-        });
+        var weights = ResumedWeights(Path.Combine(_dir.FullName, "last.ckpt"), shardedHistory: true);
 
         // The same rows, each at its place in the shard instead of its index in the training set.
         MaxGap(weights[0], reference).Should().BeLessThan(1e-10);
@@ -277,16 +268,7 @@ public sealed class DataParallelTests : IDisposable
         var checkpoint = Path.Combine(_dir.FullName, "last.ckpt");
         TrainerCheckpoint.ReadSummary(checkpoint).StepsDone.Should().Be(1);
 
-        var resumedRanks = ThreadGroup.Create(2);
-        var fresh = resumedRanks.Select(_ => new DataParallelScenario.Replica()).ToArray();
-        var weights = ThreadGroup.Run(resumedRanks, group =>
-        {
-            using var replica = fresh[group.Rank];
-            using var trainer = replica.Trainer(group);
-            trainer.LoadCheckpoint(checkpoint);
-            trainer.Run();
-            return DataParallelScenario.Weights(replica.Model);
-        });
+        var weights = ResumedWeights(checkpoint);
         MaxGap(weights[0], reference).Should().BeLessThan(1e-10);
         MaxGap(weights[1], reference).Should().BeLessThan(1e-10, "rank 1 resumed its own history rows from rank 0's file");
 
@@ -326,16 +308,7 @@ public sealed class DataParallelTests : IDisposable
         faults[0]!.InnerException.Should().BeNull();
         faults[0]!.Message.Should().Be($"Rank 1 could not read its training batch (its own error names the file); training stopped at epoch 1 (0-based), step 1, and '{checkpoint}' holds every step before it.");
 
-        var resumedRanks = ThreadGroup.Create(2);
-        var fresh = resumedRanks.Select(_ => new DataParallelScenario.Replica()).ToArray();
-        var weights = ThreadGroup.Run(resumedRanks, group =>
-        {
-            using var replica = fresh[group.Rank];
-            using var trainer = replica.Trainer(group);
-            trainer.LoadCheckpoint(checkpoint);
-            trainer.Run();
-            return DataParallelScenario.Weights(replica.Model);
-        });
+        var weights = ResumedWeights(checkpoint);
         MaxGap(weights[0], reference).Should().BeLessThan(1e-10);
         MaxGap(weights[1], reference).Should().BeLessThan(1e-10);
     }
@@ -430,6 +403,21 @@ public sealed class DataParallelTests : IDisposable
             weights.Should().HaveCount(reference.Length);
             MaxGap(weights, reference).Should().BeLessThan(tolerance, $"rank {rank}");
         }
+    }
+
+    /// <summary>Two fresh thread ranks that load <paramref name="checkpoint"/> and train to the end: each rank's weights.</summary>
+    private static double[][] ResumedWeights(string checkpoint, bool shardedHistory = false)
+    {
+        var ranks = ThreadGroup.Create(2);
+        var fresh = ranks.Select(g => new DataParallelScenario.Replica(shardOf: shardedHistory ? g : null)).ToArray();
+        return ThreadGroup.Run(ranks, group =>
+        {
+            using var replica = fresh[group.Rank];
+            using var trainer = replica.Trainer(group);
+            trainer.LoadCheckpoint(checkpoint);
+            trainer.Run();
+            return DataParallelScenario.Weights(replica.Model);
+        });
     }
 
     private static double MaxGap(double[] a, double[] b) => a.Zip(b).Max(p => Math.Abs(p.First - p.Second));
