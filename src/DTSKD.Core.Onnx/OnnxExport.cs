@@ -2,6 +2,8 @@ using System.Globalization;
 using System.Reflection;
 using System.Text.Json;
 using DTSKD.Core.Models;
+using Google.Protobuf;
+using Onnx;
 
 namespace DTSKD.Core.Onnx;
 
@@ -95,28 +97,18 @@ public static class OnnxExport
         }
 
         var version = typeof(OnnxExport).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion.Split('+')[0] ?? "0";
-        var model_ = new ProtoWriter();
-        model_.Varint(1, OnnxContract.IrVersion);
-        model_.String(2, "DTSKD.Core.Onnx");
-        model_.String(3, version);
-        model_.String(6, string.Create(inv,
-            $"{name}: input '{OnnxContract.InputName}' float32 [batch, {channels}, {options.ImageSize}, {options.ImageSize}], images decoded to {options.DecodeSize ?? options.ImageSize} pixels and centre-cropped, pixels as (value / 255 - mean) / std with the metadata's mean and std; outputs {string.Join(", ", outputs.Select(o => $"'{o.Name}'"))}: logits [batch, {model.ClassCount}]."));
-        model_.Message(7, g => graph.WriteGraph(g, name, (channels, options.ImageSize, options.ImageSize), outputs));
-        model_.Message(8, opset =>
+        var file = new ModelProto
         {
-            opset.String(1, "");
-            opset.Varint(2, OnnxContract.Opset);
-        });
-        foreach (var (key, value) in metadata)
-        {
-            model_.Message(14, entry =>
-            {
-                entry.String(1, key);
-                entry.String(2, value);
-            });
-        }
-
-        var bytes = model_.ToArray();
+            IrVersion = OnnxContract.IrVersion,
+            ProducerName = "DTSKD.Core.Onnx",
+            ProducerVersion = version,
+            DocString = string.Create(inv,
+                $"{name}: input '{OnnxContract.InputName}' float32 [batch, {channels}, {options.ImageSize}, {options.ImageSize}], images decoded to {options.DecodeSize ?? options.ImageSize} pixels and centre-cropped, pixels as (value / 255 - mean) / std with the metadata's mean and std; outputs {string.Join(", ", outputs.Select(o => $"'{o.Name}'"))}: logits [batch, {model.ClassCount}]."),
+            Graph = graph.Graph(name, (channels, options.ImageSize, options.ImageSize), outputs),
+        };
+        file.OpsetImport.Add(new OperatorSetIdProto { Domain = "", Version = OnnxContract.Opset });
+        file.MetadataProps.AddRange(metadata.Select(m => new StringStringEntryProto { Key = m.Item1, Value = m.Item2 }));
+        var bytes = file.ToByteArray();
         return (bytes, new OnnxExportSummary("", outputs.Select(o => o.Name).ToList(), folded, graph.WeightCount, bytes.LongLength));
     }
 }

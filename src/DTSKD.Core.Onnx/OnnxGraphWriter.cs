@@ -1,30 +1,33 @@
-using System.Runtime.InteropServices;
 using DTSKD.Core.Models;
+using Google.Protobuf;
+using Onnx;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using DataType = Onnx.TensorProto.Types.DataType;
 
 namespace DTSKD.Core.Onnx;
 
-/// <summary>A <see cref="LayerGraph"/> that records ONNX nodes and float32 initializers, then writes a GraphProto.</summary>
+/// <summary>
+/// A <see cref="LayerGraph"/> that records ONNX nodes and initializers as the ONNX schema's own messages (the
+/// <c>NodeProto</c> and <c>TensorProto</c> that import reads), then builds the <c>GraphProto</c>.
+/// </summary>
 internal sealed class OnnxGraphWriter : LayerGraph
 {
-    private const int Float = 1;
-    private const int Int64 = 7;
-    private readonly List<Node> _nodes = [];
-    private readonly Dictionary<string, Initializer> _initializers = new(StringComparer.Ordinal);
+    private readonly List<NodeProto> _nodes = [];
+    private readonly Dictionary<string, TensorProto> _initializers = new(StringComparer.Ordinal);
     private int _next;
 
     /// <summary>The graph's input value, named <see cref="OnnxContract.InputName"/>.</summary>
     public GraphValue Input(long channels) => new(_next++, channels);
 
-    public string NameOf(GraphValue value) => value.Id == 0 ? OnnxContract.InputName : $"v{value.Id}";
+    public static string NameOf(GraphValue value) => value.Id == 0 ? OnnxContract.InputName : $"v{value.Id}";
 
     public override GraphValue Relu(GraphValue x) => Op("Relu", [x], x.Channels);
 
     public override GraphValue Add(GraphValue a, GraphValue b) => Op("Add", [a, b], a.Channels);
 
     public override GraphValue ConcatChannels(IReadOnlyList<GraphValue> values) =>
-        Op("Concat", values, values.Sum(v => v.Channels), [Attribute.Int("axis", 1)]);
+        Op("Concat", values, values.Sum(v => v.Channels), [OnnxAttribute.Int("axis", 1)]);
 
     public override IReadOnlyList<GraphValue> SplitChannels(GraphValue x, int parts)
     {
@@ -35,9 +38,7 @@ internal sealed class OnnxGraphWriter : LayerGraph
         }
 
         var sizes = Constant($"{Path}.split", [parts], [.. Enumerable.Repeat(x.Channels / parts, parts)]);
-        var outputs = Enumerable.Range(0, parts).Select(_ => new GraphValue(_next++, x.Channels / parts)).ToArray();
-        _nodes.Add(new Node("Split", [NameOf(x), sizes], [.. outputs.Select(NameOf)], [Attribute.Int("axis", 1)]));
-        return outputs;
+        return Node("Split", [NameOf(x), sizes], [.. Enumerable.Repeat(x.Channels / parts, parts)], [OnnxAttribute.Int("axis", 1)]);
     }
 
     public override GraphValue ChannelShuffle(GraphValue x, int groups)
@@ -49,7 +50,7 @@ internal sealed class OnnxGraphWriter : LayerGraph
 
         // [N, C, H, W] -> [N, g, C/g, H*W] -> swap the two channel axes -> back to x's own shape.
         var grouped = Op("Reshape", [x], x.Channels, inputs: [Constant($"{Path}.shuffle_shape", [4], [0, groups, x.Channels / groups, -1])]);
-        var swapped = Op("Transpose", [grouped], x.Channels, [Attribute.Ints("perm", [0, 2, 1, 3])]);
+        var swapped = Op("Transpose", [grouped], x.Channels, [OnnxAttribute.Ints("perm", [0, 2, 1, 3])]);
         var shape = Op("Shape", [x], 4);
         return Op("Reshape", [swapped, shape], x.Channels);
     }
@@ -57,16 +58,16 @@ internal sealed class OnnxGraphWriter : LayerGraph
     public override GraphValue MaxPool(GraphValue x, (long H, long W) kernel, (long H, long W) stride, (long H, long W) padding, bool ceilMode) =>
         Op("MaxPool", [x], x.Channels,
         [
-            Attribute.Ints("kernel_shape", [kernel.H, kernel.W]), Attribute.Ints("strides", [stride.H, stride.W]),
-            Attribute.Ints("pads", [padding.H, padding.W, padding.H, padding.W]), Attribute.Int("ceil_mode", ceilMode ? 1 : 0),
+            OnnxAttribute.Ints("kernel_shape", [kernel.H, kernel.W]), OnnxAttribute.Ints("strides", [stride.H, stride.W]),
+            OnnxAttribute.Ints("pads", [padding.H, padding.W, padding.H, padding.W]), OnnxAttribute.Int("ceil_mode", ceilMode ? 1 : 0),
         ]);
 
     public override GraphValue AveragePool(GraphValue x, (long H, long W) kernel, (long H, long W) stride, (long H, long W) padding, bool ceilMode) =>
         Op("AveragePool", [x], x.Channels,
         [
-            Attribute.Ints("kernel_shape", [kernel.H, kernel.W]), Attribute.Ints("strides", [stride.H, stride.W]),
-            Attribute.Ints("pads", [padding.H, padding.W, padding.H, padding.W]), Attribute.Int("ceil_mode", ceilMode ? 1 : 0),
-            Attribute.Int("count_include_pad", 1),
+            OnnxAttribute.Ints("kernel_shape", [kernel.H, kernel.W]), OnnxAttribute.Ints("strides", [stride.H, stride.W]),
+            OnnxAttribute.Ints("pads", [padding.H, padding.W, padding.H, padding.W]), OnnxAttribute.Int("ceil_mode", ceilMode ? 1 : 0),
+            OnnxAttribute.Int("count_include_pad", 1),
         ]);
 
     public override GraphValue GlobalAveragePool(GraphValue x) => Op("GlobalAveragePool", [x], x.Channels);
@@ -78,10 +79,48 @@ internal sealed class OnnxGraphWriter : LayerGraph
             Constant($"{Path}.pad_value", [], [value]),
         ]);
 
-    public override GraphValue Flatten(GraphValue x) => Op("Flatten", [x], x.Channels, [Attribute.Int("axis", 1)]);
+    public override GraphValue Flatten(GraphValue x) => Op("Flatten", [x], x.Channels, [OnnxAttribute.Int("axis", 1)]);
 
     public override GraphValue AsMap(GraphValue feature) =>
         Op("Reshape", [feature], feature.Channels, inputs: [Constant($"{Path}.map_shape{_next}", [4], [0, feature.Channels, 1, 1])]);
+
+    /// <summary>
+    /// Adds one node of any operator (an imported network's nodes, written as they compute): its inputs by name (graph
+    /// values through <see cref="NameOf"/>, initializers through <see cref="Weight"/> and <see cref="Constant(string, Tensor)"/>,
+    /// "" for an omitted optional input), one output per entry of <paramref name="channels"/>.
+    /// </summary>
+    public IReadOnlyList<GraphValue> Node(string opType, IReadOnlyList<string> inputs, IReadOnlyList<long> channels, IEnumerable<AttributeProto> attributes)
+    {
+        var outputs = channels.Select(c => new GraphValue(_next++, c)).ToList();
+        var node = new NodeProto { OpType = opType, Name = $"{opType}_{NameOf(outputs[0])}" };
+        node.Input.AddRange(inputs);
+        node.Output.AddRange(outputs.Select(NameOf));
+        node.Attribute.AddRange(attributes);
+        _nodes.Add(node);
+        return outputs;
+    }
+
+    /// <summary>A tensor as an initializer, under a unique name built from <paramref name="name"/> (float32 for floating tensors, int64 for integers).</summary>
+    public string Constant(string name, Tensor tensor)
+    {
+        ArgumentNullException.ThrowIfNull(tensor);
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var t = tensor.detach().cpu().contiguous();
+        return t.is_floating_point()
+            ? Constant(name, t.shape, t.to(ScalarType.Float32).data<float>().ToArray())
+            : Constant(name, t.shape, t.to(ScalarType.Int64).data<long>().ToArray());
+    }
+
+    /// <summary>A parameter or buffer as a float32 initializer named after it.</summary>
+    public string Weight(string name, Tensor tensor)
+    {
+        ArgumentNullException.ThrowIfNull(tensor);
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var values = tensor.detach().to(ScalarType.Float32).cpu().contiguous().data<float>().ToArray();
+        return Constant(name, tensor.shape, values);
+    }
 
     protected override GraphValue Convolution(Conv2d conv, GraphValue x)
     {
@@ -97,8 +136,8 @@ internal sealed class OnnxGraphWriter : LayerGraph
 
         return Op("Conv", [x], conv.out_channels,
         [
-            Attribute.Ints("kernel_shape", [kh, kw]), Attribute.Ints("strides", [sh, sw]), Attribute.Ints("dilations", [dh, dw]),
-            Attribute.Ints("pads", [padding.H, padding.W, padding.H, padding.W]), Attribute.Int("group", conv.groups),
+            OnnxAttribute.Ints("kernel_shape", [kh, kw]), OnnxAttribute.Ints("strides", [sh, sw]), OnnxAttribute.Ints("dilations", [dh, dw]),
+            OnnxAttribute.Ints("pads", [padding.H, padding.W, padding.H, padding.W]), OnnxAttribute.Int("group", conv.groups),
         ], inputs);
     }
 
@@ -112,7 +151,7 @@ internal sealed class OnnxGraphWriter : LayerGraph
         var channels = norm.running_mean.shape[0];
         var scale = norm.weight is { } w ? Weight($"{Path}.weight", w) : Constant($"{Path}.weight", [channels], Enumerable.Repeat(1f, (int)channels).ToArray());
         var shift = norm.bias is { } b ? Weight($"{Path}.bias", b) : Constant($"{Path}.bias", [channels], new float[channels]);
-        return Op("BatchNormalization", [x], x.Channels, [Attribute.Float("epsilon", (float)norm.eps)],
+        return Op("BatchNormalization", [x], x.Channels, [OnnxAttribute.Float("epsilon", (float)norm.eps)],
             [scale, shift, Weight($"{Path}.running_mean", norm.running_mean), Weight($"{Path}.running_var", norm.running_var)]);
     }
 
@@ -124,11 +163,11 @@ internal sealed class OnnxGraphWriter : LayerGraph
             inputs.Add(Weight($"{Path}.bias", bias));
         }
 
-        return Op("Gemm", [x], linear.out_features, [Attribute.Int("transB", 1)], inputs);
+        return Op("Gemm", [x], linear.out_features, [OnnxAttribute.Int("transB", 1)], inputs);
     }
 
     /// <summary>Names a value as a graph output (an Identity node, so any value, the input included, can be one).</summary>
-    public void Output(GraphValue value, string name) => _nodes.Add(new Node("Identity", [NameOf(value)], [name], []));
+    public void Output(GraphValue value, string name) => _nodes.Add(new NodeProto { OpType = "Identity", Name = $"Identity_{name}", Input = { NameOf(value) }, Output = { name } });
 
     /// <summary>Folds every BatchNormalization whose input is a convolution's output read by nothing else into that convolution.</summary>
     public int FoldBatchNorms()
@@ -136,19 +175,21 @@ internal sealed class OnnxGraphWriter : LayerGraph
         var folded = 0;
         foreach (var norm in _nodes.Where(n => n.OpType == "BatchNormalization").ToList())
         {
-            var conv = _nodes.FirstOrDefault(n => n.OpType == "Conv" && n.Outputs[0] == norm.Inputs[0]);
-            if (conv is null || _nodes.Count(n => n.Inputs.Contains(norm.Inputs[0])) != 1)
+            var conv = _nodes.FirstOrDefault(n => n.OpType == "Conv" && n.Output[0] == norm.Input[0]);
+            if (conv is null || _nodes.Count(n => n.Input.Contains(norm.Input[0])) != 1 || !norm.Input.Skip(1).All(IsFloatInitializer)
+                || !conv.Input.Skip(1).All(IsFloatInitializer))
             {
                 continue;
             }
 
-            var epsilon = norm.Attributes.Single(a => a.Name == "epsilon").FloatValue;
-            var (gamma, beta, mean, variance) = (Floats(norm.Inputs[1]), Floats(norm.Inputs[2]), Floats(norm.Inputs[3]), Floats(norm.Inputs[4]));
-            var weight = _initializers[conv.Inputs[1]];
-            var outChannels = (int)weight.Dims[0];
-            var perChannel = weight.Floats!.Length / outChannels;
-            var bias = conv.Inputs.Count > 2 ? Floats(conv.Inputs[2]) : new float[outChannels];
-            var newWeight = new float[weight.Floats.Length];
+            var epsilon = norm.Attribute.FirstOrDefault(a => a.Name == "epsilon")?.F ?? 1e-5f;
+            var (gamma, beta, mean, variance) = (Floats(norm.Input[1]), Floats(norm.Input[2]), Floats(norm.Input[3]), Floats(norm.Input[4]));
+            var weightProto = _initializers[conv.Input[1]];
+            var weight = Floats(conv.Input[1]);
+            var outChannels = (int)weightProto.Dims[0];
+            var perChannel = weight.Length / outChannels;
+            var bias = conv.Input.Count > 2 && conv.Input[2].Length > 0 ? Floats(conv.Input[2]) : new float[outChannels];
+            var newWeight = new float[weight.Length];
             var newBias = new float[outChannels];
             for (var o = 0; o < outChannels; o++)
             {
@@ -156,22 +197,25 @@ internal sealed class OnnxGraphWriter : LayerGraph
                 var factor = gamma[o] / Math.Sqrt(variance[o] + (double)epsilon);
                 for (var i = 0; i < perChannel; i++)
                 {
-                    newWeight[o * perChannel + i] = (float)(weight.Floats[o * perChannel + i] * factor);
+                    newWeight[o * perChannel + i] = (float)(weight[o * perChannel + i] * factor);
                 }
 
                 newBias[o] = (float)((bias[o] - mean[o]) * factor + beta[o]);
             }
 
-            var weightName = Constant(conv.Inputs[1] + "_folded", weight.Dims, newWeight);
-            var biasName = Constant(conv.Inputs[1] + "_folded_bias", [outChannels], newBias);
-            var index = _nodes.IndexOf(conv);
-            _nodes[index] = conv with { Inputs = [conv.Inputs[0], weightName, biasName], Outputs = [norm.Outputs[0]] };
+            var weightName = Constant(conv.Input[1] + "_folded", [.. weightProto.Dims], newWeight);
+            var biasName = Constant(conv.Input[1] + "_folded_bias", [outChannels], newBias);
+            var fused = conv.Clone();
+            fused.Input.Clear();
+            fused.Input.AddRange([conv.Input[0], weightName, biasName]);
+            fused.Output[0] = norm.Output[0];
+            _nodes[_nodes.IndexOf(conv)] = fused;
             _nodes.Remove(norm);
             folded++;
         }
 
         // Initializers nothing reads any more (the unfolded weights and the norms' statistics) are left out.
-        var used = _nodes.SelectMany(n => n.Inputs).ToHashSet(StringComparer.Ordinal);
+        var used = _nodes.SelectMany(n => n.Input).ToHashSet(StringComparer.Ordinal);
         foreach (var name in _initializers.Keys.Where(k => !used.Contains(k)).ToList())
         {
             _initializers.Remove(name);
@@ -180,94 +224,55 @@ internal sealed class OnnxGraphWriter : LayerGraph
         return folded;
     }
 
-    /// <summary>Writes the GraphProto: nodes, initializers, the input and the outputs.</summary>
-    public void WriteGraph(ProtoWriter graph, string name, (long Channels, long Height, long Width) input, IReadOnlyList<(string Name, long Classes)> outputs)
+    /// <summary>The GraphProto: nodes, initializers, the input and the outputs.</summary>
+    public GraphProto Graph(string name, (long Channels, long Height, long Width) input, IReadOnlyList<(string Name, long Classes)> outputs)
     {
-        foreach (var node in _nodes)
-        {
-            graph.Message(1, n =>
-            {
-                foreach (var i in node.Inputs)
-                {
-                    n.String(1, i);
-                }
-
-                foreach (var o in node.Outputs)
-                {
-                    n.String(2, o);
-                }
-
-                n.String(3, $"{node.OpType}_{node.Outputs[0]}");
-                n.String(4, node.OpType);
-                foreach (var a in node.Attributes)
-                {
-                    n.Message(5, a.Write);
-                }
-            });
-        }
-
-        graph.String(2, name);
-        foreach (var init in _initializers.Values)
-        {
-            graph.Message(5, t => init.Write(t));
-        }
-
-        graph.Message(11, v => ValueInfo(v, OnnxContract.InputName, [null, input.Channels, input.Height, input.Width]));
-        foreach (var (outputName, classes) in outputs)
-        {
-            graph.Message(12, v => ValueInfo(v, outputName, [null, classes]));
-        }
+        var graph = new GraphProto { Name = name };
+        graph.Node.AddRange(_nodes);
+        graph.Initializer.AddRange(_initializers.Values);
+        graph.Input.Add(ValueInfo(OnnxContract.InputName, [null, input.Channels, input.Height, input.Width]));
+        graph.Output.AddRange(outputs.Select(o => ValueInfo(o.Name, [null, o.Classes])));
+        return graph;
     }
 
     /// <summary>The number of float32 weights the graph holds (for the export's summary).</summary>
-    public long WeightCount => _initializers.Values.Where(i => i.Floats is not null).Sum(i => (long)i.Floats!.Length);
+    public long WeightCount => _initializers.Values.Where(i => i.DataType == (int)DataType.Float).Sum(i => i.Dims.Aggregate(1L, (a, b) => a * b));
 
-    private static void ValueInfo(ProtoWriter v, string name, long?[] dims)
+    private static ValueInfoProto ValueInfo(string name, long?[] dims)
     {
-        v.String(1, name);
-        v.Message(2, type => type.Message(1, tensor =>
+        var shape = new TensorShapeProto();
+        shape.Dim.AddRange(dims.Select(d => d is { } size
+            ? new TensorShapeProto.Types.Dimension { DimValue = size }
+            : new TensorShapeProto.Types.Dimension { DimParam = OnnxContract.BatchDimension }));
+        return new ValueInfoProto
         {
-            tensor.Varint(1, Float);
-            tensor.Message(2, shape =>
-            {
-                foreach (var d in dims)
-                {
-                    shape.Message(1, dim =>
-                    {
-                        if (d is { } size)
-                        {
-                            dim.Varint(1, size);
-                        }
-                        else
-                        {
-                            dim.String(2, OnnxContract.BatchDimension);
-                        }
-                    });
-                }
-            });
-        }));
+            Name = name,
+            Type = new TypeProto { TensorType = new TypeProto.Types.Tensor { ElemType = (int)DataType.Float, Shape = shape } },
+        };
     }
 
-    private GraphValue Op(string opType, IReadOnlyList<GraphValue> values, long channels, IReadOnlyList<Attribute>? attributes = null, IReadOnlyList<string>? inputs = null)
+    private GraphValue Op(string opType, IReadOnlyList<GraphValue> values, long channels, IReadOnlyList<AttributeProto>? attributes = null, IReadOnlyList<string>? inputs = null) =>
+        Node(opType, [.. values.Select(NameOf), .. inputs ?? []], [channels], attributes ?? [])[0];
+
+    private string Constant(string name, long[] dims, float[] values) =>
+        Add(Tensor(name, dims, DataType.Float, System.Runtime.InteropServices.MemoryMarshal.AsBytes(values.AsSpan())));
+
+    private string Constant(string name, long[] dims, long[] values) =>
+        Add(Tensor(name, dims, DataType.Int64, System.Runtime.InteropServices.MemoryMarshal.AsBytes(values.AsSpan())));
+
+    private TensorProto Tensor(string name, long[] dims, DataType type, ReadOnlySpan<byte> bytes)
     {
-        var output = new GraphValue(_next++, channels);
-        _nodes.Add(new Node(opType, [.. values.Select(NameOf), .. inputs ?? []], [NameOf(output)], attributes ?? []));
-        return output;
+        if (!BitConverter.IsLittleEndian)
+        {
+            throw new PlatformNotSupportedException("ONNX raw tensor data is little-endian; this machine is not.");
+        }
+
+        var proto = new TensorProto { Name = Unique(name), DataType = (int)type, RawData = ByteString.CopyFrom(bytes) };
+        proto.Dims.AddRange(dims);
+        return proto;
     }
 
-    private string Weight(string name, Tensor tensor)
-    {
-        using var scope = NewDisposeScope();
-        using var noGrad = no_grad();
-        var values = tensor.detach().to(ScalarType.Float32).cpu().contiguous().data<float>().ToArray();
-        return Constant(name, tensor.shape, values);
-    }
-
-    private string Constant(string name, long[] dims, float[] values) => Add(new Initializer(Unique(name), dims, Float, values, null));
-
-    private string Constant(string name, long[] dims, long[] values) => Add(new Initializer(Unique(name), dims, Int64, null, values));
-
-    private string Add(Initializer initializer)
+    private string Add(TensorProto initializer)
     {
         _initializers.Add(initializer.Name, initializer);
         return initializer.Name;
@@ -284,52 +289,7 @@ internal sealed class OnnxGraphWriter : LayerGraph
         return candidate;
     }
 
-    private float[] Floats(string name) => _initializers[name].Floats ?? throw new InvalidOperationException($"'{name}' is not a float32 initializer.");
+    private bool IsFloatInitializer(string name) => _initializers.TryGetValue(name, out var t) && t.DataType == (int)DataType.Float;
 
-    private sealed record Node(string OpType, IReadOnlyList<string> Inputs, IReadOnlyList<string> Outputs, IReadOnlyList<Attribute> Attributes);
-
-    private sealed record Initializer(string Name, long[] Dims, int DataType, float[]? Floats, long[]? Longs)
-    {
-        public void Write(ProtoWriter t)
-        {
-            t.PackedVarints(1, Dims);
-            t.Varint(2, DataType);
-            t.String(8, Name);
-            var bytes = Floats is not null ? MemoryMarshal.AsBytes(Floats.AsSpan()) : MemoryMarshal.AsBytes(Longs.AsSpan());
-            if (!BitConverter.IsLittleEndian)
-            {
-                throw new PlatformNotSupportedException("ONNX raw tensor data is little-endian; this machine is not.");
-            }
-
-            t.Bytes(9, bytes);
-        }
-    }
-
-    private sealed record Attribute(string Name, int Type, long IntValue, float FloatValue, long[]? IntsValue)
-    {
-        public static Attribute Int(string name, long value) => new(name, 2, value, 0, null);
-
-        public static Attribute Float(string name, float value) => new(name, 1, 0, value, null);
-
-        public static Attribute Ints(string name, long[] values) => new(name, 7, 0, 0, values);
-
-        public void Write(ProtoWriter a)
-        {
-            a.String(1, Name);
-            switch (Type)
-            {
-                case 1:
-                    a.Float(2, FloatValue);
-                    break;
-                case 2:
-                    a.Varint(3, IntValue);
-                    break;
-                default:
-                    a.PackedVarints(8, IntsValue!);
-                    break;
-            }
-
-            a.Varint(20, Type);
-        }
-    }
+    private float[] Floats(string name) => System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(_initializers[name].RawData.Span).ToArray();
 }
