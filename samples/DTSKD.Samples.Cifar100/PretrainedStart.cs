@@ -193,9 +193,9 @@ internal static class PretrainedStart
     public static PretrainedNetwork Load(ExperimentConfig config, int classes, int channels, IAnsiConsole console)
     {
         var onnx = config.ClassifierType == OnnxModel;
-        if (onnx && OnnxImport.RecommendedOptions(config.Pretrained!).Recognised)
+        if (onnx)
         {
-            console.MarkupLine("Recognised ML.NET's ResNet18.onnx: BGR pixels of 0-255 minus its mean image's channel means (OnnxImportOptions.MlNetResNet18).");
+            console.MarkupLineInterpolated($"{OnnxImport.RecommendedOptions(config.Pretrained!).Normalisation}");
         }
 
         var network = onnx

@@ -3,15 +3,23 @@ namespace DTSKD.Core.Onnx.Import;
 /// <summary>How <see cref="OnnxImport"/> reads an ONNX image classifier: where the branches attach, what the backbone's feature is, and the input it expects.</summary>
 public sealed class OnnxImportOptions
 {
+    /// <summary>The number of branches the default search attaches (<see cref="RecipeBranchCount"/>, as the paper's networks have).</summary>
+    public const int RecipeBranchCount = 3;
+
     /// <summary>
-    /// The tensors (ONNX value names) the branches attach to, shallowest first; null (default) for the inputs of the
-    /// network's strided convolutions after its stem: a ResNet's stage outputs before each down-sampling.
+    /// The tensors (ONNX value names) the branches attach to, shallowest first, one branch each; null (default) for the
+    /// ends of the network's deepest <see cref="BranchCount"/> stages before its feature: the last tensor at each map size
+    /// before it drops (a strided convolution, a max or average pool), as a ResNet's stage outputs.
     /// </summary>
     public IReadOnlyList<string>? BranchPoints { get; set; }
 
+    /// <summary>How many branches the default search attaches (3 by default); ignored when <see cref="BranchPoints"/> are given.</summary>
+    public int BranchCount { get; set; } = RecipeBranchCount;
+
     /// <summary>
-    /// The tensor the new classifier reads, [B, F] or [B, F, 1, 1]; null (default) for the graph's output, or the input of
-    /// its final Gemm/MatMul when it ends in a classifier (which is then left out).
+    /// The tensor the new classifier reads, [B, F], [B, F, 1, 1] or a map [B, F, H, W] (averaged over H and W); null
+    /// (default) for the graph's output, or the input of its final Gemm/MatMul when it ends in a classifier, or the map a
+    /// final 1x1 convolution classifies before a global pool (SqueezeNet): the file's classifier is then left out.
     /// </summary>
     public string? FeaturePoint { get; set; }
 
@@ -46,6 +54,16 @@ public sealed class OnnxImportOptions
         if (Mean is null || Std is null || Mean.Count == 0 || Mean.Count != Std.Count || Std.Any(s => !(s > 0)))
         {
             throw new ArgumentException("OnnxImportOptions: Mean and Std need one value per channel, each Std > 0.");
+        }
+
+        if (BranchCount < 1)
+        {
+            throw new ArgumentException($"OnnxImportOptions: BranchCount is {BranchCount}; a DTSKD network has at least one branch.");
+        }
+
+        if (BranchPoints is { Count: 0 })
+        {
+            throw new ArgumentException("OnnxImportOptions: BranchPoints is empty; give at least one tensor, or null for the default search.");
         }
     }
 }

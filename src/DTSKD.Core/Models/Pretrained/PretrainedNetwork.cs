@@ -48,6 +48,12 @@ public sealed record PretrainedNetwork
     /// <summary>The smallest image side the backbone takes (its total stride: 32 for a ResNet's ImageNet stem); 1 when it has no such bound.</summary>
     public int MinimumImageSize { get; init; } = 1;
 
+    /// <summary>
+    /// The one image side the backbone takes, where it takes no other (an ONNX file whose layers fix the size it was
+    /// exported at, such as VGG's classifier on a 7x7 map); null when every side from <see cref="MinimumImageSize"/> works.
+    /// </summary>
+    public int? RequiredImageSize { get; init; }
+
     /// <summary>What was adapted on the way, one sentence each (gray images into an RGB network, a dropped classifier, ...).</summary>
     public IReadOnlyList<string> Notes { get; }
 
