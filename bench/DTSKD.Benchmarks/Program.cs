@@ -72,6 +72,15 @@ deploy.SetAction(r => DeployBench.Run(r.GetValue(deployModel)!, r.GetValue(deplo
     r.GetValue(deployRounds), r.GetValue(deploySeconds), r.GetValue(deployOutput), "dotnet run -c Release --project bench/DTSKD.Benchmarks -- " + string.Join(' ', args)));
 #endif
 
+#if !NO_PLOTS
+var matrixManifest = new Option<string>("--manifest") { Description = "The manifest.tsv eng/export-torchvision-matrix.py writes beside the files.", Required = true };
+var matrixTrain = new Option<int>("--train-images") { Description = "Fashion-MNIST images of the fine-tuning epoch.", DefaultValueFactory = _ => 128 };
+var matrixTest = new Option<int>("--test-images") { Description = "Fashion-MNIST images the logits are compared on.", DefaultValueFactory = _ => 8 };
+var matrixOutput = new Option<string?>("--output") { Description = "Markdown file for the table." };
+var matrix = new Command("onnx-matrix", "torch.onnx files of torchvision's classifiers: import, logits against ONNX Runtime, one fine-tuning epoch, export again.") { matrixManifest, matrixTrain, matrixTest, matrixOutput };
+matrix.SetAction(r => OnnxMatrix.Run(r.GetValue(matrixManifest)!, r.GetValue(matrixTrain), r.GetValue(matrixTest), r.GetValue(matrixOutput), "dotnet run -c Release --project bench/DTSKD.Benchmarks -- " + string.Join(' ', args)));
+#endif
+
 var samples = new Option<int>("--samples") { Description = "N, the training set size.", DefaultValueFactory = _ => 1_281_167 };
 var classes = new Option<int>("--classes") { Description = "C, the number of classes.", DefaultValueFactory = _ => 1000 };
 var heads = new Option<int>("--heads") { Description = "Heads (backbone plus branches).", DefaultValueFactory = _ => 4 };
@@ -147,6 +156,7 @@ root.Add(images);
 root.Add(deploy);
 root.Add(fineTuneSteps);
 root.Add(serveLoad);
+root.Add(matrix);
 #endif
 #if !NO_PLOTS
 BenchCommandLine.AllowZero(loadBombs, loadSeconds);
