@@ -99,6 +99,9 @@ public sealed record ExperimentConfig
     /// <summary>--branch-points: an ONNX network's branch points; null for its default.</summary>
     public string[]? BranchPoints { get; init; }
 
+    /// <summary>--branches: how many branches an ONNX network's default search attaches; null for the recipe's 3.</summary>
+    public int? Branches { get; init; }
+
     /// <summary>--freeze: the last backbone stage kept frozen (none, stem, stage1..stage4).</summary>
     public string Freeze { get; init; } = "none";
 

@@ -15,7 +15,8 @@ internal static class PretrainedStart
 {
     private static readonly string[] Stages = ["none", "stem", "stage1", "stage2", "stage3", "stage4"];
     private static readonly string[] WeightFiles = [".pth", ".pt", ".bin", ".safetensors"];
-    private static readonly string[] TuningOptions = ["--freeze", "--freeze-bn", "--backbone-lr-factor", "--warmup-epochs", "--branch-points"];
+    private static readonly string[] BranchOptions = ["--branch-points", "--branches"];
+    private static readonly string[] TuningOptions = ["--freeze", "--freeze-bn", "--backbone-lr-factor", "--warmup-epochs", "--branch-points", "--branches"];
 
     /// <summary>The <c>--classifier-type</c> a run from an ONNX network records: the network is the file's.</summary>
     public const string OnnxModel = "onnx";
@@ -31,8 +32,13 @@ internal static class PretrainedStart
 
         public Option<string[]> BranchPoints { get; } = new("--branch-points")
         {
-            Description = "With an .onnx --pretrained: the tensors (ONNX value names) the branches attach to, shallowest first (default: the inputs of its strided convolutions, a ResNet's stage ends).",
+            Description = "With an .onnx --pretrained: the tensors (ONNX value names) the branches attach to, shallowest first, one branch each (default: the ends of its deepest stages, where the map shrinks).",
             AllowMultipleArgumentsPerToken = true,
+        };
+
+        public Option<int?> Branches { get; } = new("--branches")
+        {
+            Description = $"With an .onnx --pretrained: how many branches the default search attaches, at the ends of the network's deepest stages before its feature (default {OnnxImportOptions.RecipeBranchCount}, as the paper's networks).",
         };
 
         public Option<string> Freeze { get; } = new("--freeze") { Description = "With --pretrained: keep the backbone frozen up to this stage: none, stem, stage1..stage4 (its batch norms keep their statistics).", DefaultValueFactory = _ => "none" };
@@ -54,6 +60,13 @@ internal static class PretrainedStart
         public Options()
         {
             Freeze.AcceptOnlyFromAmong(Stages);
+            Branches.Validators.Add(r =>
+            {
+                if (r.GetValueOrDefault<int?>() is < 1)
+                {
+                    r.AddError("--branches must be 1 or more.");
+                }
+            });
             WarmupEpochs.Validators.Add(r =>
             {
                 if (r.GetValueOrDefault<int>() < 0)
@@ -63,14 +76,14 @@ internal static class PretrainedStart
             });
         }
 
-        public IEnumerable<Option> All => [Pretrained, BranchPoints, Freeze, FreezeBn, BackboneLrFactor, WarmupEpochs];
+        public IEnumerable<Option> All => [Pretrained, BranchPoints, Branches, Freeze, FreezeBn, BackboneLrFactor, WarmupEpochs];
 
         /// <summary>The options' values on top of <paramref name="config"/>.</summary>
         public ExperimentConfig Read(ParseResult result, ExperimentConfig config) => config with
         {
             Pretrained = result.GetValue(Pretrained), Freeze = result.GetValue(Freeze)!, FreezeBn = result.GetValue(FreezeBn),
             BackboneLrFactor = result.GetValue(BackboneLrFactor), WarmupEpochs = result.GetValue(WarmupEpochs),
-            BranchPoints = result.GetValue(BranchPoints) is { Length: > 0 } points ? points : null,
+            BranchPoints = result.GetValue(BranchPoints) is { Length: > 0 } points ? points : null, Branches = result.GetValue(Branches),
         };
     }
 
@@ -99,9 +112,9 @@ internal static class PretrainedStart
             return (null, $"--pretrained '{path}': expected torchvision resnet18/resnet34 weights (.pth, .pt, .safetensors) or an ONNX image classifier (.onnx).");
         }
 
-        if (given.Contains("--branch-points"))
+        if (BranchOptions.FirstOrDefault(given.Contains) is { } branchOption)
         {
-            return (null, "--branch-points applies to an .onnx --pretrained: a torchvision ResNet's branches sit where DTSKD's ResNets put them.");
+            return (null, $"{branchOption} applies to an .onnx --pretrained: a torchvision ResNet's branches sit where DTSKD's ResNets put them.");
         }
 
         (string Model, int BaseWidth, int InputChannels) file;
@@ -137,19 +150,31 @@ internal static class PretrainedStart
     /// <summary>An ONNX network: the file is read now (so a broken one is refused before anything is written); the model is the file's.</summary>
     private static (ExperimentConfig? Config, string? Error) ResolveOnnx(ExperimentConfig config, IReadOnlySet<string> given, string path)
     {
+        int? side;
         try
         {
             OnnxImport.RecommendedOptions(path);
+            side = OnnxImport.InputSize(path);
         }
         catch (Exception ex) when (ex is FileNotFoundException or InvalidDataException)
         {
             return (null, $"--pretrained: {ex.Message}");
         }
 
+        if (given.Contains("--branches") && given.Contains("--branch-points"))
+        {
+            return (null, "--branches counts the branches the default search attaches and --branch-points names them: give one of the two.");
+        }
+
         var mismatch = FileDefinedOptions.FirstOrDefault(given.Contains);
-        return mismatch is not null
-            ? (null, $"--pretrained '{path}' is an ONNX network, whose layers are the file's; {mismatch} does not apply (leave it out).")
-            : (WithRecipe(config with { Pretrained = Path.GetFullPath(path), ClassifierType = OnnxModel }, given), null);
+        if (mismatch is not null)
+        {
+            return (null, $"--pretrained '{path}' is an ONNX network, whose layers are the file's; {mismatch} does not apply (leave it out).");
+        }
+
+        // A folder's images are decoded at the size the network was exported at, unless --image-size says otherwise.
+        var sized = config.DataType == SampleData.Folder && !given.Contains("--image-size") && side is { } s ? config with { ImageSize = s } : config;
+        return (WithRecipe(sized with { Pretrained = Path.GetFullPath(path), ClassifierType = OnnxModel }, given), null);
     }
 
     /// <summary>The fine-tuning recipe's numbers for the options the command line does not give.</summary>
@@ -184,6 +209,7 @@ internal static class PretrainedStart
     {
         var (options, _) = OnnxImport.RecommendedOptions(config.Pretrained!);
         options.BranchPoints = config.BranchPoints;
+        options.BranchCount = config.Branches ?? OnnxImportOptions.RecipeBranchCount;
         return OnnxImport.Load(config.Pretrained!, new MultiBranchModelOptions { ClassCount = classes, InputChannels = channels, NeckWidth = config.NeckWidth }, options);
     }
 
@@ -205,6 +231,13 @@ internal static class PretrainedStart
         {
             network.Model.Dispose();
             throw new InvalidDataException($"'{network.Source}' takes images of {network.MinimumImageSize} pixels and more (its total stride); these are {config.ResolvedImageSize}.");
+        }
+
+        if (network.RequiredImageSize is { } required && required != config.ResolvedImageSize)
+        {
+            network.Model.Dispose();
+            throw new InvalidDataException($"'{network.Source}' takes {required}-pixel images only (a layer fixes the size it was exported at); these are {config.ResolvedImageSize}" +
+                (config.DataType == SampleData.Folder ? $": give --image-size {required}, or leave --image-size out." : ": train it on a folder of images (--data-type folder), which are resized to it."));
         }
 
         var fresh = network.Initialised.Select(n => n.Split('.')[0]).Distinct().ToList();

@@ -11,7 +11,7 @@ namespace DTSKD.Samples.Cifar100;
 public static class RunContinuation
 {
     /// <summary>Options that decide what the run is: changing them on resume is refused.</summary>
-    private static readonly string[] Identity = ["--classifier-type", "--data-type", "--base-width", "--neck-width", "--train-limit", "--test-limit", "--seed", "--objective", "--hskd", "--image-size", "--channels", "--stem", "--pretrained", "--freeze", "--branch-points"];
+    private static readonly string[] Identity = ["--classifier-type", "--data-type", "--base-width", "--neck-width", "--train-limit", "--test-limit", "--seed", "--objective", "--hskd", "--image-size", "--channels", "--stem", "--pretrained", "--freeze", "--branch-points", "--branches"];
 
     /// <summary>Options that describe this invocation, not the run.</summary>
     private static readonly string[] Invocation = ["--resume", "--overwrite", "--experiments-dir", "--experiments-name", "--no-download", "--image-cache", "--rank", "--world-size"];

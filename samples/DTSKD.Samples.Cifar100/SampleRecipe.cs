@@ -9,14 +9,16 @@ namespace DTSKD.Samples.Cifar100;
 public static class SampleRecipe
 {
     /// <summary>The objective of <c>--objective</c>, for the DTSKD family started from the release's loss flags.</summary>
+    /// <exception cref="ArgumentException">The branch weights do not fit the model's branches (named).</exception>
     public static IMultiBranchObjective Objective(ExperimentConfig config, IMultiBranchModel model, int sampleCount, Device device) =>
-        ObjectiveSpec.Parse(config.Objective).Create(model, sampleCount, device, LossOptions(config, device));
+        ObjectiveSpec.Parse(config.Objective).Create(model, sampleCount, device, LossOptions(config, device, model.BranchCount));
 
-    /// <summary>The loss options: the release's flags, one to one.</summary>
-    public static DualTeacherLossOptions LossOptions(ExperimentConfig config, Device device) => new()
+    /// <summary>The loss options: the release's flags, one to one, for a model of <paramref name="branchCount"/> branches.</summary>
+    /// <exception cref="ArgumentException">The branch weights do not fit the model's branches (named).</exception>
+    public static DualTeacherLossOptions LossOptions(ExperimentConfig config, Device device, int branchCount) => new()
     {
         BackboneWeight = config.BackboneWeight,
-        BranchWeights = [config.B1Weight, config.B2Weight, config.B3Weight],
+        BranchWeights = BranchWeights(config, branchCount),
         HistoricalWeight = config.CeWeight,
         StructuralWeight = config.KdWeight,
         Temperature = config.Temperature,
@@ -29,6 +31,24 @@ public static class SampleRecipe
             ? CoefficientSchedule.Cosine(config.CosMax, config.CosMin)
             : CoefficientSchedule.Linear(config.AlphaT),
     };
+
+    /// <summary>
+    /// The release's three branch weights for a network of three branches; for another count (an ONNX network's
+    /// --branches or --branch-points) the recipe's weight on every branch, the three flags then left at it.
+    /// </summary>
+    /// <exception cref="ArgumentException">A weight flag was changed for a network that has not three branches.</exception>
+    public static IReadOnlyList<double>? BranchWeights(ExperimentConfig config, int branchCount)
+    {
+        double[] flags = [config.B1Weight, config.B2Weight, config.B3Weight];
+        if (branchCount == 3)
+        {
+            return flags;
+        }
+
+        return flags.All(w => w == DualTeacherLossOptions.RecipeBranchWeight)
+            ? null
+            : throw new ArgumentException($"--b1-weight, --b2-weight and --b3-weight weigh three branches; this network has {branchCount}: leave them at {DualTeacherLossOptions.RecipeBranchWeight.ToString(System.Globalization.CultureInfo.InvariantCulture)} (every branch then takes it).");
+    }
 
     /// <summary>The trainer's options: the recipe's flags, one to one, with checkpoints in the run folder.</summary>
     public static TrainerOptions TrainerOptions(ExperimentConfig config, Device device, TrainingPrecision precision, string runFolder) => new()

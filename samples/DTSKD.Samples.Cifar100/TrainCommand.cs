@@ -78,7 +78,16 @@ internal sealed class TrainCommand(IAnsiConsole console, TextWriter errors, Samp
             // branches agree); --objective ce trains the cross-entropy baseline on the same engine.
             // With several ranks each history holds its rank's shard (N / R rows), which the trainer maps each sample to.
             var rows = ranks.Group is { WorldSize: > 1 } group ? DataParallel.ShardSize(train.Count, group) : train.Count;
-            var loss = SampleRecipe.Objective(config, model, rows, run.Device);
+            IMultiBranchObjective loss;
+            try
+            {
+                loss = SampleRecipe.Objective(config, model, rows, run.Device);
+            }
+            catch (ArgumentException ex)
+            {
+                return Fail(Sample.BadArguments, ex.Message.Split(" (Parameter", 2)[0]);
+            }
+
             using var ownsLoss = loss as IDisposable;
 
             // The trainer: SGD + Nesterov, multi-step lr, per-head evaluation, checkpoints in the run folder.

@@ -115,6 +115,16 @@ public static class OnnxImport
         return (new OnnxImportOptions(), "The file's metadata names no normalisation: ImageNet's mean and standard deviation are used, as torchvision's networks expect.");
     }
 
+    /// <summary>The side of the square images the file's input declares (what it was exported at), or null when it is symbolic or not square.</summary>
+    /// <param name="path">An ONNX model file.</param>
+    /// <exception cref="FileNotFoundException">The file does not exist.</exception>
+    /// <exception cref="InvalidDataException">The file is not an ONNX model, or its graph cannot be built.</exception>
+    public static int? InputSize(string path)
+    {
+        var dims = OnnxGraph.Read(path).InputDims;
+        return dims.Length == 4 && dims[2] > 0 && dims[2] == dims[3] && dims[2] <= int.MaxValue ? (int)dims[2] : null;
+    }
+
     private static double[] Numbers(string path, string key, string text)
     {
         var parts = text.Split([',', ' ', ';'], StringSplitOptions.RemoveEmptyEntries);
@@ -185,6 +195,11 @@ public static class OnnxImport
         try
         {
             return Probe(graph, backbone, steps, dims, inputChannels, options, build, notes);
+        }
+        catch (InvalidDataException ex) when (!ex.Message.StartsWith($"'{path}'", StringComparison.Ordinal))
+        {
+            backbone.Dispose();
+            throw new InvalidDataException($"'{path}': {ex.Message}", ex);
         }
         catch
         {

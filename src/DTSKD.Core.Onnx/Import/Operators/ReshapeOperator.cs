@@ -42,7 +42,7 @@ internal static class ReshapeOperator
             catch (Exception ex) when (ex is System.Runtime.InteropServices.ExternalException or ArgumentException)
             {
                 throw new InvalidDataException($"{c.Where} cannot reshape [{string.Join(", ", input.shape)}] to [{string.Join(", ", target)}]" +
-                    (sizes is null ? "." : $" (here [{string.Join(", ", shape)}]); the file fixes sizes its input was traced at, so it takes images of that size."), ex);
+                    (shape.SequenceEqual(target) ? "." : $" (here [{string.Join(", ", shape)}]): the file fixes sizes of the input it was traced at."), ex);
             }
         }, (w, inputs) =>
         {
