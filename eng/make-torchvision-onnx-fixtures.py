@@ -90,6 +90,12 @@ squeezenet.classifier = nn.Sequential(nn.Dropout(0.5), nn.Conv2d(32, 100, 1), nn
 export(settle(squeezenet, 64), "squeezenet", 11, 64, modes=("eval",))
 torch.manual_seed(11)
 export(settle(models.MNASNet(0.2), 64), "mnasnet", 17, 64, modes=("train",), keep_initializers_as_inputs=True)
+torch.manual_seed(13)
+vgg = models.VGG(nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(True), nn.MaxPool2d(2), nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(True), nn.MaxPool2d(2),
+                               nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(True), nn.MaxPool2d(2)), num_classes=10)
+vgg.avgpool = nn.AdaptiveAvgPool2d((2, 2))
+vgg.classifier = nn.Sequential(nn.Linear(32 * 2 * 2, 64), nn.ReLU(True), nn.Dropout(), nn.Linear(64, 10))
+export(settle(vgg, 32), "vgg", 17, 32, modes=("eval",))
 torch.manual_seed(12)
 export(settle(Operators(), 32), "operators", 11, 32)
 export(settle(Operators(), 32), "operators", 17, 32)

@@ -89,6 +89,41 @@ public sealed class PretrainedRunTests : SampleTestBase
     }
 
     [Fact]
+    public async Task A_file_torch_onnx_wrote_trains_with_no_other_flag_and_with_the_branches_asked_for()
+    {
+        var folder = WriteImageFolder("photos", trainPerClass: 8, valPerClass: 4);
+        var file = Path.Combine(AppContext.BaseDirectory, "TestData", "torchvision", "shufflenet_v2-opset17-train.onnx");
+        var (code, output, errors) = await Run([.. Common(folder, "shufflenet"), "--pretrained", file, "--epochs", "1", "--batch-size", "8"]);
+        code.Should().Be(Sample.Ok, output + errors);
+        output.Should().Contain("The file's metadata names no normalisation: ImageNet's mean and standard deviation are used")
+            .And.Contain("note: Branches at the ends of the last 3 stages before the feature:");
+        var run = Path.Combine(Dir.FullName, "experiments", "shufflenet");
+        ExperimentOutputs.ReadConfig(run).ImageSize.Should().Be(64, "a folder's images take the size the file was exported at");
+        (await Run("evaluate", "--run", run)).Code.Should().Be(Sample.Ok);
+
+        (code, output, errors) = await Run([.. Common(folder, "two"), "--pretrained", file, "--branches", "2", "--image-size", "48", "--epochs", "1", "--batch-size", "8"]);
+        code.Should().Be(Sample.Ok, output + errors);
+        output.Should().Contain("note: Branches at the ends of the last 2 stages before the feature:");
+        var two = Path.Combine(Dir.FullName, "experiments", "two");
+        (await Run("evaluate", "--run", two)).Code.Should().Be(Sample.Ok);
+        var (exported, exportOutput, exportErrors) = await Run("export", "--run", two, "--format", "onnx", "--all-heads");
+        exported.Should().Be(Sample.Ok, exportOutput + exportErrors);
+        Onnx.ModelProto.Parser.ParseFrom(File.ReadAllBytes(Path.Combine(two, "backbone.onnx"))).Graph.Output.Select(o => o.Name).Should().Equal("logits", "branch1_logits", "branch2_logits");
+
+        var (weighted, _, weightedErrors) = await Run([.. Common(folder, "weighted"), "--pretrained", file, "--branches", "2", "--b2-weight", "2", "--epochs", "1"]);
+        weighted.Should().Be(Sample.BadArguments);
+        weightedErrors.TrimEnd().Split('\n').Should().ContainSingle().Which.Should().Be("error: --b1-weight, --b2-weight and --b3-weight weigh three branches; this network has 2: leave them at 1 (every branch then takes it).");
+        Directory.Exists(Path.Combine(Dir.FullName, "experiments", "weighted")).Should().BeFalse();
+
+        var vgg = Path.Combine(AppContext.BaseDirectory, "TestData", "torchvision", "vgg-opset17-eval.onnx");
+        var (sized, _, sizedErrors) = await Run([.. Common(folder, "sized"), "--pretrained", vgg, "--image-size", "64", "--epochs", "1"]);
+        sized.Should().Be(Sample.Failed);
+        sizedErrors.TrimEnd().Should().Be($"error: --pretrained: '{vgg}' takes 32-pixel images only (a layer fixes the size it was exported at); these are 64: give --image-size 32, or leave --image-size out.");
+        Directory.Exists(Path.Combine(Dir.FullName, "experiments", "sized")).Should().BeFalse();
+        (await Run([.. Common(folder, "vgg"), "--pretrained", vgg, "--epochs", "1", "--batch-size", "8"])).Code.Should().Be(Sample.Ok, "without --image-size the folder takes the file's 32 pixels");
+    }
+
+    [Fact]
     public async Task Weights_and_data_that_do_not_fit_are_one_line_and_nothing_is_written()
     {
         var folder = WriteImageFolder("small", trainPerClass: 4, valPerClass: 2);

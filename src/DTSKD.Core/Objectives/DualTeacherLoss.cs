@@ -11,7 +11,7 @@ namespace DTSKD.Core;
 /// The terms come from <see cref="HistoricalTeacher"/> (which also writes its memory, so the next epoch reads this
 /// one) and <see cref="StructuralTeacher"/>; this class only weighs and names them. It owns the historical teacher.
 /// </remarks>
-public sealed class DualTeacherLoss : IMultiBranchObjective, IDisposable
+public sealed class DualTeacherLoss : IPerSampleObjective, IDisposable
 {
     private readonly DualTeacherLossOptions _options;
     private readonly double[] _headWeights;
@@ -60,6 +60,9 @@ public sealed class DualTeacherLoss : IMultiBranchObjective, IDisposable
 
     /// <inheritdoc />
     public string Name => _options.UseHistoricalTeacher ? "dtskd" : "dtskd-hard-labels";
+
+    /// <inheritdoc />
+    public int? SampleRows => HistoricalTeacher?.SampleCount;
 
     /// <summary>Computes the loss of one batch (and, with the historical teacher on, updates its memory).</summary>
     /// <param name="output">The model's output for the batch: backbone plus <see cref="BranchCount"/> branches.</param>

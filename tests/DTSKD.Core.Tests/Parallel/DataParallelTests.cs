@@ -88,7 +88,7 @@ public sealed class DataParallelTests : IDisposable
 
         var act = () => new Trainer(replica.Model, loss, replica.Train, replica.Test, DataParallelScenario.Augmentation, options);
 
-        act.Should().Throw<ArgumentException>().WithMessage("The objective's historical teacher has 5 rows; give it the training set's 24, or rank 1's shard of 12 (DataParallel.ShardSize).*");
+        act.Should().Throw<ArgumentException>().WithMessage("The objective keeps 5 per-sample rows; give it the training set's 24, or rank 1's shard of 12 (DataParallel.ShardSize).*");
         replica.Model.parameters().First().dtype.Should().Be(ScalarType.Float32, "the model was not converted to the run's float64");
     }
 

@@ -85,7 +85,11 @@ internal static class ShapeOperators
             var device = parts.FirstOrDefault(t => t.device.type != DeviceType.CPU)?.device ?? parts[0].device;
             var dim = OnnxTensors.Axis(axis, parts[0].dim(), c);
             using var scope = NewDisposeScope();
-            return cat([.. parts.Select(t => t.to(device))], dim).MoveToOuterDisposeScope();
+
+            // A float32 constant beside bfloat16 activations joins them in bfloat16 (see OnnxTensors.Aligned).
+            var floats = parts.Where(t => t.is_floating_point()).Select(t => t.dtype).Distinct().ToList();
+            var narrowest = floats.Count > 1 ? floats.MinBy(OnnxTensors.Width) : (ScalarType?)null;
+            return cat([.. parts.Select(t => narrowest is { } type && t.is_floating_point() ? t.to(device).to(type) : t.to(device))], dim).MoveToOuterDisposeScope();
         });
     }
 

@@ -10,7 +10,7 @@ namespace DTSKD.Core.Training;
 /// the loss at log intervals, and at each epoch's end steps the schedule, evaluates, records and checkpoints. Stops at a
 /// step boundary when asked, after writing <c>last.ckpt</c>.
 /// </summary>
-internal sealed class EpochLoop(Trainer owner, Trainer.Parts parts, IBatchReader reader, TrainerOptions options, ILogger logger)
+internal sealed class EpochLoop(EpochHooks hooks, Trainer.Parts parts, IBatchReader reader, TrainerOptions options, ILogger logger)
 {
     /// <summary>Trains from where the run stands to its last epoch, or until <paramref name="cancellationToken"/> fires.</summary>
     public TrainingResult Run(CancellationToken cancellationToken)
@@ -56,7 +56,7 @@ internal sealed class EpochLoop(Trainer owner, Trainer.Parts parts, IBatchReader
                 parts.Record.Combine(parts.Step.Group);
                 parts.Record.Pause(parts.Record.EarlierSeconds + clock.Elapsed.TotalSeconds);
                 parts.State.StopAt(epoch, step);
-                var checkpoint = owner.WriteCheckpoint("last.ckpt");
+                var checkpoint = hooks.Checkpoint("last.ckpt");
                 if (stop.Faulted.Count > 0)
                 {
                     throw Fault(fault, stop.Faulted, epoch, step, checkpoint);
@@ -77,7 +77,7 @@ internal sealed class EpochLoop(Trainer owner, Trainer.Parts parts, IBatchReader
             {
                 parts.Record.CheckFinite(epoch);
                 var running = parts.Record.Running(epoch, done, steps, parts.Record.EarlierSeconds + clock.Elapsed.TotalSeconds);
-                owner.Notify(c => c.OnProgress(owner, running));
+                hooks.Notify((c, trainer) => c.OnProgress(trainer, running));
             }
         }
 
@@ -125,10 +125,10 @@ internal sealed class EpochLoop(Trainer owner, Trainer.Parts parts, IBatchReader
     private void Observe(ImageBatch batch, int epoch, int steps, double lr, MultiBranchOutput output, MultiBranchLossResult result)
     {
         parts.Record.Add(result, output.Backbone, batch.Labels, batch.Step, guardNonFinite: parts.Step.Precision.GuardsNonFiniteLoss);
-        if (owner.Callbacks.Count > 0)
+        if (hooks.Listening())
         {
             var done = new TrainingStep(epoch, batch.Step, steps, lr, output, result, batch.Labels, batch.Indices);
-            owner.Notify(c => c.OnStepEnd(owner, done));
+            hooks.Notify((c, trainer) => c.OnStepEnd(trainer, done));
         }
     }
 
@@ -141,7 +141,7 @@ internal sealed class EpochLoop(Trainer owner, Trainer.Parts parts, IBatchReader
         bool improved;
         try
         {
-            (metrics, improved) = parts.Record.Complete(epoch, lr, seconds, owner.EvaluateTest);
+            (metrics, improved) = parts.Record.Complete(epoch, lr, seconds, hooks.Evaluate);
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException && parts.Step.Group.WorldSize == 1)
         {
@@ -149,7 +149,7 @@ internal sealed class EpochLoop(Trainer owner, Trainer.Parts parts, IBatchReader
             // several ranks the evaluation is collective, and the others stop at its deadline instead.)
             parts.Record.Pause(seconds);
             parts.State.StopAt(epoch, steps);
-            var checkpoint = owner.WriteCheckpoint("last.ckpt");
+            var checkpoint = hooks.Checkpoint("last.ckpt");
             var kept = checkpoint is null ? "no checkpoint folder is set, so nothing was saved" : $"'{checkpoint}' holds every step of it";
             throw new TrainingDataException(
                 $"Could not read the test set: {ex.Message}; training stopped after the last step of epoch {epoch} (0-based), before its evaluation, and {kept}.", epoch, steps, checkpoint, ex);
@@ -158,15 +158,21 @@ internal sealed class EpochLoop(Trainer owner, Trainer.Parts parts, IBatchReader
         // After the evaluation, so that a checkpoint written when it fails holds the schedule as the steps left it.
         parts.Schedule.AfterEpoch();
         parts.State.Completed(epoch);
-        owner.WriteCheckpoint("last.ckpt");
+        hooks.Checkpoint("last.ckpt");
         if (improved)
         {
-            owner.WriteCheckpoint("best.ckpt");
+            hooks.Checkpoint("best.ckpt");
         }
 
         var completed = new TrainingProgress(end.Epoch, end.TotalEpochs, end.Step, end.StepsPerEpoch, end.RunningLoss, end.RunningTop1, end.ImagesPerSecond, metrics);
-        owner.Notify(c => c.OnProgress(owner, completed));
-        owner.Notify(c => c.OnEpochEnd(owner, metrics));
+        hooks.Notify((c, trainer) => c.OnProgress(trainer, completed));
+        hooks.Notify((c, trainer) => c.OnEpochEnd(trainer, metrics));
         TrainerLog.Epoch(logger, epoch + 1, metrics.TrainLoss, metrics.TrainTop1, metrics.BackboneTop1, metrics.TestTop5, metrics.ImagesPerSecond, null);
     }
 }
+
+/// <summary>
+/// What the loop asks of the trainer that runs it: a checkpoint written into the run folder (its path, or null when there
+/// is no folder), the test set evaluated, the callbacks told (each with the trainer), and whether any listen to steps.
+/// </summary>
+internal sealed record EpochHooks(Func<string, string?> Checkpoint, Func<EvaluationResult> Evaluate, Action<Action<TrainerCallback, Trainer>> Notify, Func<bool> Listening);

@@ -32,6 +32,9 @@ internal sealed class EpochOrder
         }
     }
 
+    /// <summary>The training set's size.</summary>
+    public int SampleCount => _count;
+
     /// <summary>Samples this rank trains per epoch (a shard padded to the largest shard's size with several ranks).</summary>
     public int SamplesPerRank => _group.WorldSize == 1 ? _count : (_count + _group.WorldSize - 1) / _group.WorldSize;
 

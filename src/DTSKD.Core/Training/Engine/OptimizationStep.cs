@@ -20,11 +20,14 @@ internal sealed class OptimizationStep : IDisposable
     private readonly GradientBuckets _gradients;
     private readonly FineTuningSetup _tuning;
 
+    /// <summary>With a shard-sized history, each training sample's row in it (owned here); null to pass sample indices as they are.</summary>
+    private Tensor? _rows;
+
     private OptimizationStep(
         IMultiBranchModel model, IMultiBranchObjective objective, IBatchAugmentation augmentation, TrainerOptions options,
-        PrecisionPolicy precision, optim.Optimizer optimizer, IReadOnlyList<Parameter> stepped, IProcessGroup group, FineTuningSetup tuning)
+        PrecisionPolicy precision, optim.Optimizer optimizer, IReadOnlyList<Parameter> stepped, IProcessGroup group, FineTuningSetup tuning, Tensor? rows)
     {
-        (_model, _objective, _augmentation, _options, _group, _tuning) = (model, objective, augmentation, options, group, tuning);
+        (_model, _objective, _augmentation, _options, _group, _tuning, _rows) = (model, objective, augmentation, options, group, tuning, rows);
         (Precision, Optimizer) = (precision, optimizer);
         Input = new InputFormat(precision.WeightType, options.ChannelsLast && options.Precision != TrainingPrecision.Float64);
         _gradients = new GradientBuckets(stepped, group);
@@ -42,9 +45,17 @@ internal sealed class OptimizationStep : IDisposable
     /// the optimizer over the parameters it steps (in two groups when the pretrained ones learn at another rate). If
     /// anything fails, the model is put back where and how it was.
     /// </summary>
-    /// <exception cref="ArgumentException">The model or the optimizer does not fit the precision or the checkpoints.</exception>
-    public static OptimizationStep Create(IMultiBranchModel model, IMultiBranchObjective objective, IBatchAugmentation augmentation, TrainerOptions options, Device device)
+    /// <param name="model">The model (not owned).</param>
+    /// <param name="objective">The objective (not owned).</param>
+    /// <param name="augmentation">The training augmentation.</param>
+    /// <param name="options">The run's options.</param>
+    /// <param name="device">The training device.</param>
+    /// <param name="order">The epochs' sample order, whose shard gives each sample's row in a shard-sized history.</param>
+    /// <exception cref="ArgumentException">The model or the optimizer does not fit the precision or the checkpoints, or a per-sample objective's rows fit neither the training set nor this rank's shard; the model is unchanged.</exception>
+    public static OptimizationStep Create(IMultiBranchModel model, IMultiBranchObjective objective, IBatchAugmentation augmentation, TrainerOptions options, Device device, EpochOrder order)
     {
+        var group = options.ProcessGroup ?? SingleProcessGroup.Instance;
+        var rows = ShardRows(objective, order, group);
         var module = (nn.Module)model;
         var home = model.parameters().FirstOrDefault()?.device ?? CPU;
         var channelsLast = options.ChannelsLast && options.Precision != TrainingPrecision.Float64;
@@ -64,10 +75,11 @@ internal sealed class OptimizationStep : IDisposable
                     nameof(options));
             }
 
-            return new OptimizationStep(model, objective, augmentation, options, precision, optimizer, stepped, options.ProcessGroup ?? SingleProcessGroup.Instance, tuning);
+            return new OptimizationStep(model, objective, augmentation, options, precision, optimizer, stepped, group, tuning, rows);
         }
         catch
         {
+            rows?.Dispose();
             precision.Undo(model);
             precision.Dispose();
             tuning.Release(model);
@@ -98,12 +110,9 @@ internal sealed class OptimizationStep : IDisposable
         observe(output, result);
     }
 
-    /// <summary>With a shard-sized history, each training sample's row in it (owned here); null to pass sample indices as they are.</summary>
-    public Tensor? ShardRows { get; set; }
-
     public void Dispose()
     {
-        ShardRows?.Dispose();
+        _rows?.Dispose();
         Precision.RestoreFloat32(_model);
         Precision.Dispose();
         _tuning.Release(_model);
@@ -117,16 +126,16 @@ internal sealed class OptimizationStep : IDisposable
         try
         {
             // A shard-sized history: each sample's row in this rank's shard (the map moves to the indices' device once).
-            if (ShardRows is { } rows)
+            if (_rows is { } rows)
             {
                 if (rows.device_type != indices.device_type || rows.device_index != indices.device_index)
                 {
                     // Out of the step's dispose scope: the map lives as long as the step.
-                    ShardRows = rows.to(indices.device).DetachFromDisposeScope();
+                    _rows = rows.to(indices.device).DetachFromDisposeScope();
                     rows.Dispose();
                 }
 
-                indices = ShardRows!.index(indices);
+                indices = _rows!.index(indices);
             }
 
             return _objective.Compute(output, labels, indices, epoch, _options.Epochs);
@@ -135,5 +144,23 @@ internal sealed class OptimizationStep : IDisposable
         {
             throw new TrainingDivergedException(epoch, step);
         }
+    }
+
+    /// <summary>
+    /// With several ranks and an objective whose per-sample rows are this rank's shard (<see cref="DataParallel.ShardSize"/>),
+    /// each training sample's row in it; null when the rows are the whole training set (or there is one rank).
+    /// </summary>
+    private static Tensor? ShardRows(IMultiBranchObjective objective, EpochOrder order, IProcessGroup group)
+    {
+        if (group.WorldSize == 1 || objective is not IPerSampleObjective { SampleRows: { } rows } || rows == order.SampleCount)
+        {
+            return null;
+        }
+
+        var shard = DataParallel.ShardSize(order.SampleCount, group);
+        return rows == shard
+            ? order.LocalRows()
+            : throw new ArgumentException(
+                $"The objective keeps {rows} per-sample rows; give it the training set's {order.SampleCount}, or rank {group.Rank}'s shard of {shard} (DataParallel.ShardSize).", nameof(objective));
     }
 }

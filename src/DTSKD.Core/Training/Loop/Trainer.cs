@@ -67,24 +67,12 @@ public sealed class Trainer : IDisposable
         var order = new EpochOrder(train.Count, _options, _options.ProcessGroup ?? SingleProcessGroup.Instance);
 
         // From here on the model changes; a failed step construction puts it back where and how it was.
-        var shardRows = ShardRows(objective, train.Count, order, _options.ProcessGroup);
-        OptimizationStep step;
-        try
-        {
-            step = OptimizationStep.Create(model, objective, preprocessing, _options, device);
-        }
-        catch
-        {
-            shardRows?.Dispose();
-            throw;
-        }
-
-        step.ShardRows = shardRows;
+        var step = OptimizationStep.Create(model, objective, preprocessing, _options, device, order);
         var identity = new RunIdentity(model.GetType().FullName ?? model.GetType().Name, objective.Name, step.Optimizer.GetType().Name, _options.Precision, train.Count, test.Count);
         _parts = new Parts(step, new LearningRateSchedule(step.Optimizer, _options), order, new RunState(identity, _options), new RunRecord(_options, device), objective);
         _trainReader = train.OpenReader(device);
         _testReader = test.OpenReader(device);
-        _loop = new EpochLoop(this, _parts, _trainReader, _options, _logger);
+        _loop = new EpochLoop(new EpochHooks(WriteCheckpoint, EvaluateTest, hook => Notify(c => hook(c, this)), () => Callbacks.Count > 0), _parts, _trainReader, _options, _logger);
     }
 
     /// <summary>Hooks called during <see cref="Run"/>, in order; add yours before running.</summary>
@@ -250,26 +238,8 @@ public sealed class Trainer : IDisposable
         _testReader.Dispose();
     }
 
-    /// <summary>
-    /// With several ranks and a historical teacher sized for this rank's shard (<see cref="DataParallel.ShardSize"/>), each
-    /// training sample's row in it; null when the history holds every sample (or there is one rank).
-    /// </summary>
-    private static Tensor? ShardRows(IMultiBranchObjective objective, int trainCount, EpochOrder order, IProcessGroup? group)
-    {
-        if (group is not { WorldSize: > 1 } || objective is not DualTeacherLoss { HistoricalTeacher.SampleCount: var rows } || rows == trainCount)
-        {
-            return null;
-        }
-
-        var shard = DataParallel.ShardSize(trainCount, group);
-        return rows == shard
-            ? order.LocalRows()
-            : throw new ArgumentException(
-                $"The objective's historical teacher has {rows} rows; give it the training set's {trainCount}, or rank {group.Rank}'s shard of {shard} (DataParallel.ShardSize).", nameof(objective));
-    }
-
     /// <summary>Writes <paramref name="fileName"/> into the checkpoint folder, when there is one; returns its path, or null.</summary>
-    internal string? WriteCheckpoint(string fileName)
+    private string? WriteCheckpoint(string fileName)
     {
         if (_options.CheckpointDirectory is not { } directory)
         {
@@ -281,7 +251,7 @@ public sealed class Trainer : IDisposable
         return path;
     }
 
-    internal void Notify(Action<TrainerCallback> hook)
+    private void Notify(Action<TrainerCallback> hook)
     {
         foreach (var callback in Callbacks)
         {
