@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Regenerates a library's PublicAPI.Unshipped.txt from its code (the analyzer's own code fix), so a change to the
-# public surface shows up as a reviewable diff of that file. Usage: bash eng/update-public-api.sh [project folder]
+# public surface shows up as a reviewable diff of that file. Usage: bash eng/update-public-api.sh [project folder...]
+# (every package under src/ that tracks its API when none is given).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-for project in "${@:-src/DTSKD.Core src/DTSKD.Core.Interop}"; do
+all=$(for f in src/*/PublicAPI.Shipped.txt; do dirname "$f"; done)
+for project in "${@:-$all}"; do
   for p in $project; do
     printf '#nullable enable\n' > "$p/PublicAPI.Unshipped.txt"
     dotnet format analyzers "$p" --diagnostics RS0016 --severity warn >/dev/null 2>&1

@@ -57,6 +57,11 @@ internal sealed class TrainCommand(IAnsiConsole console, TextWriter errors, Samp
 
         using (data.Splits)
         {
+            if (config.Tsne && data.Splits.Test.Count < TsneMap.MinPoints)
+            {
+                return Fail(Sample.BadArguments, $"--tsne maps the test set's backbone features; this test set has {data.Splits.Test.Count} images, fewer than the {TsneMap.MinPoints} a map needs (a larger --test-limit, or leave --tsne out).");
+            }
+
             // The model: a multi-branch ResNet whose backbone head is used at test time, from random weights or around a
             // pretrained backbone (whose normalisation the images then take).
             var train = data.Splits.Train;

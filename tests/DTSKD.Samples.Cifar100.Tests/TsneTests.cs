@@ -45,8 +45,29 @@ public sealed class TsneTests
     [Fact]
     public void Inputs_outside_its_range_are_refused_with_what_it_takes()
     {
-        using var few = zeros(3, 4, ScalarType.Float64);
+        using var few = zeros(9, 4, ScalarType.Float64);
         var act = () => TsneMap.Embed(few).Dispose();
-        act.Should().Throw<ArgumentException>().WithMessage("t-SNE takes [n, d] features with 4 <= n <= 5000; got [3, 4].*");
+        act.Should().Throw<ArgumentException>().WithMessage("t-SNE takes [n, d] features with 10 <= n <= 10000; got [9, 4].*");
+    }
+
+    [Fact]
+    public void Few_points_get_a_perplexity_they_can_have_and_a_map_that_keeps_their_neighbourhoods()
+    {
+        using var features = Read("features.f64", 32);
+        using var twelve = features.narrow(0, 0, 12);
+        TsneMap.PerplexityFor(12, 30).Should().BeApproximately(11 / 3.0, 1e-12);
+        using var map = TsneMap.Embed(twelve, seed: 1);
+        map.isfinite().all().item<bool>().Should().BeTrue();
+        TsneMap.Trustworthiness(twelve, map, neighbours: 2).Should().BeGreaterThan(0.8);
+    }
+
+    [Fact]
+    public void The_same_seed_gives_the_same_map_to_the_last_bit()
+    {
+        using var features = Read("features.f64", 32);
+        using var some = features.narrow(0, 0, 200);
+        using var first = TsneMap.Embed(some, iterations: 300, seed: 4);
+        using var second = TsneMap.Embed(some, iterations: 300, seed: 4);
+        first.equal(second).all().item<bool>().Should().BeTrue("the quadtree's forces are summed in one order whatever the threads did");
     }
 }

@@ -16,28 +16,54 @@ internal static class TsneOutputs
     /// <summary>The folder inside a run.</summary>
     public const string Folder = "tsne";
 
-    /// <summary>Writes both files into <paramref name="run"/>/tsne; returns what it wrote, for the console.</summary>
+    /// <summary>
+    /// Writes both files into <paramref name="run"/>/tsne; returns what it wrote, for the console. They are written into a
+    /// folder of their own first and moved into place whole: a failure (a read-only run folder, a full disk) leaves no
+    /// half-written tsne/ behind.
+    /// </summary>
+    /// <exception cref="IOException">The folder could not be written; the message names it.</exception>
+    /// <exception cref="UnauthorizedAccessException">The run folder may not be written.</exception>
     public static string Write(string run, MultiBranchModule model, IImageSource test, IBatchAugmentation preprocessing, Device device, int batchSize, long seed, IReadOnlyList<string>? classNames)
     {
         using var scope = NewDisposeScope();
         var (logits, features, labels) = Outputs(model, test, preprocessing, device, batchSize);
         var folder = Path.Combine(run, Folder);
-        Directory.CreateDirectory(folder);
-        using (var outputs = new Kept(logits, features, labels))
+        var staging = Path.Combine(run, $".{Folder}.{Environment.ProcessId}.tmp");
+        try
         {
-            var file = Path.Combine(folder, "test-outputs.safetensors");
-            PyTorchWeights.Save(outputs, file + ".tmp.safetensors");
-            File.Move(file + ".tmp.safetensors", file, overwrite: true);
-        }
+            Directory.CreateDirectory(staging);
+            using (var outputs = new Kept(logits, features, labels))
+            {
+                PyTorchWeights.Save(outputs, Path.Combine(staging, "test-outputs.safetensors"));
+            }
 
-        // Exact t-SNE is quadratic in the points: a larger test set is mapped through a seeded sample of it.
-        var n = labels.shape[0];
-        var sampled = n > TsneMap.MaxPoints;
-        var pick = sampled ? randperm(n, generator: new Generator(unchecked((ulong)seed))).narrow(0, 0, TsneMap.MaxPoints).sort().Values : arange(n);
-        var map = TsneMap.Embed(features.index(pick), seed: seed);
-        var trust = TsneMap.Trustworthiness(features.index(pick), map);
-        Draw(Path.Combine(folder, "tsne.png"), map, labels.index(pick), classNames, $"t-SNE of the backbone features, {pick.shape[0]} of {n} test images{(sampled ? " (a seeded sample)" : "")}; trustworthiness {trust:F3}");
-        return $"t-SNE: {Path.Combine(folder, "tsne.png")} ({pick.shape[0]} of {n} test images, trustworthiness {trust:F3}) and the outputs it maps, {Path.Combine(folder, "test-outputs.safetensors")}.";
+            // Barnes-Hut t-SNE is linear in memory: CIFAR-100's 10,000 test images are mapped whole; a larger set through a seeded sample.
+            var n = (int)labels.shape[0];
+            var sampled = n > TsneMap.MaxPoints;
+            var pick = sampled ? randperm(n, generator: new Generator(unchecked((ulong)seed))).narrow(0, 0, TsneMap.MaxPoints).sort().Values : arange(n);
+            var points = (int)pick.shape[0];
+            var perplexity = TsneMap.PerplexityFor(points, 30);
+            var map = TsneMap.Embed(features.index(pick), perplexity, seed: seed);
+            var trust = TsneMap.Trustworthiness(features.index(pick), map);
+            var lowered = perplexity < 30 ? $", perplexity {perplexity:F1} for {points} points" : "";
+            Draw(Path.Combine(staging, "tsne.png"), map, labels.index(pick), classNames, $"t-SNE of the backbone features, {points} of {n} test images{(sampled ? " (a seeded sample)" : "")}; trustworthiness {trust:F3}{lowered}");
+            if (Directory.Exists(folder))
+            {
+                Directory.Delete(folder, recursive: true);
+            }
+
+            Directory.Move(staging, folder);
+            return $"t-SNE: {Path.Combine(folder, "tsne.png")} ({points} of {n} test images{lowered}, trustworthiness {trust:F3}) and the outputs it maps, {Path.Combine(folder, "test-outputs.safetensors")}.";
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            if (Directory.Exists(staging))
+            {
+                Directory.Delete(staging, recursive: true);
+            }
+
+            throw new IOException($"could not write '{folder}': {ex.Message}", ex);
+        }
     }
 
     private static (Tensor Logits, Tensor Features, Tensor Labels) Outputs(MultiBranchModule model, IImageSource test, IBatchAugmentation preprocessing, Device device, int batchSize)
@@ -85,7 +111,7 @@ internal static class TsneOutputs
         }
 
         var png = plot.GetImageBytes(1000, 800, ScottPlot.ImageFormat.Png);
-        Core.AtomicFile.Write(file, stream => stream.Write(png));
+        File.WriteAllBytes(file, png);
     }
 
     /// <summary>The three tensors as a module's buffers, so the interop writer saves them under their names.</summary>
