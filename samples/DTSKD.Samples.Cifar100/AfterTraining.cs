@@ -43,7 +43,7 @@ public static class AfterTraining
             switch (request.Command)
             {
                 case "evaluate":
-                    await EvaluateCommand.RunAsync(model, options, device, summary, backboneOnly, request.Precision, console, cancellationToken, request.Run,
+                    await EvaluateCommand.RunAsync(model, options, described.Preprocessing, device, summary, backboneOnly, request.Precision, console, cancellationToken, request.Run,
                         request.Tsne ? request.Run ?? Path.GetDirectoryName(Path.GetFullPath(weights)) : null).ConfigureAwait(false);
                     return Sample.Ok;
                 case "export" when request.Format == "onnx":

@@ -13,7 +13,7 @@ namespace DTSKD.Samples.Cifar100;
 internal static class EvaluateCommand
 {
     public static async Task RunAsync(
-        MultiBranchModule model, ExperimentConfig options, Device device, CheckpointSummary? summary, bool backboneOnly, string precisionOption, IAnsiConsole console, CancellationToken ct,
+        MultiBranchModule model, ExperimentConfig options, IBatchAugmentation preprocessing, Device device, CheckpointSummary? summary, bool backboneOnly, string precisionOption, IAnsiConsole console, CancellationToken ct,
         string? runFolder = null, string? tsneFolder = null)
     {
         var (data, _, files) = await SampleData.LoadAsync(options with { TrainLimit = 1, Download = false }, console, ct).ConfigureAwait(false);
@@ -29,7 +29,8 @@ internal static class EvaluateCommand
 
         // As the run evaluated itself, unless asked otherwise: a half-precision run's figures come back only in its precision.
         var precision = precisionOption == "run" ? summary?.Precision ?? TrainingPrecision.Float32 : SampleRecipe.Precision(options with { Precision = precisionOption }, device);
-        var result = Evaluator.Evaluate(model, data.Test, data.Preprocessing, device, options.EvalBatchSize, precision);
+        // The run's own normalisation (a pretrained network's, as config.json records it), not the data's statistics.
+        var result = Evaluator.Evaluate(model, data.Test, preprocessing, device, options.EvalBatchSize, precision);
         var inv = CultureInfo.InvariantCulture;
         console.WriteLine(string.Create(inv, $"{options.ClassifierType} on {data.Test.Name} ({result.Count} test images, {precision}):"));
         for (var h = 0; h < (backboneOnly ? 1 : result.Top1.Count); h++)
@@ -46,7 +47,7 @@ internal static class EvaluateCommand
 
         if (tsneFolder is not null)
         {
-            console.WriteLine(TsneOutputs.Write(tsneFolder, model, data.Test, data.Preprocessing, device, options.EvalBatchSize, options.Seed, data.Test.ClassNames));
+            console.WriteLine(TsneOutputs.Write(tsneFolder, model, data.Test, preprocessing, device, options.EvalBatchSize, options.Seed, data.Test.ClassNames));
         }
     }
 }

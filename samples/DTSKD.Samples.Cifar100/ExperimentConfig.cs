@@ -96,6 +96,9 @@ public sealed record ExperimentConfig
     /// <summary>--pretrained: the torchvision weights the run starts from (an absolute path once resolved).</summary>
     public string? Pretrained { get; init; }
 
+    /// <summary>The SHA-256 of the --pretrained file when the run started (hex): a resume or an evaluation on another file is refused.</summary>
+    public string? PretrainedSha256 { get; init; }
+
     /// <summary>--branch-points: an ONNX network's branch points; null for its default.</summary>
     public string[]? BranchPoints { get; init; }
 

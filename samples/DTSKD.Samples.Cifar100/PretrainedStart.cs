@@ -95,6 +95,25 @@ internal static class PretrainedStart
     /// <returns>The configuration to run, or one line saying what does not fit.</returns>
     public static (ExperimentConfig? Config, string? Error) Resolve(ExperimentConfig config, IReadOnlySet<string> given)
     {
+        var (resolved, error) = ResolveFile(config, given);
+        if (resolved?.Pretrained is not { } file || resolved.Resume)
+        {
+            return (resolved, error);
+        }
+
+        // The file as the run starts from it: a resume or an evaluation on another file is refused.
+        try
+        {
+            return (resolved with { PretrainedSha256 = Sha256(file) }, null);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            return (null, $"--pretrained '{file}' cannot be read: {ex.Message}");
+        }
+    }
+
+    private static (ExperimentConfig? Config, string? Error) ResolveFile(ExperimentConfig config, IReadOnlySet<string> given)
+    {
         var tuningOnly = TuningOptions.FirstOrDefault(given.Contains);
         if (config.Pretrained is not { } path)
         {
@@ -190,10 +209,35 @@ internal static class PretrainedStart
         };
     }
 
+    /// <summary>The SHA-256 of a file, in lowercase hex.</summary>
+    public static string Sha256(string path)
+    {
+        using var stream = File.OpenRead(path);
+        return Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(stream));
+    }
+
+    /// <summary>Refuses a --pretrained file that is not the one the run started from (where the run recorded it and the file is there).</summary>
+    /// <exception cref="InvalidDataException">The file changed; the message names it and both hashes.</exception>
+    public static void CheckUnchanged(ExperimentConfig config)
+    {
+        if (config.Pretrained is not { } path || config.PretrainedSha256 is not { } recorded || !File.Exists(path))
+        {
+            return;
+        }
+
+        var now = Sha256(path);
+        if (!string.Equals(now, recorded, StringComparison.OrdinalIgnoreCase))
+        {
+            throw new InvalidDataException($"'{path}' is not the file the run started from (its SHA-256 is {now[..12]}..., the run recorded {recorded[..12]}...): restore it, or start a new run.");
+        }
+    }
+
     /// <summary>The run's model for the after-training commands: an ONNX run's network rebuilt from its file (the weights come from the checkpoint), else the named one.</summary>
     /// <exception cref="FileNotFoundException">An ONNX run's file is gone.</exception>
+    /// <exception cref="InvalidDataException">The file is not the one the run started from.</exception>
     public static MultiBranchModule Create(ExperimentConfig config, int classes, int channels)
     {
+        CheckUnchanged(config);
         if (config.ClassifierType != OnnxModel)
         {
             return MultiBranchModels.Create(config.ClassifierType, config.ModelOptions(classes, channels));
@@ -218,6 +262,7 @@ internal static class PretrainedStart
     /// <exception cref="FileNotFoundException">The file is gone.</exception>
     public static PretrainedNetwork Load(ExperimentConfig config, int classes, int channels, IAnsiConsole console)
     {
+        CheckUnchanged(config);
         var onnx = config.ClassifierType == OnnxModel;
         if (onnx)
         {

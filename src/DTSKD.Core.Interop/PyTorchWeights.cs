@@ -20,16 +20,11 @@ public static class PyTorchWeights
     /// <param name="module">The module to load into.</param>
     /// <param name="path">A <c>.safetensors</c> file, or a file written by <c>torch.save(model.state_dict(), path)</c>.</param>
     /// <exception cref="FileNotFoundException">The file does not exist.</exception>
-    /// <exception cref="InvalidDataException">The file cannot be read, or does not match the module; the message lists the differences.</exception>
+    /// <exception cref="InvalidDataException">The path is a folder, the file cannot be read or holds non-finite weights, or does not match the module; the message lists the differences.</exception>
     public static void Load(nn.Module module, string path)
     {
         ArgumentNullException.ThrowIfNull(module);
         ArgumentNullException.ThrowIfNull(path);
-        if (!File.Exists(path))
-        {
-            throw new FileNotFoundException($"Weights file '{path}' does not exist.", path);
-        }
-
         var loaded = Read(path);
         try
         {
@@ -135,23 +130,70 @@ public static class PyTorchWeights
 
     private static bool IsSafetensors(string path) => path.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase);
 
-    /// <summary>Every tensor of a state-dict file by name (the caller disposes them).</summary>
+    /// <summary>
+    /// Every tensor of a state-dict file by name (the caller disposes them), checked: a safetensors header against the file
+    /// before anything is allocated, and every floating-point tensor finite.
+    /// </summary>
+    /// <exception cref="FileNotFoundException">The file does not exist.</exception>
+    /// <exception cref="InvalidDataException">The path is a folder, or the file is not a state dict, is truncated, or holds non-finite weights (the tensor named).</exception>
     internal static Dictionary<string, Tensor> Read(string path)
     {
+        if (Directory.Exists(path))
+        {
+            throw new InvalidDataException($"'{path}' is a folder, not a weights file.");
+        }
+
+        if (!File.Exists(path))
+        {
+            throw new FileNotFoundException($"Weights file '{path}' does not exist.", path);
+        }
+
+        Dictionary<string, Tensor> result;
         try
         {
             if (IsSafetensors(path))
             {
-                return Safetensors.LoadStateDict(path);
+                SafetensorsHeader.Check(path);
+                result = Safetensors.LoadStateDict(path);
             }
-
-            if (!IsZip(path))
+            else
             {
-                throw new InvalidDataException(
-                    $"'{path}' is not a torch.save file: torch.save writes a zip archive (PyTorch 1.6 and later), this file is not one; save the state dict with torch.save(model.state_dict(), path), or as .safetensors.");
+                result = Pickled(path);
             }
+        }
+        catch (Exception ex) when (ex is not InvalidDataException and not OutOfMemoryException and not FileNotFoundException)
+        {
+            throw new InvalidDataException($"'{path}' could not be read as a {(IsSafetensors(path) ? "safetensors" : "torch.save state-dict")} file: {ex.Message}", ex);
+        }
 
-            var result = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        // Weights that load and then fail mid-run: NaN or infinite values are refused here, named.
+        foreach (var (name, tensor) in result.Where(e => e.Value.is_floating_point()))
+        {
+            if (!tensor.isfinite().all().item<bool>())
+            {
+                foreach (var t in result.Values)
+                {
+                    t.Dispose();
+                }
+
+                throw new InvalidDataException($"'{path}': tensor '{name}' holds NaN or infinite values; the weights are damaged (save them again from a network that computes finite outputs).");
+            }
+        }
+
+        return result;
+    }
+
+    private static Dictionary<string, Tensor> Pickled(string path)
+    {
+        if (!IsZip(path))
+        {
+            throw new InvalidDataException(
+                $"'{path}' is not a torch.save file: torch.save writes a zip archive (PyTorch 1.6 and later), this file is not one; save the state dict with torch.save(model.state_dict(), path), or as .safetensors.");
+        }
+
+        var result = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        try
+        {
             foreach (DictionaryEntry entry in PyTorchUnpickler.UnpickleStateDict(path))
             {
                 if (entry.Key is not string name || entry.Value is not Tensor tensor)
@@ -161,13 +203,19 @@ public static class PyTorchWeights
 
                 result[name] = tensor;
             }
-
-            return result;
         }
-        catch (Exception ex) when (ex is not InvalidDataException and not OutOfMemoryException)
+        catch (InvalidDataException ex) when (!ex.Message.Contains(path, StringComparison.Ordinal))
         {
-            throw new InvalidDataException($"'{path}' could not be read as a {(IsSafetensors(path) ? "safetensors" : "torch.save state-dict")} file: {ex.Message}", ex);
+            // The zip reader's own words ("End of Central Directory record could not be found") name neither file nor fix.
+            foreach (var t in result.Values)
+            {
+                t.Dispose();
+            }
+
+            throw new InvalidDataException($"'{path}' is a truncated or damaged torch.save archive ({ex.Message.TrimEnd('.')}); save the state dict again.", ex);
         }
+
+        return result;
     }
 
     private static List<string> Compare(Dictionary<string, Tensor> target, Dictionary<string, Tensor> loaded)

@@ -46,6 +46,11 @@ public static partial class TorchvisionResNet
     {
         ArgumentNullException.ThrowIfNull(path);
         ArgumentNullException.ThrowIfNull(options);
+        if (Directory.Exists(path))
+        {
+            throw new InvalidDataException($"'{path}' is a folder, not a weights file.");
+        }
+
         if (!File.Exists(path))
         {
             throw new FileNotFoundException($"Pretrained weights '{path}' do not exist.", path);
@@ -87,6 +92,11 @@ public static partial class TorchvisionResNet
     public static (string Model, int BaseWidth, int InputChannels) Describe(string path)
     {
         ArgumentNullException.ThrowIfNull(path);
+        if (Directory.Exists(path))
+        {
+            throw new InvalidDataException($"'{path}' is a folder, not a weights file.");
+        }
+
         if (!File.Exists(path))
         {
             throw new FileNotFoundException($"Pretrained weights '{path}' do not exist.", path);

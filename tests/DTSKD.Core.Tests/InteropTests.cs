@@ -177,4 +177,64 @@ public sealed class InteropTests : IDisposable
         ((Action)(() => PyTorchWeights.Load(model, zip))).Should().Throw<InvalidDataException>().WithMessage($"*'{zip}' could not be read as a torch.save state-dict file*");
         ((Action)(() => PyTorchWeights.Load(model, Path.Combine(_dir.FullName, "none.pt")))).Should().Throw<FileNotFoundException>();
     }
+
+    private static string Refusal(string path)
+    {
+        using var model = Model(7);
+        var message = ((Action)(() => PyTorchWeights.Load(model, path))).Should().Throw<InvalidDataException>().Which.Message;
+        message.Should().NotContain("\n").And.Contain(path);
+        return message;
+    }
+
+    [Fact]
+    public void Weight_files_that_would_load_and_then_fail_are_refused_naming_what_is_wrong()
+    {
+        // Non-finite weights, in both formats: the tensor is named.
+        using (var model = Model(8))
+        {
+            using (no_grad())
+            {
+                model.named_parameters().Single(p => p.name == "layer1.0.conv1.weight").parameter.fill_(float.NaN);
+            }
+
+            var nan = Path.Combine(_dir.FullName, "nan.pth");
+            PyTorchWeights.Save(model, nan);
+            Refusal(nan).Should().Be($"'{nan}': tensor 'layer1.0.conv1.weight' holds NaN or infinite values; the weights are damaged (save them again from a network that computes finite outputs).");
+            var nanSafe = Path.Combine(_dir.FullName, "nan.safetensors");
+            PyTorchWeights.Save(model, nanSafe);
+            Refusal(nanSafe).Should().Contain("tensor 'layer1.0.conv1.weight' holds NaN or infinite values");
+        }
+
+        // A safetensors header that claims more than the file holds, checked before anything is allocated.
+        string Safetensors(string name, string header, int data = 4)
+        {
+            var path = Path.Combine(_dir.FullName, name);
+            var json = System.Text.Encoding.UTF8.GetBytes(header);
+            File.WriteAllBytes(path, [.. BitConverter.GetBytes((ulong)json.Length), .. json, .. new byte[data]]);
+            return path;
+        }
+
+        var liar = Path.Combine(_dir.FullName, "liar.safetensors");
+        File.WriteAllBytes(liar, [.. BitConverter.GetBytes(2UL << 30), .. "{}"u8.ToArray(), 0, 0, 0]);
+        Refusal(liar).Should().Be($"'{liar}' is not a safetensors file: its header claims 2147483648 bytes, but the file has 5 after the length.");
+        var huge = Safetensors("huge.safetensors", """{"w":{"dtype":"F32","shape":[1000000000000,1000000000000],"data_offsets":[0,4]}}""");
+        Refusal(huge).Should().Contain("tensor 'w' has the shape [1000000000000,1000000000000], which no tensor of this file can hold");
+        var negative = Safetensors("negative.safetensors", """{"w":{"dtype":"F32","shape":[-1,4],"data_offsets":[0,4]}}""");
+        Refusal(negative).Should().Contain("tensor 'w' has the shape [-1,4]");
+        var beyond = Safetensors("beyond.safetensors", """{"w":{"dtype":"F32","shape":[1000],"data_offsets":[0,4000]}}""");
+        Refusal(beyond).Should().Contain("tensor 'w' claims the bytes [0,4000] of a data section of 4");
+
+        // A torch.save archive cut short, and a folder named like a weights file.
+        using (var model = Model(9))
+        {
+            var whole = Path.Combine(_dir.FullName, "whole.pth");
+            PyTorchWeights.Save(model, whole);
+            var cut = Path.Combine(_dir.FullName, "cut.pth");
+            File.WriteAllBytes(cut, File.ReadAllBytes(whole)[..(int)(new FileInfo(whole).Length / 2)]);
+            Refusal(cut).Should().StartWith($"'{cut}' is a truncated or damaged torch.save archive (").And.EndWith("); save the state dict again.");
+        }
+
+        var folder = Directory.CreateDirectory(Path.Combine(_dir.FullName, "x.pth")).FullName;
+        Refusal(folder).Should().Be($"'{folder}' is a folder, not a weights file.");
+    }
 }

@@ -20,6 +20,16 @@ public sealed class PretrainedRunTests : SampleTestBase
         "--experiments-name", name, "--neck-width", "16", "--device", "cpu", "--precision", "fp32", "--log-interval", "2",
     ];
 
+    /// <summary>evaluate's figures equal those the run reported for its last epoch (printed beside them).</summary>
+    private static void EvaluatesToWhatItReported(string output)
+    {
+        var reported = System.Text.RegularExpressions.Regex.Match(output, @"The run reported for epoch \d+: backbone top-1 ([\d.]+)%, top-5 ([\d.]+)%, loss ([\d.]+)\.");
+        reported.Success.Should().BeTrue(output);
+        var top1 = System.Text.RegularExpressions.Regex.Match(output, @"backbone\s+top-1 ([\d.]+)%").Groups[1].Value;
+        var rest = System.Text.RegularExpressions.Regex.Match(output, @"backbone\s+top-5 ([\d.]+)%\s+loss ([\d.]+)");
+        (top1, rest.Groups[1].Value, rest.Groups[2].Value).Should().Be((reported.Groups[1].Value, reported.Groups[2].Value, reported.Groups[3].Value), output);
+    }
+
     private static Dictionary<string, Tensor> Read(string path)
     {
         var result = new Dictionary<string, Tensor>(StringComparer.Ordinal);
@@ -47,7 +57,9 @@ public sealed class PretrainedRunTests : SampleTestBase
         config.Mean.Should().Equal(0.485, 0.456, 0.406);
         config.Std.Should().Equal(0.229, 0.224, 0.225);
 
-        (await Run("evaluate", "--run", run)).Code.Should().Be(Sample.Ok);
+        var (evaluated, evaluation, _) = await Run("evaluate", "--run", run);
+        evaluated.Should().Be(Sample.Ok);
+        EvaluatesToWhatItReported(evaluation);
         (await Run("export", "--run", run)).Code.Should().Be(Sample.Ok);
         var exported = Read(Path.Combine(run, "backbone.pt"));
         var torchvision = Read(Weights);
@@ -73,7 +85,9 @@ public sealed class PretrainedRunTests : SampleTestBase
         var config = ExperimentOutputs.ReadConfig(run);
         (config.ClassifierType, config.Pretrained, config.Freeze, config.FreezeBn).Should().Be(("onnx", MlNetResNet18, "stage1", true));
 
-        (await Run("evaluate", "--run", run)).Code.Should().Be(Sample.Ok);
+        var (evaluated, evaluation, _) = await Run("evaluate", "--run", run);
+        evaluated.Should().Be(Sample.Ok);
+        EvaluatesToWhatItReported(evaluation);
         var (exported, exportOutput, exportErrors) = await Run("export", "--run", run, "--format", "onnx");
         exported.Should().Be(Sample.Ok, exportOutput + exportErrors);
         var image = Directory.GetFiles(Path.Combine(folder, "val", "class2")).Order(StringComparer.Ordinal).First();
@@ -92,14 +106,27 @@ public sealed class PretrainedRunTests : SampleTestBase
     public async Task A_file_torch_onnx_wrote_trains_with_no_other_flag_and_with_the_branches_asked_for()
     {
         var folder = WriteImageFolder("photos", trainPerClass: 8, valPerClass: 4);
-        var file = Path.Combine(AppContext.BaseDirectory, "TestData", "torchvision", "shufflenet_v2-opset17-train.onnx");
+        var file = Path.Combine(Dir.FullName, "shufflenet.onnx");
+        File.Copy(Path.Combine(AppContext.BaseDirectory, "TestData", "torchvision", "shufflenet_v2-opset17-train.onnx"), file);
         var (code, output, errors) = await Run([.. Common(folder, "shufflenet"), "--pretrained", file, "--epochs", "1", "--batch-size", "8"]);
         code.Should().Be(Sample.Ok, output + errors);
         output.Should().Contain("The file's metadata names no normalisation: ImageNet's mean and standard deviation are used")
             .And.Contain("note: Branches at the ends of the last 3 stages before the feature:");
         var run = Path.Combine(Dir.FullName, "experiments", "shufflenet");
         ExperimentOutputs.ReadConfig(run).ImageSize.Should().Be(64, "a folder's images take the size the file was exported at");
-        (await Run("evaluate", "--run", run)).Code.Should().Be(Sample.Ok);
+        ExperimentOutputs.ReadConfig(run).PretrainedSha256.Should().HaveLength(64);
+        var (evaluated, evaluation, _) = await Run("evaluate", "--run", run);
+        evaluated.Should().Be(Sample.Ok);
+        EvaluatesToWhatItReported(evaluation);
+
+        // The file changed under the run: evaluate and resume refuse it.
+        File.Copy(Path.Combine(AppContext.BaseDirectory, "TestData", "torchvision", "shufflenet_v2-opset17-eval.onnx"), file, overwrite: true);
+        var (changed, _, changedErrors) = await Run("evaluate", "--run", run);
+        changed.Should().Be(Sample.Failed);
+        changedErrors.TrimEnd().Should().StartWith($"error: '{file}' is not the file the run started from (its SHA-256 is ").And.EndWith("restore it, or start a new run.");
+        var (resumed, _, resumedErrors) = await Run([.. Common(folder, "shufflenet"), "--resume", "--epochs", "2"]);
+        resumed.Should().Be(Sample.Failed);
+        resumedErrors.TrimEnd().Should().StartWith($"error: --pretrained: '{file}' is not the file the run started from");
 
         (code, output, errors) = await Run([.. Common(folder, "two"), "--pretrained", file, "--branches", "2", "--image-size", "48", "--epochs", "1", "--batch-size", "8"]);
         code.Should().Be(Sample.Ok, output + errors);

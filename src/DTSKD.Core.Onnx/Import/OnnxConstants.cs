@@ -36,6 +36,11 @@ internal sealed class OnnxConstants : IDisposable
             {
                 var value = OnnxAttributes.ToTensor(t, $"'{graph.Path}'");
                 constants._values[t.Name] = value;
+                if (value.is_floating_point() && !value.isfinite().all().item<bool>())
+                {
+                    throw new InvalidDataException($"'{graph.Path}': tensor '{t.Name}' holds NaN or infinite values; the weights are damaged (export them again from a network that computes finite outputs).");
+                }
+
                 if (value.is_floating_point() && value.numel() > 1)
                 {
                     constants._weights.Add(t.Name);
