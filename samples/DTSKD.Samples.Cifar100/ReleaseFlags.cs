@@ -43,6 +43,50 @@ internal static class ReleaseFlags
         ["resnet18_dtkd"] = "resnet18_dtskd",
     };
 
+    /// <summary>
+    /// A flag given more than once with different values (in either spelling: <c>--lr_decay_schedule 150 225
+    /// --lr-decay-schedule 10</c>, <c>--tsne 1 --tsne 0</c>, <c>--lr 0.05 --lr=</c>), as one line; null when none is. Each
+    /// flag's values are the tokens up to the next flag; the same values twice are taken.
+    /// </summary>
+    public static string? Repeated(string[] args)
+    {
+        ArgumentNullException.ThrowIfNull(args);
+        var seen = new Dictionary<string, (string Flag, string Values)>(StringComparer.Ordinal);
+        for (var i = 0; i < args.Length; i++)
+        {
+            if (!args[i].StartsWith("--", StringComparison.Ordinal) || args[i] == "--")
+            {
+                continue;
+            }
+
+            var (flag, inline) = Split(args[i]);
+            var values = new List<string>();
+            if (inline is not null)
+            {
+                values.Add(inline);
+            }
+
+            while (inline is null && i + 1 < args.Length && !args[i + 1].StartsWith("--", StringComparison.Ordinal))
+            {
+                values.Add(args[++i]);
+            }
+
+            var name = Renamed.GetValueOrDefault(flag, flag);
+
+            // The sample's --tsne switch is the release's --tsne 1.
+            var text = name == "--tsne" && values.Count == 0 ? "1" : string.Join(' ', values);
+            if (seen.TryGetValue(name, out var first) && first.Values != text)
+            {
+                string Shown(string f, string v) => v.Length == 0 && !f.EndsWith('=') ? f : $"{f} {(v.Length == 0 ? "''" : v)}";
+                return $"{flag} is given twice, as '{Shown(first.Flag, first.Values)}' and '{Shown(flag, text)}': give it once{(values.Count > 1 || first.Values.Contains(' ', StringComparison.Ordinal) ? ", with all its values" : "")}.";
+            }
+
+            seen.TryAdd(name, (flag, text));
+        }
+
+        return null;
+    }
+
     /// <summary>Rewrites the release's flags into the sample's; returns the notes to print, or the one-line refusal.</summary>
     public static (string[] Args, IReadOnlyList<string> Notes, string? Error) Translate(string[] args)
     {

@@ -32,6 +32,11 @@ public static class SampleCommandLine
     /// <returns>The request, or the first error as one line, or that help or the version was shown.</returns>
     public static (SampleRequest? Request, string? Error, bool HelpShown) Parse(string[] args, TextWriter output)
     {
+        if (ReleaseFlags.Repeated(args) is { } repeated)
+        {
+            return (null, repeated, false);
+        }
+
         // The release's own flags (its README's command) are the sample's options in another spelling.
         var (translated, notes, releaseError) = ReleaseFlags.Translate(args);
         if (releaseError is not null)

@@ -92,7 +92,8 @@ internal sealed class SampleRanks : IDisposable
             return (new SampleRanks(null), null);
         }
 
-        if (config.BatchSize % size != 0)
+        // A resumed run's batch is its own, checked once its config.json is read (not the command line's default).
+        if (!config.Resume && config.BatchSize % size != 0)
         {
             return (null, $"--batch-size {config.BatchSize} is the whole step's and does not split evenly over {size} ranks; give a multiple of {size}.");
         }
