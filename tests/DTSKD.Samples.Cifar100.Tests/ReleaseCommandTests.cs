@@ -36,6 +36,20 @@ public sealed class ReleaseCommandTests : SampleTestBase
     }
 
     [Theory]
+    [InlineData(new[] { "--tsne", "1", "--tsne", "0" }, "--tsne is given twice, as '--tsne 1' and '--tsne 0': give it once.")]
+    [InlineData(new[] { "--lr_decay_schedule", "150", "225", "--lr_decay_schedule", "10" }, "--lr_decay_schedule is given twice, as '--lr_decay_schedule 150 225' and '--lr_decay_schedule 10': give it once, with all its values.")]
+    [InlineData(new[] { "--lr_decay_schedule", "150", "--lr-decay-schedule", "10" }, "--lr-decay-schedule is given twice, as '--lr_decay_schedule 150' and '--lr-decay-schedule 10': give it once.")]
+    [InlineData(new[] { "--lr", "0.05", "--lr=" }, "--lr is given twice, as '--lr 0.05' and '--lr ''': give it once.")]
+    [InlineData(new[] { "--epochs", "3", "--epochs", "4" }, "--epochs is given twice, as '--epochs 3' and '--epochs 4': give it once.")]
+    public void A_flag_given_twice_with_different_values_is_refused(string[] args, string expected)
+    {
+        var (request, error, _) = SampleCommandLine.Parse(args, TextWriter.Null);
+        request.Should().BeNull();
+        error.Should().Be(expected);
+        SampleCommandLine.Parse(["--epochs", "3", "--epochs", "3", "--tsne", "--tsne", "1"], TextWriter.Null).Error.Should().BeNull("the same value twice is one value");
+    }
+
+    [Theory]
     [InlineData("--world_size", "0", "--world_size 0: a number of processes from 1 (or the release's -1, not distributed).")]
     [InlineData("--rank", "-2", "--rank -2: a rank from 0 (or the release's -1, not distributed).")]
     [InlineData("--tsne", "2", "--tsne 2: 0 or 1 (1 keeps the best epoch's test outputs and draws their t-SNE map).")]
