@@ -74,10 +74,10 @@ internal static class ReleaseFlags
             var name = Renamed.GetValueOrDefault(flag, flag);
 
             // The sample's --tsne switch is the release's --tsne 1.
-            var text = name == "--tsne" && values.Count == 0 ? "1" : string.Join(' ', values);
+            var text = name == "--tsne" && values.Count == 0 ? "1" : values is [""] ? "''" : string.Join(' ', values);
             if (seen.TryGetValue(name, out var first) && first.Values != text)
             {
-                string Shown(string f, string v) => v.Length == 0 && !f.EndsWith('=') ? f : $"{f} {(v.Length == 0 ? "''" : v)}";
+                static string Shown(string f, string v) => v.Length == 0 ? f : $"{f} {v}";
                 return $"{flag} is given twice, as '{Shown(first.Flag, first.Values)}' and '{Shown(flag, text)}': give it once{(values.Count > 1 || first.Values.Contains(' ', StringComparison.Ordinal) ? ", with all its values" : "")}.";
             }
 
