@@ -4,13 +4,14 @@ namespace DTSKD.Samples.Cifar100;
 
 /// <summary>
 /// The release's own command line (<c>main.py</c>'s flags, as its README trains with them) read as the sample's: each
-/// flag in its own spelling (<c>--lr_decay_schedule</c>, <c>--HSKD</c>, <c>--end_epoch</c>...) becomes the sample's option,
-/// the README's model name <c>resnet18_dtkd</c> becomes <c>resnet18_dtskd</c>, and the flags that mean nothing in one .NET
-/// process are taken with a note saying what is used instead, or refused with a pointer.
+/// flag in its own spelling (<c>--lr_decay_schedule</c>, <c>--HSKD</c>, <c>--end_epoch</c>...) is an alias of the sample's
+/// option (<see cref="AliasesOf"/>); here only what takes code: the README's model name <c>resnet18_dtkd</c> becomes
+/// <c>resnet18_dtskd</c>, and the flags that mean nothing in one .NET process are taken with a note saying what is used
+/// instead, or refused with a pointer.
 /// </summary>
 internal static class ReleaseFlags
 {
-    /// <summary>The release's spelling → the sample's option.</summary>
+    /// <summary>The release's spelling → the sample's option (System.CommandLine aliases).</summary>
     private static readonly Dictionary<string, string> Renamed = new(StringComparer.Ordinal)
     {
         ["--lr_decay_rate"] = "--lr-decay-rate",
@@ -36,6 +37,9 @@ internal static class ReleaseFlags
         ["--alpha_T"] = "--alpha-t",
         ["--random_seed"] = "--seed",
     };
+
+    /// <summary>The release's spellings of one of the sample's options.</summary>
+    public static IEnumerable<string> AliasesOf(string option) => Renamed.Where(r => r.Value == option).Select(r => r.Key);
 
     /// <summary>The release's model names that the sample spells otherwise.</summary>
     private static readonly Dictionary<string, string> Models = new(StringComparer.OrdinalIgnoreCase)
@@ -103,12 +107,6 @@ internal static class ReleaseFlags
                 continue;
             }
 
-            if (Renamed.TryGetValue(flag, out var ours))
-            {
-                output.Add(inline is null ? ours : $"{ours}={inline}");
-                continue;
-            }
-
             var error = flag switch
             {
                 "--start_epoch" => StartEpoch(Value()),
@@ -140,7 +138,7 @@ internal static class ReleaseFlags
         {
             var (flag, inline) = Split(output[i]);
             var name = inline ?? (i + 1 < output.Count ? output[i + 1] : "");
-            if (flag == "--classifier-type" && Models.TryGetValue(name, out var model))
+            if (Renamed.GetValueOrDefault(flag, flag) == "--classifier-type" && Models.TryGetValue(name, out var model))
             {
                 notes.Add($"--classifier_type {name}: the release's README spelling of {model}; training {model}.");
                 if (inline is null)

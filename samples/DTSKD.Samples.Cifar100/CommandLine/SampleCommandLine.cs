@@ -148,6 +148,14 @@ public static class SampleCommandLine
             root.Options.Add(option);
         }
 
+        // The release's spellings of the same options (--lr_decay_schedule, --HSKD, --end_epoch, ...).
+        foreach (var option in root.Options)
+        {
+            foreach (var alias in ReleaseFlags.AliasesOf(option.Name))
+            {
+                option.Aliases.Add(alias);
+            }
+        }
 
         // Sample.RunAsync acts on the parse result itself; an action is still needed, because a command with subcommands
         // and none is a parse error ("Required command was not provided") when no subcommand is given.
