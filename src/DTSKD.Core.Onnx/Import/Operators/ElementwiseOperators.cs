@@ -41,6 +41,32 @@ internal static class ElementwiseOperators
         });
     }
 
+    /// <summary>Equal, Less, Greater: booleans (computing shapes, as an Expand to -1 exports).</summary>
+    public static OnnxStep Compare(OnnxNodeContext c)
+    {
+        var op = c.Node.OpType;
+        return c.Op((x, _) =>
+        {
+            var (a, b) = OnnxTensors.Aligned(x[0]!, x[1]!);
+            return op switch
+            {
+                "Equal" => a.eq(b),
+                "Less" => a.lt(b),
+                _ => a.gt(b),
+            };
+        });
+    }
+
+    /// <summary>Where: the first operand where the condition holds, else the second.</summary>
+    public static OnnxStep Where(OnnxNodeContext c) => c.Op((x, _) =>
+    {
+        var (a, b) = OnnxTensors.Aligned(x[1]!, x[2]!);
+        return where(x[0]!.to(a.device).to(ScalarType.Bool), a, b);
+    });
+
+    /// <summary>Not of booleans.</summary>
+    public static OnnxStep Not(OnnxNodeContext c) => c.Unary(x => x.logical_not());
+
     /// <summary>Activations and unary functions of one input; <c>Identity</c> is the input itself.</summary>
     public static OnnxStep Unary(OnnxNodeContext c)
     {
