@@ -17,7 +17,7 @@ trap 'rm -rf "$scratch"' EXIT
 feed="$scratch/feed"
 app="$scratch/ConsumerCheck"
 
-packages=(DTSKD.Core DTSKD.Core.Interop DTSKD.Core.Images DTSKD.Core.Onnx)
+packages=(DTSKD.Core DTSKD.Core.Deployment DTSKD.Core.Interop DTSKD.Core.Images DTSKD.Core.Onnx)
 for package in "${packages[@]}"; do
   echo "== packing $package $version"
   dotnet pack "$root/src/$package/$package.csproj" -c Release -p:Version="$version" -o "$feed" -nologo -v q
@@ -190,14 +190,16 @@ CS
   && dotnet add package Microsoft.ML.OnnxRuntime --version "$onnxruntime" >/dev/null && dotnet build -c Release -nologo -v q && dotnet run -c Release --no-build)
 echo "onnx check: OK"
 
-echo "== the serving sample publishes without LibTorch, TorchSharp or DTSKD.Core"
+echo "== the serving sample publishes without LibTorch, TorchSharp or DTSKD.Core (DTSKD.Core.Deployment only)"
 dotnet publish "$root/samples/DTSKD.Samples.Serve/DTSKD.Samples.Serve.csproj" -c Release -o "$scratch/serve" -nologo -v q
-if find "$scratch/serve" \( -iname 'libtorch*' -o -iname 'TorchSharp*' -o -iname 'DTSKD.Core*' -o -iname 'libc10*' \) | grep -q .; then
+training() { find "$scratch/serve" \( -iname 'libtorch*' -o -iname 'TorchSharp*' -o -iname 'libc10*' -o -iname 'DTSKD.Core.dll' -o -iname 'DTSKD.Core.Images*' -o -iname 'DTSKD.Core.Onnx*' -o -iname 'DTSKD.Core.Interop*' \); }
+if training | grep -q .; then
   echo "consumer check: the serving sample's publish output holds LibTorch, TorchSharp or DTSKD.Core:" >&2
-  find "$scratch/serve" \( -iname 'libtorch*' -o -iname 'TorchSharp*' -o -iname 'DTSKD.Core*' -o -iname 'libc10*' \) >&2
+  training >&2
   exit 1
 fi
 find "$scratch/serve" -name 'libonnxruntime.so*' | grep -q . || { echo "consumer check: the serving sample's publish output has no ONNX Runtime" >&2; exit 1; }
+find "$scratch/serve" -name 'DTSKD.Core.Deployment.dll' | grep -q . || { echo "consumer check: the serving sample's publish output has no DTSKD.Core.Deployment" >&2; exit 1; }
 echo "serving sample: $(du -sm "$scratch/serve" | cut -f1) MB published, no LibTorch: OK"
 
 echo "== compiling the documentation's C# snippets against the packed packages"

@@ -13,6 +13,7 @@ auxiliary classifier's batch norm sees one value per channel otherwise).
 
 Run by hand, alone on the machine (Debian's python3-torch 1.13 and torchvision 0.14; about 7 GB of files):
   /usr/bin/python3 eng/export-torchvision-matrix.py /tmp/onnx-matrix --run
+(--splice-only puts an earlier run's table, the folder's matrix.md, into the document.)
 """
 import argparse, gzip, os, subprocess, sys, warnings
 import numpy as np
@@ -89,7 +90,11 @@ def main():
     parser.add_argument("--families", default=",".join(f for f, _, _ in FAMILIES))
     parser.add_argument("--opsets", default="11,17")
     parser.add_argument("--run", action="store_true", help="run bench onnx-matrix and put its table into docs/pretrained.md")
+    parser.add_argument("--splice-only", action="store_true", help="put the folder's matrix.md (a run's table) into docs/pretrained.md, nothing else")
     args = parser.parse_args()
+    if args.splice_only:
+        splice(os.path.join(args.folder, "matrix.md"))
+        return
     os.makedirs(args.folder, exist_ok=True)
     wanted = args.families.split(",")
     rows = ["file\tfamily\topset\tmode\tsize\treference"]
@@ -115,6 +120,13 @@ def main():
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     status = subprocess.call(["dotnet", "run", "-c", "Release", "--project", os.path.join(root, "bench/DTSKD.Benchmarks"), "--",
                               "onnx-matrix", "--manifest", manifest, "--output", table])
+    splice(table)
+    sys.exit(status)
+
+
+def splice(table):
+    """Puts the bench's table between docs/pretrained.md's onnx-matrix markers."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     docs = os.path.join(root, "docs/pretrained.md")
     text = open(docs).read()
     begin, end = "<!-- onnx-matrix:begin -->", "<!-- onnx-matrix:end -->"
@@ -122,7 +134,6 @@ def main():
         text = text[:text.index(begin) + len(begin)] + "\n" + open(table).read() + text[text.index(end):]
         open(docs, "w").write(text)
         print("docs/pretrained.md updated")
-    sys.exit(status)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ using DTSKD.Core.Models;
 using DTSKD.Core.Onnx;
 using Microsoft.ML.OnnxRuntime;
 using Microsoft.ML.OnnxRuntime.Tensors;
+using DTSKD.Core.Deployment;
 using static TorchSharp.torch;
 using Tensor = TorchSharp.torch.Tensor;
 

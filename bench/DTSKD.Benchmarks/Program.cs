@@ -74,7 +74,7 @@ deploy.SetAction(r => DeployBench.Run(r.GetValue(deployModel)!, r.GetValue(deplo
 
 #if !NO_PLOTS
 var matrixManifest = new Option<string>("--manifest") { Description = "The manifest.tsv eng/export-torchvision-matrix.py writes beside the files.", Required = true };
-var matrixTrain = new Option<int>("--train-images") { Description = "Fashion-MNIST images of the fine-tuning epoch.", DefaultValueFactory = _ => 128 };
+var matrixTrain = new Option<int>("--train-images") { Description = "Fashion-MNIST images of the fine-tuning epoch.", DefaultValueFactory = _ => 512 };
 var matrixTest = new Option<int>("--test-images") { Description = "Fashion-MNIST images the logits are compared on.", DefaultValueFactory = _ => 8 };
 var matrixOutput = new Option<string?>("--output") { Description = "Markdown file for the table." };
 var matrix = new Command("onnx-matrix", "torch.onnx files of torchvision's classifiers: import, logits against ONNX Runtime, one fine-tuning epoch, export again.") { matrixManifest, matrixTrain, matrixTest, matrixOutput };

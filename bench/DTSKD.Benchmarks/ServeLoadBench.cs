@@ -6,6 +6,7 @@ using System.Text;
 using DTSKD.Core.Models;
 using DTSKD.Core.Onnx;
 using SkiaSharp;
+using DTSKD.Testing;
 using static TorchSharp.torch;
 
 namespace DTSKD.Benchmarks;
@@ -350,8 +351,8 @@ public static class ServeLoadBench
         return data.ToArray();
     }
 
-    // The serving tests' bombs (linked from tests/DTSKD.Samples.Serve.Tests/Bombs.cs).
-    private static byte[] BombPng() => Samples.Serve.Tests.Bombs.Png(9999);
+    // The serving tests' bombs (tests/DTSKD.Testing).
+    private static byte[] BombPng() => Bombs.Png(9999);
 
-    private static byte[] BombBmp() => Samples.Serve.Tests.Bombs.Bmp(9999);
+    private static byte[] BombBmp() => Bombs.Bmp(9999);
 }

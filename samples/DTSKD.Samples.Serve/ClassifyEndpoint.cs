@@ -1,4 +1,5 @@
-using DTSKD.Core.Images;
+using DTSKD.Core.Deployment;
+using DTSKD.Samples.Inference;
 
 namespace DTSKD.Samples.Serve;
 

@@ -1,10 +1,11 @@
 using System.Threading.RateLimiting;
+using DTSKD.Core.Deployment;
 
 namespace DTSKD.Samples.Serve;
 
 /// <summary>
 /// Bounds the memory the server's decodes take together: every decode holds permits for the bytes its header says it will
-/// allocate (<see cref="Core.Images.ImageDecoder.DecodedBytes"/>), out of <see cref="ServeOptions.DecodeBudgetBytes"/>;
+/// allocate (<see cref="ImageDecoder.DecodedBytes"/>), out of <see cref="ServeOptions.DecodeBudgetBytes"/>;
 /// requests wait, oldest first, while the budget is spent, and past <see cref="ServeOptions.QueueLimit"/> waiting ones a
 /// request is turned away at once (503, Retry-After).
 /// </summary>

@@ -1,4 +1,5 @@
 using DTSKD.Samples.Serve;
+using DTSKD.Samples.Inference;
 
 // An image classifier trained with DTSKD.Core, served from its ONNX export:
 //   dotnet run --project samples/DTSKD.Samples.Serve -- --Model:Path=experiments/<run>/backbone.onnx

@@ -4,6 +4,7 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using Microsoft.Win32.SafeHandles;
+using DTSKD.Core.Deployment;
 
 namespace DTSKD.Core.Images;
 

@@ -1,4 +1,5 @@
 using DTSKD.Core.Data;
+using DTSKD.Core.Deployment;
 using static TorchSharp.torch;
 
 namespace DTSKD.Core.Images;

@@ -1,3 +1,4 @@
+using DTSKD.Core.Deployment;
 namespace DTSKD.Core.Images;
 
 /// <summary>How <see cref="ImageFolder.Open"/> reads a folder of images. The defaults suit small images (32 pixels, RGB, cached).</summary>

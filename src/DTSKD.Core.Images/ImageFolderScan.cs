@@ -1,3 +1,4 @@
+using DTSKD.Core.Deployment;
 namespace DTSKD.Core.Images;
 
 /// <summary>One image of a folder: where it is, its class, and what identifies its content for the cache.</summary>

@@ -4,6 +4,7 @@ using System.Text.Json;
 using DTSKD.Core.Models;
 using Google.Protobuf;
 using Onnx;
+using DTSKD.Core.Deployment;
 
 namespace DTSKD.Core.Onnx;
 

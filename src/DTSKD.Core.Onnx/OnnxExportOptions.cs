@@ -1,3 +1,4 @@
+using DTSKD.Core.Deployment;
 namespace DTSKD.Core.Onnx;
 
 /// <summary>What <see cref="OnnxExport"/> writes besides the weights: the preprocessing contract and the form of the graph.</summary>

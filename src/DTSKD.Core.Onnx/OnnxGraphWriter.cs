@@ -2,6 +2,7 @@ using DTSKD.Core.Models;
 using Google.Protobuf;
 using Onnx;
 using TorchSharp.Modules;
+using DTSKD.Core.Deployment;
 using static TorchSharp.torch;
 using DataType = Onnx.TensorProto.Types.DataType;
 

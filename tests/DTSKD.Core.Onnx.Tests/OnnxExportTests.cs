@@ -5,6 +5,7 @@ using Microsoft.ML.OnnxRuntime;
 using Microsoft.ML.OnnxRuntime.Tensors;
 using Tensor = TorchSharp.torch.Tensor;
 using TorchSharp.Modules;
+using DTSKD.Core.Deployment;
 using static TorchSharp.torch.nn;
 
 namespace DTSKD.Core.Onnx.Tests;

@@ -4,6 +4,7 @@ using DTSKD.Core.Onnx.Import;
 using DTSKD.Core.Training;
 using Microsoft.ML.OnnxRuntime;
 using Microsoft.ML.OnnxRuntime.Tensors;
+using DTSKD.Core.Deployment;
 using F = TorchSharp.torch.nn.functional;
 using Tensor = TorchSharp.torch.Tensor;
 

@@ -5,6 +5,7 @@ using System.Security.Cryptography;
 using DTSKD.Core.Training;
 using DTSKD.Samples.Cifar100;
 using Spectre.Console.Testing;
+using DTSKD.Testing;
 using static TorchSharp.torch;
 
 namespace DTSKD.Samples.Cifar100.Tests;
@@ -456,7 +457,7 @@ public sealed class SampleTests : SampleTestBase
         // An export whose metadata a hand edit broke: predict --onnx refuses it as the server does, before any image.
         (await Run("export", "--run", run, "--format", "onnx")).Code.Should().Be(Sample.Ok);
         var broken = Path.Combine(Dir.FullName, "broken.onnx");
-        Serve.Tests.OnnxMetadata.Rewrite(Path.Combine(run, "backbone.onnx"), broken, m => m["dtskd.std"] = "0");
+        OnnxMetadata.Rewrite(Path.Combine(run, "backbone.onnx"), broken, m => m["dtskd.std"] = "0");
         var before = Snapshot(run);
 
         foreach (var (args, code, message) in new (string[], int, string)[]

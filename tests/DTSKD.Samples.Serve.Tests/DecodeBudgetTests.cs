@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Http.Headers;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Mvc.Testing;
+using DTSKD.Testing;
 
 namespace DTSKD.Samples.Serve.Tests;
 

@@ -4,6 +4,7 @@ using DTSKD.Core.Models;
 using DTSKD.Core.Onnx;
 using DTSKD.Core.Training;
 using SkiaSharp;
+using DTSKD.Core.Deployment;
 using static TorchSharp.torch;
 
 namespace DTSKD.Samples.Serve.Tests;
@@ -58,7 +59,7 @@ public sealed class ServedModel : IDisposable
             }
 
             var decoded = new byte[784];
-            Core.Images.ImageDecoder.DecodeFile(path, 28, 1, decoded);
+            ImageDecoder.DecodeFile(path, 28, 1, decoded);
             using var scope = NewDisposeScope();
             using var noGrad = no_grad();
             var logits = backbone.call(data.Preprocessing.Prepare(tensor(decoded, [1, 1, 28, 28], ScalarType.Byte)));

@@ -5,6 +5,7 @@ using DTSKD.Core.Models;
 using DTSKD.Core.Training;
 using Spectre.Console;
 using TorchSharp;
+using DTSKD.Core.Deployment;
 using static TorchSharp.torch;
 
 namespace DTSKD.Samples.Cifar100;
@@ -51,7 +52,7 @@ internal static class ExportCommand
             ClassNames = names, AllHeads = request.AllHeads, FoldBatchNorm = request.FoldBatchNorm,
         });
         console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"Wrote {summary.Path}: {options.ClassifierType}, ONNX opset {Core.Onnx.OnnxContract.Opset}, outputs {string.Join(", ", summary.Outputs)}, {summary.Weights:N0} weights, {summary.Bytes:N0} bytes{(request.FoldBatchNorm ? $", {summary.FoldedBatchNorms} batch norms folded" : "")}."));
+            $"Wrote {summary.Path}: {options.ClassifierType}, ONNX opset {OnnxContract.Opset}, outputs {string.Join(", ", summary.Outputs)}, {summary.Weights:N0} weights, {summary.Bytes:N0} bytes{(request.FoldBatchNorm ? $", {summary.FoldedBatchNorms} batch norms folded" : "")}."));
         console.WriteLine("Run it with ONNX Runtime (`predict --onnx`, samples/DTSKD.Samples.Serve) or ML.NET: docs/deploy.md.");
         return Sample.Ok;
     }

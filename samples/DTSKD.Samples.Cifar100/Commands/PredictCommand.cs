@@ -5,6 +5,8 @@ using DTSKD.Core.Models;
 using DTSKD.Core.Training;
 using Spectre.Console;
 using TorchSharp;
+using DTSKD.Core.Deployment;
+using DTSKD.Samples.Inference;
 using static TorchSharp.torch;
 
 namespace DTSKD.Samples.Cifar100;
@@ -24,10 +26,10 @@ internal static class PredictCommand
             return Sample.Failed;
         }
 
-        Serve.OnnxClassifier loaded;
+        OnnxClassifier loaded;
         try
         {
-            loaded = new Serve.OnnxClassifier(path);
+            loaded = new OnnxClassifier(path);
         }
         catch (InvalidDataException ex)
         {
@@ -54,7 +56,7 @@ internal static class PredictCommand
         BackboneClassifier backbone, ToolRequest request, (ImageShape Stored, int Classes, IReadOnlyList<string>? Names, IBatchAugmentation Preprocessing) data,
         IAnsiConsole console, TextWriter errors)
     {
-        // Images are decoded as training saw its data (Core.Images.ImageDecoder).
+        // Images are decoded as training saw its data (ImageDecoder).
         var (stored, _, names, preprocessing) = data;
         var size = stored.Height;
         return Stream(
@@ -62,7 +64,7 @@ internal static class PredictCommand
             file =>
             {
                 var pixels = new byte[stored.Bytes];
-                Core.Images.ImageDecoder.DecodeFile(file, size, stored.Channels, pixels);
+                ImageDecoder.DecodeFile(file, size, stored.Channels, pixels);
                 return pixels;
             },
             batch =>
@@ -135,7 +137,7 @@ internal static class PredictCommand
             {
                 batch.Add((file, read(file)));
             }
-            catch (Core.Images.ImageDecodeException ex)
+            catch (ImageDecodeException ex)
             {
                 Fail(ex.Message);
                 continue;
@@ -167,17 +169,17 @@ internal static class PredictCommand
     }
 
     /// <summary>One batch on ONNX Runtime; when an image fails past its header, the batch is answered image by image so only that one is lost.</summary>
-    private static IReadOnlyList<Answer> Classify(Serve.OnnxClassifier classifier, IReadOnlyList<(string File, byte[] Image)> batch, int top)
+    private static IReadOnlyList<Answer> Classify(OnnxClassifier classifier, IReadOnlyList<(string File, byte[] Image)> batch, int top)
     {
         try
         {
             return [.. classifier.Classify([.. batch.Select(b => (b.Image, b.File))], top).Select(ranked => Answer.Of(ranked.Select(p => (p.Label, p.Probability))))];
         }
-        catch (Core.Images.ImageDecodeException) when (batch.Count > 1)
+        catch (ImageDecodeException) when (batch.Count > 1)
         {
             return [.. batch.Select(b => Classify(classifier, [b], top)[0])];
         }
-        catch (Core.Images.ImageDecodeException ex)
+        catch (ImageDecodeException ex)
         {
             return [new Answer(null, ex.Message)];
         }

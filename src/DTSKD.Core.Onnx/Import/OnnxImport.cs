@@ -1,6 +1,7 @@
 using System.Globalization;
 using DTSKD.Core.Models;
 using Onnx;
+using DTSKD.Core.Deployment;
 using static TorchSharp.torch;
 
 namespace DTSKD.Core.Onnx.Import;

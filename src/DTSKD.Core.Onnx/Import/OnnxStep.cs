@@ -1,4 +1,5 @@
 using Onnx;
+using DTSKD.Core.Deployment;
 using static TorchSharp.torch;
 
 namespace DTSKD.Core.Onnx.Import;

@@ -1,5 +1,6 @@
 using DTSKD.Core.Images;
 using SkiaSharp;
+using DTSKD.Core.Deployment;
 
 namespace DTSKD.Core.Tests.Images;
 

@@ -4,6 +4,7 @@ using DTSKD.Core.Images;
 using DTSKD.Core.Models;
 using DTSKD.Core.Training;
 using SkiaSharp;
+using DTSKD.Core.Deployment;
 
 namespace DTSKD.Core.Tests.Images;
 

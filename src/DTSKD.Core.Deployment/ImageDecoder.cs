@@ -1,7 +1,7 @@
 using System.Runtime.InteropServices;
 using SkiaSharp;
 
-namespace DTSKD.Core.Images;
+namespace DTSKD.Core.Deployment;
 
 /// <summary>
 /// Turns an image file into the pixels a model sees: decoded with SkiaSharp, turned upright by its EXIF orientation,

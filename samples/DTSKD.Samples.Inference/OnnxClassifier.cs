@@ -1,10 +1,10 @@
 using System.Globalization;
 using System.Text.Json;
-using DTSKD.Core.Images;
+using DTSKD.Core.Deployment;
 using Microsoft.ML.OnnxRuntime;
 using Microsoft.ML.OnnxRuntime.Tensors;
 
-namespace DTSKD.Samples.Serve;
+namespace DTSKD.Samples.Inference;
 
 /// <summary>One class and its probability.</summary>
 /// <param name="Label">The class's name (or "class i" when the model carries no names).</param>
@@ -38,7 +38,7 @@ public sealed class OnnxClassifier : IDisposable
         ModelContract contract;
         try
         {
-            contract = ModelContract.Read(path, _session.ModelMetadata.CustomMetadataMap, Shape(_session.InputMetadata, "input"), Shape(_session.OutputMetadata, "logits"));
+            contract = ModelContract.Read(path, _session.ModelMetadata.CustomMetadataMap, Shape(_session.InputMetadata, OnnxContract.InputName), Shape(_session.OutputMetadata, OnnxContract.LogitsName));
         }
         catch
         {
@@ -109,7 +109,7 @@ public sealed class OnnxClassifier : IDisposable
         }
 
         var tensor = new DenseTensor<float>(input, [images.Count, Channels, ImageSize, ImageSize]);
-        using var results = _session.Run([NamedOnnxValue.CreateFromTensor("input", tensor)], ["logits"]);
+        using var results = _session.Run([NamedOnnxValue.CreateFromTensor(OnnxContract.InputName, tensor)], [OnnxContract.LogitsName]);
         var logits = results[0].AsTensor<float>().ToArray();
         var k = Math.Min(top, ClassCount);
         return [.. Enumerable.Range(0, images.Count).Select(i => Rank(logits.AsSpan(i * ClassCount, ClassCount), k))];

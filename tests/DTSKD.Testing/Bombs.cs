@@ -2,10 +2,10 @@ using System.Buffers.Binary;
 using System.IO.Compression;
 using System.Text;
 
-namespace DTSKD.Samples.Serve.Tests;
+namespace DTSKD.Testing;
 
 /// <summary>Small files that declare huge images: what a hostile client uploads.</summary>
-internal static class Bombs
+public static class Bombs
 {
     /// <summary>A 1-bit gray PNG of <paramref name="side"/> x <paramref name="side"/> zeros: about 12 KB for 9999, 400 MB once decoded to RGBA.</summary>
     public static byte[] Png(int side)

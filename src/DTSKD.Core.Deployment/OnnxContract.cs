@@ -1,4 +1,4 @@
-namespace DTSKD.Core.Onnx;
+namespace DTSKD.Core.Deployment;
 
 /// <summary>
 /// What an exported file promises its consumer: the names of its input and outputs, and the metadata keys that carry the

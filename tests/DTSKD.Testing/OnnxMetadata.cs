@@ -1,12 +1,12 @@
 using System.Text;
 
-namespace DTSKD.Samples.Serve.Tests;
+namespace DTSKD.Testing;
 
 /// <summary>
 /// Rewrites the metadata of an ONNX file (ModelProto field 14, <c>metadata_props</c>), leaving the graph as it is: the
 /// exporter refuses bad metadata, so the tests make the files a careless tool or a hand edit would.
 /// </summary>
-internal static class OnnxMetadata
+public static class OnnxMetadata
 {
     private const int MetadataField = 14;
 

@@ -1,4 +1,4 @@
-namespace DTSKD.Core.Images;
+namespace DTSKD.Core.Deployment;
 
 /// <summary>An image that cannot be used: empty, not an image, truncated, or too large. The message names the file and says which.</summary>
 public sealed class ImageDecodeException : IOException

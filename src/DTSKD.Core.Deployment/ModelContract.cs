@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text.Json;
 
-namespace DTSKD.Samples.Serve;
+namespace DTSKD.Core.Deployment;
 
 /// <summary>
 /// The preprocessing an exported file promises (its <c>dtskd.*</c> metadata, docs/deploy.md), parsed and checked once,
@@ -18,18 +18,13 @@ namespace DTSKD.Samples.Serve;
 /// <param name="Model">The network's name.</param>
 public sealed record ModelContract(int ImageSize, int DecodeSize, int Channels, double[] Mean, double[] Std, int ClassCount, string[] ClassNames, string Model)
 {
-    // The keys of DTSKD.Core.Onnx's OnnxContract, spelled out: the service does not reference TorchSharp.
-    private const string ImageSizeKey = "dtskd.image_size";
-    private const string DecodeSizeKey = "dtskd.decode_size";
-    private const string ChannelsKey = "dtskd.channels";
-    private const string MeanKey = "dtskd.mean";
-    private const string StdKey = "dtskd.std";
-    private const string ClassNamesKey = "dtskd.class_names";
-    private const string ModelKey = "dtskd.model";
-
-    /// <summary>The largest decode size served for a model of <paramref name="imageSize"/> pixels: OnnxContract.LargestDecodeSize's bound (eight times, at most 4096), which the exporter enforces.</summary>
-    /// <param name="imageSize">The side of the model's input.</param>
-    public static int LargestDecodeSize(int imageSize) => (int)Math.Min(4096, 8L * imageSize);
+    private const string ImageSizeKey = OnnxContract.ImageSizeKey;
+    private const string DecodeSizeKey = OnnxContract.DecodeSizeKey;
+    private const string ChannelsKey = OnnxContract.ChannelsKey;
+    private const string MeanKey = OnnxContract.MeanKey;
+    private const string StdKey = OnnxContract.StdKey;
+    private const string ClassNamesKey = OnnxContract.ClassNamesKey;
+    private const string ModelKey = OnnxContract.ModelKey;
 
     /// <summary>Reads and checks the contract.</summary>
     /// <param name="path">The file, for messages.</param>
@@ -50,12 +45,12 @@ public sealed record ModelContract(int ImageSize, int DecodeSize, int Channels, 
 
         if (input is not { Length: 4 })
         {
-            throw Bad($"the model has no input '{"input"}' of shape [batch, channels, size, size].");
+            throw Bad($"the model has no input '{OnnxContract.InputName}' of shape [batch, channels, size, size].");
         }
 
         if (logits is not { Length: 2 } || logits[1] < 1)
         {
-            throw Bad($"the model has no output '{"logits"}' of shape [batch, classes] with a fixed number of classes.");
+            throw Bad($"the model has no output '{OnnxContract.LogitsName}' of shape [batch, classes] with a fixed number of classes.");
         }
 
         var imageSize = Whole(ImageSizeKey, "the side of the model's input in pixels");
@@ -76,7 +71,7 @@ public sealed record ModelContract(int ImageSize, int DecodeSize, int Channels, 
         }
 
         var decodeSize = Whole(DecodeSizeKey, "the side images are decoded to");
-        var largest = LargestDecodeSize(imageSize);
+        var largest = OnnxContract.LargestDecodeSize(imageSize);
         if (decodeSize < imageSize || decodeSize > largest)
         {
             throw Bad($"metadata {DecodeSizeKey} is {decodeSize}; expected from {ImageSizeKey} ({imageSize}) to {largest} pixels.");
