@@ -124,8 +124,10 @@ public static class OnnxMatrix
         var recipe = TrainerOptions.FineTuningRecipe(1);
         // The fine-tuning recipe as a user runs it (its one-epoch warm-up included), at batch 16.
         (recipe.BatchSize, recipe.EvalBatchSize, recipe.FineTuning, recipe.Seed) = (16, 32, FineTuning.For(network), 1);
+        // The trainer's own evaluation is not what is measured: the test images' pixels, not the training set again.
+        using var held = ImageDataset.FromTensors(test.Pixels, test.Labels, 10);
         using (var loss = DualTeacherLoss.For(model, dataset.Count))
-        using (var trainer = new Trainer(model, loss, dataset, dataset, new PadCropFlip(network.Mean, network.Std, padding: entry.Size / 8), recipe))
+        using (var trainer = new Trainer(model, loss, dataset, held, new PadCropFlip(network.Mean, network.Std, padding: entry.Size / 8), recipe))
         {
             trainer.Run();
         }
@@ -154,7 +156,18 @@ public static class OnnxMatrix
             return Failed("export: " + ex.Message.Split('\n')[0], difference, before, after, model.BranchCount);
         }
 
-        return new Outcome(entry, true, difference, before, after, exported, model.BranchCount, clock.Elapsed.TotalSeconds, string.Join(" ", network.Notes.Where(n => n.Contains("takes", StringComparison.Ordinal) && n.Contains("only", StringComparison.Ordinal))));
+        var notes = new List<string>();
+        if (network.RequiredImageSize is { } required)
+        {
+            notes.Add($"takes {required} px only");
+        }
+
+        if (!network.Notes.Any(n => n.StartsWith("The file's batch norms were exported in training mode", StringComparison.Ordinal)) && network.Notes.Any(n => n.StartsWith("The file has no batch norms", StringComparison.Ordinal)))
+        {
+            notes.Add("no batch norms");
+        }
+
+        return new Outcome(entry, true, difference, before, after, exported, model.BranchCount, clock.Elapsed.TotalSeconds, string.Join("; ", notes));
     }
 
     private static string GraphOutput(string path) => Onnx.ModelProto.Parser.ParseFrom(File.ReadAllBytes(path)).Graph.Output[0].Name;

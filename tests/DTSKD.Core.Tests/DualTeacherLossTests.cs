@@ -84,6 +84,66 @@ public class DualTeacherLossTests
     }
 
     [Fact]
+    public void Before_the_teachers_speak_every_head_learns_its_labels_while_the_memory_records_and_then_the_recipe_takes_over()
+    {
+        var rng = new Random(53);
+        using var loss = new DualTeacherLoss(branchCount: 3, Classes, sampleCount: 3, new DualTeacherLossOptions { TeachersFromEpoch = 2, StructuralWarmupEpochs = 2 });
+        long[] y = [2, 0, 4];
+        using var labels = tensor(y);
+        using var indices = tensor(new long[] { 0, 1, 2 });
+        var oneHot = Reference.OneHot(y, Classes);
+        double[][][]? previous = null;
+        for (var epoch = 0; epoch < 4; epoch++)
+        {
+            var heads = Enumerable.Range(0, 4).Select(_ => TestTensors.RandomLogits(rng, 3, Classes)).ToArray();
+            using var output = new MultiBranchOutput(TestTensors.ToTensor(heads[0]), heads.Skip(1).Select(h => TestTensors.ToTensor(h)).ToArray());
+            using var result = loss.Compute(output, labels, indices, epoch, totalEpochs: 10);
+
+            var teaching = epoch >= 2;
+            var alpha = teaching ? Reference.CosineAlpha(0.9, 0.0, epoch, 10) : 1.0;
+            result.Scalars["alpha"].Should().BeApproximately(alpha, 1e-15, $"epoch {epoch}");
+            result.Scalars["kd_weight"].Should().BeApproximately(teaching ? 0.8 * Math.Min(1.0, (epoch - 2) / 2.0) : 0, 1e-15, "the KD ramp counts from the teachers' first epoch");
+            double supervised = 0;
+            double[] w = [3.0, 1.0, 1.0, 1.0];
+            for (var h = 0; h < 4; h++)
+            {
+                var target = teaching ? Reference.Mix(alpha, oneHot, Reference.Softmax(previous![h])) : oneHot;
+                supervised += w[h] * Reference.SoftTargetKl(heads[h], target, 1.0);
+            }
+
+            var kd = Enumerable.Range(1, 3).Sum(k => Reference.Kl(heads[k], heads[0], 4.0));
+            var expected = (0.2 * supervised) + (result.Scalars["kd_weight"] * kd);
+            result.Total.item<float>().Should().BeApproximately((float)expected, (float)(1e-5 * expected), $"epoch {epoch}");
+            previous = heads;
+        }
+    }
+
+    [Fact]
+    public void Detached_branches_send_no_gradient_into_the_backbone()
+    {
+        manual_seed(5);
+        using var model = Models.MultiBranchModels.resnet18_dtskd(numClasses: Classes, baseWidth: 16, neckWidth: 16);
+        using var loss = DualTeacherLoss.For(model, 4, new DualTeacherLossOptions { DetachBackbone = true, BackboneWeight = 0 });
+        using var images = randn(4, 3, 32, 32);
+        using var labels = tensor(new long[] { 0, 1, 2, 3 });
+        using var indices = arange(4);
+        foreach (var detached in new[] { false, true })
+        {
+            model.BranchesDetached = detached;
+            model.zero_grad();
+            using var output = model.call(images);
+            using var result = loss.Compute(output, labels, indices, 0, 1);
+            result.Total.backward();
+
+            // With the backbone head's weight 0 and a fixed KD target, only the branches' terms are left: they reach the backbone unless detached.
+            var conv = model.named_parameters().Single(p => p.name == "conv1.weight").parameter.grad;
+            var reached = conv is not null && conv.abs().sum().item<float>() > 0;
+            reached.Should().Be(!detached, $"branches detached: {detached}");
+            model.parameters().Where(p => p.grad is { } g && g.abs().sum().item<float>() > 0).Should().NotBeEmpty("the neck and branches still learn");
+        }
+    }
+
+    [Fact]
     public void With_history_off_the_loss_is_backbone_CE_plus_KD()
     {
         var rng = new Random(43);

@@ -12,7 +12,7 @@ public sealed class ObjectiveSpecTests
         {
             var objective = ObjectiveSpec.Parse(key).Create(model, 10);
             (objective as IDisposable)?.Dispose();
-            objective.Should().BeAssignableTo(key.StartsWith("ce", StringComparison.Ordinal) ? typeof(CrossEntropyObjective) : typeof(DualTeacherLoss), key);
+            objective.Should().BeAssignableTo(key is "ce" or "ce-all" or "ls" ? typeof(CrossEntropyObjective) : typeof(DualTeacherLoss), key);
         }
 
         ((CrossEntropyObjective)ObjectiveSpec.Parse("ce").Create(model, 10)).HeadWeights.Should().Equal(1.0, 0.0, 0.0, 0.0);
@@ -69,5 +69,39 @@ public sealed class ObjectiveSpecTests
     {
         var act = () => ObjectiveSpec.Parse(text);
         act.Should().Throw<ArgumentException>().Which.Message.Should().Contain(expected);
+    }
+
+    [Fact]
+    public void Label_smoothing_is_pytorch_s_cross_entropy_with_label_smoothing()
+    {
+        // torch.nn.functional.cross_entropy(z, y, label_smoothing=eps) on these float64 logits (PyTorch 1.13).
+        using var z = tensor(Enumerable.Range(0, 4).SelectMany(i => Enumerable.Range(0, 5).Select(j => Math.Sin((0.7 * i) + (1.3 * j)) * (1 + (0.5 * j)))).ToArray(), [4, 5], ScalarType.Float64);
+        using var y = tensor(new long[] { 0, 3, 4, 1 });
+        using var indices = arange(4);
+        foreach (var (eps, expected) in new[] { (0.1, 2.6749227227410226), (0.2, 2.6491345061922473) })
+        {
+            var objective = new CrossEntropyObjective([1.0, 0.0], 5) { LabelSmoothing = eps };
+            using var output = new MultiBranchOutput(z.alias(), [z.alias()]);
+            using var result = objective.Compute(output, y, indices, 0, 1);
+            result.Total.item<double>().Should().BeApproximately(expected, 1e-12, $"ε {eps}");
+            result.Components.Keys.Should().Equal("ls/backbone");
+            objective.Name.Should().Be($"ce-backbone-ls{eps}");
+        }
+
+        using (var plain = new MultiBranchOutput(z.alias(), [z.alias()]))
+        using (var result = new CrossEntropyObjective([1.0, 0.0], 5).Compute(plain, y, indices, 0, 1))
+        {
+            result.Total.item<double>().Should().BeApproximately(2.700710939289798, 1e-12, "ε 0 is cross-entropy");
+        }
+
+        using var model = ResNetDtskd.ResNet18(TrainerTests.TinyModel);
+        ((CrossEntropyObjective)ObjectiveSpec.Parse("ls").Create(model, 10)).LabelSmoothing.Should().Be(0.1);
+        var tuned = ObjectiveSpec.Parse("ls[eps=0.2]");
+        (tuned.Text, tuned.FileName).Should().Be(("ls[eps=0.2]", "ls_eps-0.2"));
+        ((CrossEntropyObjective)tuned.Create(model, 10)).LabelSmoothing.Should().Be(0.2);
+        ((CrossEntropyObjective)tuned.Create(model, 10)).HeadWeights.Should().Equal(1.0, 0.0, 0.0, 0.0);
+        ((Action)(() => ObjectiveSpec.Parse("ls[eps=1.5]"))).Should().Throw<ArgumentException>().WithMessage("objective 'ls' takes eps=<ε> with ε in (0, 1), as in ls[eps=0.2]; got 'eps=1.5'.*");
+        ((Action)(() => ObjectiveSpec.Parse("ls[t2=off]"))).Should().Throw<ArgumentException>();
+        ((Action)(() => _ = new CrossEntropyObjective([1.0, 0.0], 5) { LabelSmoothing = 1 })).Should().Throw<ArgumentOutOfRangeException>();
     }
 }

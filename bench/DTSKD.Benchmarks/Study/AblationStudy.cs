@@ -63,6 +63,7 @@ public static class AblationStudy
         var branchPoints = new Option<string[]?>("--branch-points") { Description = "With an .onnx --pretrained: the tensors the branches attach to (default: the inputs of its strided convolutions).", AllowMultipleArgumentsPerToken = true };
         var freeze = new Option<string>("--freeze") { Description = "With --pretrained: the last frozen stage (none, stem, stage1..).", DefaultValueFactory = _ => "none" };
         var freezeBn = new Option<bool>("--freeze-bn") { Description = "With --pretrained: the pretrained batch norms keep their statistics." };
+        var detachBranches = new Option<bool>("--detach-branches") { Description = "The branches read the backbone detached: no branch term trains the backbone (combine with a row's [detach] for the KD target)." };
         var lrFactor = new Option<double?>("--backbone-lr-factor") { Description = $"With --pretrained: the pretrained parameters' share of --lr (default {FineTuning.RecipeBackboneFactor})." };
         var warmup = new Option<int?>("--warmup-epochs") { Description = $"With --pretrained: epochs of linear warm-up (default {FineTuning.RecipeWarmupEpochs})." };
         var title = new Option<string>("--title") { DefaultValueFactory = _ => "What each teacher buys", Description = "The report's title." };
@@ -70,10 +71,11 @@ public static class AblationStudy
         var runsDir = new Option<string?>("--runs-dir") { Description = "The folder every finished run is written to, shared by the shards (default: <output's name>/runs next to the report)." };
         var shard = new Option<string?>("--shard") { Description = "Run only shard i of n (i/n, 0-based): the runs at positions i, i+n, ... Default: SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX when set, else all." };
         var shards = new Option<int?>("--shards") { Description = "The number of shards, where the scheduler does not give it (a Kubernetes Indexed Job's completions)." };
+        var threads = new Option<int?>("--threads") { Description = "LibTorch's CPU threads (default: one per core; under a scheduler, the cores it allocated, e.g. $SLURM_CPUS_PER_TASK). Not part of the study: shards may differ." };
         var command = new Command("ablation", "Trains every row with the same budget and writes the table, verdict, plot and CSV; sharded, writes its runs for `ablation merge`.")
         {
             deviceOption, dataType, dataPath, imageSize, channels, imageCache, epochs, trainLimit, testLimit, batch, lr, model, baseWidth, neckWidth, precision,
-            seeds, rows, noise, noiseSeed, title, output, runsDir, shard, shards, pretrained, branchPoints, freeze, freezeBn, lrFactor, warmup, stem,
+            seeds, rows, noise, noiseSeed, title, output, runsDir, shard, shards, threads, pretrained, branchPoints, freeze, freezeBn, detachBranches, lrFactor, warmup, stem,
         };
 
         // Checked while parsing, so that nothing of a study (its runs folder, study.json) is written for settings it cannot run.
@@ -93,8 +95,19 @@ public static class AblationStudy
         merge.SetAction(r => Fail(() => StudyReport.Merge(r.GetValue(mergeRuns)!, r.GetValue(mergeOutput)!, Console.Out)));
         command.Add(merge);
 
+        var budgetRuns = new Option<string[]>("--runs-dir") { Description = "The runs folders of the studies, one per budget (the same rows, seeds and data; a ce row).", Required = true, AllowMultipleArgumentsPerToken = true };
+        var budgetOutput = new Option<string>("--output") { Description = "The report (Markdown); its plot goes next to it, in <name>/.", Required = true };
+        var budget = new Command("budget", "Each row's gain over cross-entropy against the training budget, from finished studies of several budgets.") { budgetRuns, budgetOutput };
+        budget.SetAction(r => Fail(() => BudgetReport.Write(r.GetValue(budgetRuns)!, r.GetValue(budgetOutput)!, Console.Out)));
+        command.Add(budget);
+
         command.SetAction(r => Fail(() =>
         {
+            if (r.GetValue(threads) is { } count)
+            {
+                set_num_threads(count);
+            }
+
             var rowList = ObjectiveSpec.ParseList(r.GetValue(rows)!);
             long[] seedList = [.. r.GetValue(seeds)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
                 .Select(s => long.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out var v) ? v : throw new ArgumentException($"--seeds: '{s}' is not a whole number."))];
@@ -114,7 +127,7 @@ public static class AblationStudy
             bool Given(Option o) => r.GetResult(o) is { Implicit: false };
             var settings = new StudySettings
             {
-                Pretrained = from, BranchPoints = r.GetValue(branchPoints) is { Length: > 0 } points ? points : null, Freeze = from is null ? null : r.GetValue(freeze), FreezeBn = r.GetValue(freezeBn),
+                Pretrained = from, BranchPoints = r.GetValue(branchPoints) is { Length: > 0 } points ? points : null, Freeze = from is null ? null : r.GetValue(freeze), FreezeBn = r.GetValue(freezeBn), DetachBranches = r.GetValue(detachBranches),
                 BackboneLrFactor = r.GetValue(lrFactor), WarmupEpochs = r.GetValue(warmup), WeightDecay = from is null ? null : recipe.WeightDecay,
                 Stem = from is null && r.GetValue(stem) == "imagenet" ? "imagenet" : null,
                 DataType = type, DataPath = r.GetValue(dataPath), ImageSize = type == "folder" ? r.GetValue(imageSize) ?? 32 : null,
@@ -151,11 +164,12 @@ public static class AblationStudy
     {
         for (var i = 0; i < args.Length; i++)
         {
-            if (args[i] is "--shard" or "--shards")
+            // Which shard, and the threads it runs with, are not the study: every shard writes the same command.
+            if (args[i] is "--shard" or "--shards" or "--threads")
             {
                 i++;
             }
-            else if (!args[i].StartsWith("--shard=", StringComparison.Ordinal) && !args[i].StartsWith("--shards=", StringComparison.Ordinal))
+            else if (!args[i].StartsWith("--shard=", StringComparison.Ordinal) && !args[i].StartsWith("--shards=", StringComparison.Ordinal) && !args[i].StartsWith("--threads=", StringComparison.Ordinal))
             {
                 yield return args[i];
             }
@@ -197,6 +211,7 @@ public static class AblationStudy
                     ClassCount = train.ClassCount, InputChannels = train.Shape.Channels, BaseWidth = s.BaseWidth, NeckWidth = s.NeckWidth,
                     Stem = s.Stem == "imagenet" ? ModelStem.ImageNet : ModelStem.Cifar,
                 });
+                network.BranchesDetached = s.DetachBranches;
                 var objective = row.Create(network, train.Count, device);
                 using var owned = objective as IDisposable;
                 var options = new TrainerOptions

@@ -192,6 +192,6 @@ public static class StudyReport
         var factor = s.BackboneLrFactor ?? DTSKD.Core.Training.FineTuning.RecipeBackboneFactor;
         var warmup = s.WarmupEpochs ?? DTSKD.Core.Training.FineTuning.RecipeWarmupEpochs;
         return $"`{s.Model}` pretrained (`{s.Pretrained}`), neck {s.NeckWidth}, fine-tuned: backbone at {factor.ToString(inv)} of the rate, {warmup} warm-up epoch{(warmup == 1 ? "" : "s")}, " +
-               $"frozen through {s.Freeze ?? "none"}{(s.FreezeBn ? ", batch norms frozen" : "")}{(s.BranchPoints is { Length: > 0 } p ? $", branches at {string.Join(", ", p)}" : "")},";
+               $"frozen through {s.Freeze ?? "none"}{(s.FreezeBn ? ", batch norms frozen" : "")}{(s.DetachBranches ? ", branches detached from the backbone" : "")}{(s.BranchPoints is { Length: > 0 } p ? $", branches at {string.Join(", ", p)}" : "")},";
     }
 }

@@ -50,6 +50,10 @@ public sealed record StudySettings
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
     public bool FreezeBn { get; init; }
 
+    /// <summary>Whether the branches read the backbone detached (MultiBranchModule.BranchesDetached): no branch term trains the backbone.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public bool DetachBranches { get; init; }
+
     /// <summary>The pretrained parameters' learning-rate factor.</summary>
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
     public double? BackboneLrFactor { get; init; }

@@ -36,6 +36,12 @@ public sealed record ExperimentConfig
     public double CosMax { get; init; } = Core.CoefficientSchedule.RecipeCosineMax;
     public double CosMin { get; init; } = Core.CoefficientSchedule.RecipeCosineMin;
     public double AlphaT { get; init; } = Core.CoefficientSchedule.ReleaseLinearAlphaT;
+
+    /// <summary>--teachers-from-epoch: before it, hard labels alone (a cross-entropy warm-up); 0 for the teachers from the start.</summary>
+    public int TeachersFromEpoch { get; init; }
+
+    /// <summary>--detach-branches: no teacher term sends a gradient into the backbone (detached neck inputs, detached KD target).</summary>
+    public bool DetachBranches { get; init; }
     public string ClassifierType { get; init; } = "resnet18_dtskd";
     public string DataType { get; init; } = "cifar100";
     public string? DataPath { get; init; }

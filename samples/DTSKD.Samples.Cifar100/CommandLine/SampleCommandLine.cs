@@ -89,6 +89,15 @@ public static class SampleCommandLine
         var cosMax = Unit(new Option<double>("--cos-max") { Description = "alpha_t at epoch 0 (cos).", DefaultValueFactory = _ => d.CosMax });
         var cosMin = Unit(new Option<double>("--cos-min") { Description = "alpha_t approached at the end (cos).", DefaultValueFactory = _ => d.CosMin });
         var alphaT = Unit(new Option<double>("--alpha-t") { Description = "The release's --alpha_T (linear): alpha_t = 1 - alpha_T (e+1)/E.", DefaultValueFactory = _ => d.AlphaT });
+        var teachersFrom = new Option<int>("--teachers-from-epoch") { Description = "The 0-based epoch from which the teachers speak; before it every head learns from its labels alone (a cross-entropy warm-up of a pretrained backbone). 0: from the start.", DefaultValueFactory = _ => d.TeachersFromEpoch };
+        teachersFrom.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<int>() < 0)
+            {
+                r.AddError("--teachers-from-epoch must be 0 or more.");
+            }
+        });
+        var detachBranches = new Option<bool>("--detach-branches") { Description = "The branches read the backbone's maps detached and the backbone is a fixed target in the KD terms: no teacher term sends a gradient into the backbone (a fine-tuning remedy, docs/pretrained.md)." };
         var noDownload = new Option<bool>("--no-download") { Description = "Fail instead of downloading CIFAR-100 when it is missing." };
         var experimentsDir = new Option<string>("--experiments-dir") { Description = "Folder for the runs' outputs.", DefaultValueFactory = _ => d.ExperimentsDir };
         var experimentsName = new Option<string?>("--experiments-name")
@@ -138,7 +147,7 @@ public static class SampleCommandLine
         var root = new RootCommand("Reproduces DTSKD's CIFAR-100 ResNet-18 experiment (Dual Teachers for Self-Knowledge Distillation) with DTSKD.Core. " +
                                    "After training: evaluate, export and predict (see their --help).")
         {
-            lr, schedule, rate, wd, momentum, epochs, batch, shared.EvalBatch, objective, hskd, backbone, b1, b2, b3, ce, kd, temperature, decay, cosMax, cosMin, alphaT,
+            lr, schedule, rate, wd, momentum, epochs, batch, shared.EvalBatch, objective, hskd, backbone, b1, b2, b3, ce, kd, temperature, decay, cosMax, cosMin, alphaT, teachersFrom, detachBranches,
             shared.Model, shared.DataType, shared.DataPath, noDownload, experimentsDir, experimentsName, resume, overwrite, seed, shared.Device, precision, noTf32,
             shared.Threads, shared.BaseWidth, shared.NeckWidth, trainLimit, shared.TestLimit, bestAfter, logInterval, noTensorBoard, tsne,
             imageSize, channels, imageMode, imageCache, skipBad, stem,
@@ -194,6 +203,7 @@ public static class SampleCommandLine
             BackboneWeight = result.GetValue(backbone), B1Weight = result.GetValue(b1), B2Weight = result.GetValue(b2), B3Weight = result.GetValue(b3),
             CeWeight = result.GetValue(ce), KdWeight = result.GetValue(kd), Temperature = result.GetValue(temperature),
             CoeffDecay = result.GetValue(decay)!, CosMax = result.GetValue(cosMax), CosMin = result.GetValue(cosMin), AlphaT = result.GetValue(alphaT),
+            TeachersFromEpoch = result.GetValue(teachersFrom), DetachBranches = result.GetValue(detachBranches),
             Download = !result.GetValue(noDownload), ExperimentsDir = result.GetValue(experimentsDir)!, ExperimentsName = result.GetValue(experimentsName),
             Resume = result.GetResult(resume) is not null, ResumeFrom = result.GetValue(resume), Overwrite = result.GetValue(overwrite), Seed = result.GetValue(seed),
             Precision = result.GetValue(precision)!, Tf32 = !result.GetValue(noTf32), TrainLimit = result.GetValue(trainLimit),

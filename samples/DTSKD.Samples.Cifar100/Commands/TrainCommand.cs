@@ -77,6 +77,7 @@ internal sealed class TrainCommand(IAnsiConsole console, TextWriter errors, Samp
             }
 
             using var model = pretrained?.Model ?? MultiBranchModels.Create(config.ClassifierType, config.ModelOptions(train.ClassCount, train.Shape.Channels));
+            model.BranchesDetached = config.DetachBranches;
             var preprocessing = pretrained is null ? data.Splits.Preprocessing : SampleData.Preprocessing(config, pretrained.Mean, pretrained.Std);
 
             // The objective: by default the two teachers composed by the dual-teacher loss (built for this model, so the

@@ -23,6 +23,8 @@ public static class SampleRecipe
         StructuralWeight = config.KdWeight,
         Temperature = config.Temperature,
         UseHistoricalTeacher = config.Hskd,
+        TeachersFromEpoch = config.TeachersFromEpoch,
+        DetachBackbone = config.DetachBranches,
 
         // Labels and indices come from validated readers and the trainer's sampler: on a GPU, skip the per-step
         // checks that would wait for the device.

@@ -353,8 +353,8 @@ public static class OnnxImport
         notes.AddRange(build.Notes);
         if (!steps.Any(s => s.OpType == "BatchNormalization") && steps.Any(s => s.OpType == "Conv"))
         {
-            notes.Add("The file has no batch norms (an eval-mode export folds them into the convolutions): fine-tuning adapts the convolutions alone. " +
-                "Export with training=torch.onnx.TrainingMode.TRAINING to keep them (docs/pretrained.md).");
+            notes.Add("The file has no batch norms: the network has none, or an eval-mode export folded them into its convolutions, so fine-tuning adapts the convolutions alone. " +
+                "If it had them, export with training=torch.onnx.TrainingMode.TRAINING to keep them (docs/pretrained.md).");
         }
 
         return new Imported(backbone, Stages(steps, backbone, build), notes, minimum, required);

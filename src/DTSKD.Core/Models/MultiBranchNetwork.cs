@@ -103,7 +103,8 @@ public sealed class MultiBranchNetwork : MultiBranchModule, IBackboneSource
         }
 
         var logits = fc.call(feature);
-        var branches = neck.call(features.Stages, feature);
+        var (stages, neckFeature) = NeckInputs(features.Stages, feature);
+        var branches = neck.call(stages, neckFeature);
         return new MultiBranchOutput(logits, branches).MoveToOuterDisposeScope();
     }
 }

@@ -83,7 +83,8 @@ public sealed class DualTeacherLoss : IPerSampleObjective, IDisposable
         Tensor supervised;
         if (HistoricalTeacher is { } history)
         {
-            var alpha = scalars["alpha"] = _options.Schedule.At(epoch, totalEpochs);
+            // Before the teachers speak the soft target is the label (the memory still records this epoch's predictions).
+            var alpha = scalars["alpha"] = epoch < _options.TeachersFromEpoch ? 1.0 : _options.Schedule.At(epoch, totalEpochs);
             var terms = history.TermsUnchecked(z, labels, indices, alpha);
             supervised = terms[0].mul(_headWeights[0]);
             components["history/backbone"] = terms[0];
@@ -105,7 +106,7 @@ public sealed class DualTeacherLoss : IPerSampleObjective, IDisposable
         }
 
         var kdWeight = _options.StructuralWeightAt(epoch);
-        if (_options.StructuralWarmupEpochs > 0)
+        if (_options.StructuralWarmupEpochs > 0 || _options.TeachersFromEpoch > 0)
         {
             scalars["kd_weight"] = kdWeight;
         }

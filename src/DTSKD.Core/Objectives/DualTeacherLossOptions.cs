@@ -41,6 +41,14 @@ public sealed class DualTeacherLossOptions
     public int StructuralWarmupEpochs { get; set; }
 
     /// <summary>
+    /// The 0-based epoch from which the teachers speak; before it every head learns from its hard labels alone (the
+    /// soft targets' alpha is 1 and the KD weight 0), as a cross-entropy warm-up of a pretrained backbone, while the
+    /// historical teacher already records each epoch's predictions. The KD ramp of <see cref="StructuralWarmupEpochs"/>
+    /// counts from this epoch. 0 (the recipe) for teachers from the start.
+    /// </summary>
+    public int TeachersFromEpoch { get; set; }
+
+    /// <summary>
     /// True (the recipe, <c>--HSKD 1</c>) for soft targets from the historical teacher on every head; false for
     /// hard-label cross-entropy on the backbone only (<c>--HSKD 0</c>, which is also what the public release
     /// effectively trains, since its history never updates).
@@ -73,7 +81,8 @@ public sealed class DualTeacherLossOptions
     /// <summary>The weight of the KD part at a 0-based epoch: <see cref="StructuralWeight"/>, ramped over <see cref="StructuralWarmupEpochs"/>.</summary>
     /// <param name="epoch">The 0-based epoch.</param>
     internal double StructuralWeightAt(int epoch) =>
-        StructuralWarmupEpochs > 0 ? StructuralWeight * Math.Min(1.0, (double)Math.Max(epoch, 0) / StructuralWarmupEpochs) : StructuralWeight;
+        epoch < TeachersFromEpoch ? 0
+        : StructuralWarmupEpochs > 0 ? StructuralWeight * Math.Min(1.0, (double)Math.Max(epoch - TeachersFromEpoch, 0) / StructuralWarmupEpochs) : StructuralWeight;
 
     /// <summary>Throws when an option is out of range; called by <see cref="DualTeacherLoss"/>'s constructor.</summary>
     /// <param name="branchCount">When given, the number of branches the model has, which <see cref="BranchWeights"/> must match.</param>
@@ -101,6 +110,11 @@ public sealed class DualTeacherLossOptions
         if (StructuralWarmupEpochs < 0)
         {
             throw Invalid(nameof(StructuralWarmupEpochs), $"{nameof(StructuralWarmupEpochs)} must be 0 or more; got {StructuralWarmupEpochs}.");
+        }
+
+        if (TeachersFromEpoch < 0)
+        {
+            throw Invalid(nameof(TeachersFromEpoch), $"{nameof(TeachersFromEpoch)} must be 0 or more; got {TeachersFromEpoch}.");
         }
     }
 

@@ -97,6 +97,26 @@ public static class Losses
         return z.log_softmax(-1).gather(-1, target).squeeze(-1).mean([-1]).neg().MoveToOuterDisposeScope();
     }
 
+    /// <summary>
+    /// Label-smoothed cross-entropy, as PyTorch's <c>cross_entropy(label_smoothing=ε)</c> computes it: (1 − ε) times the
+    /// label's −log p plus ε times the mean over classes of −log p, averaged over the batch, for any stack of heads.
+    /// </summary>
+    internal static Tensor LabelSmoothedCrossEntropyUnchecked(Tensor logits, Tensor labels, double smoothing)
+    {
+        using var scope = NewDisposeScope();
+        var z = logits.to(ComputeType(logits));
+        var target = labels.to(ScalarType.Int64, z.device).unsqueeze(-1);
+        if (z.dim() == 3)
+        {
+            target = target.unsqueeze(0).expand(z.shape[0], -1, 1);
+        }
+
+        var logp = z.log_softmax(-1);
+        var label = logp.gather(-1, target).squeeze(-1).neg();
+        var uniform = logp.mean([-1]).neg();
+        return label.mul(1 - smoothing).add(uniform.mul(smoothing)).mean([-1]).MoveToOuterDisposeScope();
+    }
+
     /// <summary>The type the losses compute in: float64 for float64 input, float32 otherwise.</summary>
     internal static ScalarType ComputeType(Tensor t) => t.dtype == ScalarType.Float64 ? ScalarType.Float64 : ScalarType.Float32;
 

@@ -14,7 +14,10 @@ public sealed partial class ObjectiveSpec
 {
     /// <summary>The overrides a DTSKD-family objective accepts.</summary>
     public const string OverrideHelp =
-        "detach, t2=on|off, warmup=<epochs>, t=<temperature>, ce=<w_ce>, kd=<w_kd>, history=dense|top<k>, history-host";
+        "detach, t2=on|off, warmup=<epochs>, teachers=<epoch>, t=<temperature>, ce=<w_ce>, kd=<w_kd>, history=dense|top<k>, history-host";
+
+    /// <summary>Label smoothing on the backbone head (<c>ls</c>, <c>ls[eps=0.2]</c>).</summary>
+    public const string LabelSmoothingKey = "ls";
 
     /// <summary>The paper's recipe, the default objective.</summary>
     public const string Recipe = "dtskd";
@@ -23,6 +26,7 @@ public sealed partial class ObjectiveSpec
     [
         new("ce", "cross-entropy on the backbone head; branches untrained", (m, validate) => CrossEntropy(m, 0, validate)),
         new("ce-all", "cross-entropy on every head, weight 1 each", (m, validate) => CrossEntropy(m, 1, validate)),
+        new(LabelSmoothingKey, "label smoothing (ε 0.1) on the backbone head: the free regulariser self-distillation is compared with; branches untrained", (m, validate) => CrossEntropy(m, 0, validate)),
         new("structural", "the reference's --HSKD 0: w_ce CE(backbone) + w_kd sum KD(branch, backbone)", (o, _) => o.UseHistoricalTeacher = false),
         new("historical", "soft targets of the historical teacher on every head, no KD", (o, _) => o.StructuralWeight = 0),
         new(Recipe, "the recipe: historical teacher on every head + structural KD (T = 4, x T²)", (_, _) => { }),
@@ -33,13 +37,18 @@ public sealed partial class ObjectiveSpec
 
     private readonly Base _base;
     private readonly IReadOnlyList<Override> _overrides;
+    private readonly double _smoothing;
 
-    private ObjectiveSpec(Base @base, IReadOnlyList<Override> overrides)
+    private ObjectiveSpec(Base @base, IReadOnlyList<Override> overrides, double smoothing = 0, string? smoothingSource = null)
     {
         _base = @base;
         _overrides = overrides;
-        Text = overrides.Count == 0 ? @base.Key : $"{@base.Key}[{string.Join(";", overrides.Select(o => o.Source))}]";
-        Description = overrides.Count == 0 ? @base.Description : @base.Description + "; changed: " + string.Join(", ", overrides.Select(o => o.Description));
+        _smoothing = smoothing;
+        string[] sources = [.. overrides.Select(o => o.Source), .. smoothingSource is null ? [] : new[] { smoothingSource }];
+        Text = sources.Length == 0 ? @base.Key : $"{@base.Key}[{string.Join(";", sources)}]";
+        Description = overrides.Count > 0 ? @base.Description + "; changed: " + string.Join(", ", overrides.Select(o => o.Description))
+            : smoothingSource is not null ? @base.Description.Replace("(ε 0.1)", $"(ε {smoothing.ToString(CultureInfo.InvariantCulture)})", StringComparison.Ordinal)
+            : @base.Description;
     }
 
     /// <summary>The base keys, in the order of a full ablation.</summary>
@@ -81,6 +90,11 @@ public sealed partial class ObjectiveSpec
         var @base = Array.Find(Bases, b => b.Key == key)
             ?? throw new ArgumentException($"unknown objective '{key}'; known objectives: {string.Join(", ", Keys)}.", nameof(text));
         var overrides = open < 0 ? [] : spec[(open + 1)..^1].Split(';', StringSplitOptions.RemoveEmptyEntries);
+        if (@base.Key == LabelSmoothingKey)
+        {
+            return LabelSmoothing(@base, overrides);
+        }
+
         if (overrides.Length > 0 && @base.Fixed is not null)
         {
             throw new ArgumentException($"objective '{key}' takes no overrides; only the DTSKD family does ({OverrideHelp}).", nameof(text));
@@ -132,6 +146,14 @@ public sealed partial class ObjectiveSpec
     public IMultiBranchObjective Create(IMultiBranchModel model, int sampleCount, Device? device = null, DualTeacherLossOptions? template = null)
     {
         ArgumentNullException.ThrowIfNull(model);
+        if (_base.Key == LabelSmoothingKey)
+        {
+            return new CrossEntropyObjective([1.0, .. Enumerable.Repeat(0.0, model.BranchCount)], model.ClassCount)
+            {
+                LabelSmoothing = _smoothing, ValidateInputs = template?.ValidateInputs ?? true,
+            };
+        }
+
         if (_base.Fixed is { } build)
         {
             return build(model, template?.ValidateInputs ?? true);
@@ -142,6 +164,21 @@ public sealed partial class ObjectiveSpec
 
     /// <summary>The spec's <see cref="Text"/>.</summary>
     public override string ToString() => Text;
+
+    /// <summary><c>ls</c>, or <c>ls[eps=ε]</c> with ε in (0, 1).</summary>
+    private static ObjectiveSpec LabelSmoothing(Base @base, string[] overrides)
+    {
+        if (overrides.Length == 0)
+        {
+            return new ObjectiveSpec(@base, [], CrossEntropyObjective.RecipeLabelSmoothing);
+        }
+
+        var item = overrides.Length == 1 ? overrides[0] : throw new ArgumentException($"objective '{LabelSmoothingKey}' takes one override, eps=<ε>; got {string.Join(";", overrides)}.");
+        return item.StartsWith("eps=", StringComparison.Ordinal)
+            && double.TryParse(item[4..], NumberStyles.Float, CultureInfo.InvariantCulture, out var eps) && eps > 0 && eps < 1
+            ? new ObjectiveSpec(@base, [], eps, item)
+            : throw new ArgumentException($"objective '{LabelSmoothingKey}' takes eps=<ε> with ε in (0, 1), as in ls[eps=0.2]; got '{item}'.");
+    }
 
     private static Override ParseOverride(string item)
     {
@@ -167,6 +204,7 @@ public sealed partial class ObjectiveSpec
             "t2" when value is "off" => new(item, "KD without the T² factor", o => o.ScaleKdByTemperatureSquared = false),
             "t2" when value is "on" => new(item, "KD with the T² factor", o => o.ScaleKdByTemperatureSquared = true),
             "warmup" => Ramp(Count()),
+            "teachers" => Teachers(Count()),
             "t" => Weight(Number(), v => $"T = {v}", (o, v) => o.Temperature = v),
             "ce" => Weight(Number(), v => $"w_ce = {v}", (o, v) => o.HistoricalWeight = v),
             "kd" => Weight(Number(), v => $"w_kd = {v}", (o, v) => o.StructuralWeight = v),
@@ -179,6 +217,8 @@ public sealed partial class ObjectiveSpec
         };
 
         Override Ramp(int epochs) => new(item, $"KD weight ramped from 0 over {epochs} epochs", o => o.StructuralWarmupEpochs = epochs);
+
+        Override Teachers(int epoch) => new(item, $"hard labels alone before epoch {epoch} (0-based), the teachers from it", o => o.TeachersFromEpoch = epoch);
 
         Override Weight(double v, Func<string, string> describe, Action<DualTeacherLossOptions, double> apply) =>
             new(item, describe(v.ToString(CultureInfo.InvariantCulture)), o => apply(o, v));

@@ -45,7 +45,8 @@ internal abstract class DtskdNetwork : MultiBranchModule, IBackboneSource
         using var scope = NewDisposeScope();
         var (stages, feature) = Backbone(input);
         var logits = Head(feature.flatten(1));
-        var branches = Neck.call(stages, feature);
+        var (neckStages, neckFeature) = NeckInputs(stages, feature);
+        var branches = Neck.call(neckStages, neckFeature);
         return new MultiBranchOutput(logits, branches).MoveToOuterDisposeScope();
     }
 

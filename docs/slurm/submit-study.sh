@@ -1,0 +1,8 @@
+#!/bin/bash
+# Submits the study's job array, then the merge that waits for every task of it (afterok) and writes the report.
+set -euo pipefail
+DTSKD=${DTSKD:-/shared/dtskd}
+STUDY=${STUDY:-/shared/studies/my-images}
+job=$(sbatch --parsable "$(dirname "$0")/study.sbatch")
+sbatch --parsable --job-name=dtskd-merge --dependency="afterok:$job" --wrap \
+  "dotnet '$DTSKD/bench/DTSKD.Benchmarks.dll' ablation merge --runs-dir '$STUDY/runs' --output '$STUDY/report.md'"
