@@ -139,8 +139,18 @@ public sealed class SlurmTests : IDisposable
         var clock = Stopwatch.StartNew();
         while (clock.Elapsed < limit)
         {
-            var (_, queue) = await Run(Tool("squeue"), ["-h", "-o", "%i %T"], environment);
-            if (queue.Trim().Length == 0)
+            var (_, queue) = await Run(Tool("squeue"), ["-h", "-o", "%i %T %r"], environment);
+            var queued = queue.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+
+            // A job whose dependency failed waits forever: cancel it, and let its failed dependency speak.
+            if (queued.Length > 0 && queued.All(q => q.EndsWith("DependencyNeverSatisfied", StringComparison.Ordinal)))
+            {
+                await Run(Tool("scancel"), [.. queued.Select(q => q.Split(' ')[0])], environment);
+                await Task.Delay(2000);
+                continue;
+            }
+
+            if (queued.Length == 0)
             {
                 var (_, done) = await Run(Tool("scontrol"), ["show", "job", "-o"], environment);
                 return done.Split('\n', StringSplitOptions.RemoveEmptyEntries)
@@ -151,7 +161,9 @@ public sealed class SlurmTests : IDisposable
             await Task.Delay(2000);
         }
 
-        throw new TimeoutException($"the jobs did not finish in {limit}");
+        var (_, left) = await Run(Tool("squeue"), ["-h", "-o", "%i %T %r"], environment);
+        var outputs = string.Join(Environment.NewLine, Directory.GetFiles(_dir.FullName, "slurm-*.out").Select(f => $"{Path.GetFileName(f)}: {File.ReadAllText(f)}"));
+        throw new TimeoutException($"the jobs did not finish in {limit}; still queued: {left}{Environment.NewLine}{outputs}");
     }
 
     private static void WritePngs(string root, string split, int first, int count)
@@ -177,6 +189,16 @@ public sealed class SlurmTests : IDisposable
     }
 
     [Fact]
+    public void Docs_scaling_shows_the_scripts_this_test_runs_verbatim()
+    {
+        var doc = File.ReadAllText(Path.Combine(Repo, "docs/scaling.md"));
+        foreach (var script in new[] { "study.sbatch", "submit-study.sh", "train.sbatch" })
+        {
+            doc.Should().Contain("```bash\n" + File.ReadAllText(Path.Combine(Repo, "docs/slurm", script)).TrimEnd() + "\n```", script);
+        }
+    }
+
+    [Fact]
     public async Task The_documented_job_array_merge_and_data_parallel_training_run_on_a_stock_slurm()
     {
         var slurm = await StartSlurm();
@@ -187,17 +209,17 @@ public sealed class SlurmTests : IDisposable
         var sample = typeof(ServeLoadBench).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>().Single(a => a.Key == "SampleDll").Value!;
         File.CreateSymbolicLink(Path.Combine(dtskd, "sample"), Path.GetDirectoryName(sample)!);
         var data = Path.Combine(_dir.FullName, "photos");
-        WritePngs(data, "train", 0, 64);
-        WritePngs(data, "val", 64, 32);
+        WritePngs(data, "train", 0, 160);
+        WritePngs(data, "val", 160, 48);
         var study = Path.Combine(_dir.FullName, "study");
         var environment = new Dictionary<string, string>(slurm)
         {
             ["DTSKD"] = dtskd, ["STUDY"] = study, ["DATA"] = data, ["IMAGE_SIZE"] = "28", ["EPOCHS"] = "1", ["ROWS"] = "ce,dtskd", ["SEEDS"] = "1",
-            ["SBATCH_ARRAY_INX"] = "0-1", ["RUNS"] = Path.Combine(_dir.FullName, "runs"),
+            ["RUNS"] = Path.Combine(_dir.FullName, "runs"),
         };
 
-        // The study: two array tasks of one run each, then the merge that waits for both.
-        var (submitted, jobs) = await Run("/bin/bash", [Path.Combine(Repo, "docs/slurm/submit-study.sh")], environment);
+        // The study: two array tasks of one run each (sbatch's own variable for the array's size), then the merge that waits for both.
+        var (submitted, jobs) = await Run("/bin/bash", [Path.Combine(Repo, "docs/slurm/submit-study.sh")], new Dictionary<string, string>(environment) { ["SBATCH_ARRAY_INX"] = "0-1" });
         submitted.Should().Be(0, jobs);
         jobs.Split('\n').Should().HaveCount(2, "the array and the merge");
 

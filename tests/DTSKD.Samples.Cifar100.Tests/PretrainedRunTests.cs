@@ -98,7 +98,7 @@ public sealed class PretrainedRunTests : SampleTestBase
 
         var (badPoint, _, badPointErrors) = await Run([.. Common(folder, "onnx-bad"), "--pretrained", MlNetResNet18, "--branch-points", "nowhere", "--epochs", "1"]);
         badPoint.Should().Be(Sample.Failed);
-        badPointErrors.Trim().Should().Be($"error: --pretrained: '{MlNetResNet18}' has no tensor 'nowhere' (a branch point or the feature must be a node's output).");
+        badPointErrors.Trim().Should().Be($"error: --pretrained: '{MlNetResNet18}' has no tensor 'nowhere' computed from the image (a branch point or the feature must be a node's output).");
         Directory.Exists(Path.Combine(Dir.FullName, "experiments", "onnx-bad")).Should().BeFalse();
     }
 

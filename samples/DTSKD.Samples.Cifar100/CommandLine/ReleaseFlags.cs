@@ -49,20 +49,24 @@ internal static class ReleaseFlags
 
     /// <summary>
     /// A flag given more than once with different values (in either spelling: <c>--lr_decay_schedule 150 225
-    /// --lr-decay-schedule 10</c>, <c>--tsne 1 --tsne 0</c>, <c>--lr 0.05 --lr=</c>), as one line; null when none is. Each
-    /// flag's values are the tokens up to the next flag; the same values twice are taken.
+    /// --lr-decay-schedule 10</c>, <c>--tsne 1 --tsne 0</c>, <c>--lr 0.05 --lr=</c>) is one line; the same values given
+    /// again are one value (the repeat is left out). Each flag's values are the tokens up to the next flag.
     /// </summary>
-    public static string? Repeated(string[] args)
+    /// <returns>The arguments with repeats left out, or the error.</returns>
+    public static (string[] Args, string? Error) Repeated(string[] args)
     {
         ArgumentNullException.ThrowIfNull(args);
         var seen = new Dictionary<string, (string Flag, string Values)>(StringComparer.Ordinal);
+        var kept = new List<string>();
         for (var i = 0; i < args.Length; i++)
         {
             if (!args[i].StartsWith("--", StringComparison.Ordinal) || args[i] == "--")
             {
+                kept.Add(args[i]);
                 continue;
             }
 
+            var start = i;
             var (flag, inline) = Split(args[i]);
             var values = new List<string>();
             if (inline is not null)
@@ -79,16 +83,22 @@ internal static class ReleaseFlags
 
             // The sample's --tsne switch is the release's --tsne 1.
             var text = name == "--tsne" && values.Count == 0 ? "1" : values is [""] ? "''" : string.Join(' ', values);
-            if (seen.TryGetValue(name, out var first) && first.Values != text)
+            if (seen.TryGetValue(name, out var first))
             {
-                static string Shown(string f, string v) => v.Length == 0 ? f : $"{f} {v}";
-                return $"{flag} is given twice, as '{Shown(first.Flag, first.Values)}' and '{Shown(flag, text)}': give it once{(values.Count > 1 || first.Values.Contains(' ', StringComparison.Ordinal) ? ", with all its values" : "")}.";
+                if (first.Values != text)
+                {
+                    static string Shown(string f, string v) => v.Length == 0 ? f : $"{f} {v}";
+                    return ([], $"{flag} is given twice, as '{Shown(first.Flag, first.Values)}' and '{Shown(flag, text)}': give it once{(values.Count > 1 || first.Values.Contains(' ', StringComparison.Ordinal) ? ", with all its values" : "")}.");
+                }
+
+                continue;
             }
 
-            seen.TryAdd(name, (flag, text));
+            seen.Add(name, (flag, text));
+            kept.AddRange(args[start..(i + 1)]);
         }
 
-        return null;
+        return ([.. kept], null);
     }
 
     /// <summary>Rewrites the release's flags into the sample's; returns the notes to print, or the one-line refusal.</summary>

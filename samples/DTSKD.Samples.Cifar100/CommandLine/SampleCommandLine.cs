@@ -32,10 +32,13 @@ public static class SampleCommandLine
     /// <returns>The request, or the first error as one line, or that help or the version was shown.</returns>
     public static (SampleRequest? Request, string? Error, bool HelpShown) Parse(string[] args, TextWriter output)
     {
-        if (ReleaseFlags.Repeated(args) is { } repeated)
+        var (once, repeated) = ReleaseFlags.Repeated(args);
+        if (repeated is not null)
         {
             return (null, repeated, false);
         }
+
+        args = once;
 
         // The release's own flags (its README's command) are the sample's options in another spelling.
         var (translated, notes, releaseError) = ReleaseFlags.Translate(args);
