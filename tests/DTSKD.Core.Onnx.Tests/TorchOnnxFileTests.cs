@@ -149,6 +149,26 @@ public sealed class TorchOnnxFileTests
     }
 
     [Fact]
+    public void An_import_inside_a_caller_s_dispose_scope_keeps_its_weights_when_the_scope_ends()
+    {
+        // ConvNeXt's nodes read constants (a layer scale as a parameter, scalars as buffers) besides their layers' weights.
+        OnnxBackbone backbone;
+        using (NewDisposeScope())
+        {
+            backbone = OnnxImport.LoadBackbone(Fixture("convnext-opset11-eval.onnx")).Backbone;
+        }
+
+        using (backbone)
+        {
+            backbone.eval();
+            using var scope = NewDisposeScope();
+            using var noGrad = no_grad();
+            backbone.call(randn(2, 3, 64, 64)).Feature.isfinite().all().item<bool>().Should().BeTrue();
+            backbone.parameters().Concat(backbone.buffers()).Should().OnlyContain(t => !t.IsInvalid, "every weight and constant outlives the scope the import ran in");
+        }
+    }
+
+    [Fact]
     public void A_network_that_pools_to_shrink_gets_its_branches_at_the_pools_and_its_convolution_classifier_left_out()
     {
         var network = OnnxImport.Load(Fixture("squeezenet-opset11-eval.onnx"), new MultiBranchModelOptions { ClassCount = 10, NeckWidth = 32 });

@@ -47,12 +47,13 @@ public sealed class OnnxBackbone : nn.Module<Tensor, BackboneFeatures>, IBackbon
                 if (constant.is_floating_point())
                 {
                     var buffer = $"constant{_buffers.Count}_{OnnxBuild.Sanitise(value)}";
-                    register_buffer(buffer, constant.clone());
+                    // Owned by the module, whatever dispose scope the import ran in.
+                    register_buffer(buffer, constant.clone().DetachFromDisposeScope());
                     _buffers[value] = buffer;
                 }
                 else
                 {
-                    _host[value] = constant.clone();
+                    _host[value] = constant.clone().DetachFromDisposeScope();
                 }
             }
 

@@ -51,7 +51,11 @@ internal sealed class OnnxBuild(OnnxGraph graph, OnnxConstants constants, long d
     {
         var name = Unique(Sanitise(node) + "_weight");
         using var copy = value.detach().clone();
-        Parameters.Add(("weight:" + name, name, new Parameter(copy)));
+        var parameter = new Parameter(copy);
+
+        // Owned by the backbone that registers it, whatever dispose scope the import runs in.
+        parameter.DetachFromDisposeScope();
+        Parameters.Add(("weight:" + name, name, parameter));
         Remember(node, name);
         return "weight:" + name;
     }

@@ -34,7 +34,8 @@ internal sealed class OnnxConstants : IDisposable
         {
             foreach (var t in graph.Model.Graph.Initializer)
             {
-                var value = OnnxAttributes.ToTensor(t, $"'{graph.Path}'");
+                // Owned here (disposed with the constants), whatever dispose scope the import runs in.
+                var value = OnnxAttributes.ToTensor(t, $"'{graph.Path}'").DetachFromDisposeScope();
                 constants._values[t.Name] = value;
                 if (value.is_floating_point() && !value.isfinite().all().item<bool>())
                 {
@@ -65,7 +66,7 @@ internal sealed class OnnxConstants : IDisposable
             var (node, name) = graph.Nodes[i];
             if (node.OpType == "Constant")
             {
-                _values[node.Output[0]] = ConstantValue(node, name, $"'{graph.Path}'");
+                _values[node.Output[0]] = ConstantValue(node, name, $"'{graph.Path}'").DetachFromDisposeScope();
                 Folded.Add(i);
             }
             else if (OnnxOperators.IsFoldable(node.OpType) && node.Input.Count > 0 && node.Input.All(v => v.Length == 0 || _values.ContainsKey(v)))
@@ -79,9 +80,12 @@ internal sealed class OnnxConstants : IDisposable
     {
         var context = new OnnxNodeContext(state, node, name, folding: true);
         var step = OnnxOperators.Build(context);
-        Tensor[] outputs;
+        // The node's temporaries go with the scope; its outputs become constants of their own (an output may be a view of
+        // its input, as Identity's and Reshape's are).
+        using (var scope = NewDisposeScope())
         using (no_grad())
         {
+            Tensor[] outputs;
             try
             {
                 outputs = step.Run([.. node.Input.Select(v => v.Length == 0 ? null : _values[v])], StepMode.Inference);
@@ -90,22 +94,19 @@ internal sealed class OnnxConstants : IDisposable
             {
                 throw new InvalidDataException($"{context.Where} fails on its constant inputs: {ex.Message.Split('\n')[0]}", ex);
             }
-        }
 
-        for (var o = 0; o < node.Output.Count && o < outputs.Length; o++)
-        {
-            if (node.Output[o].Length == 0)
+            for (var o = 0; o < node.Output.Count && o < outputs.Length; o++)
             {
-                outputs[o].Dispose();
-                continue;
-            }
+                if (node.Output[o].Length == 0)
+                {
+                    continue;
+                }
 
-            // An output may be a view of its input (Identity, Reshape): a constant of its own.
-            _values[node.Output[o]] = outputs[o].detach().clone();
-            outputs[o].Dispose();
-            if (Layout.Contains(node.OpType) && _weights.Contains(node.Input[0]) && _values[node.Output[o]].is_floating_point())
-            {
-                _weights.Add(node.Output[o]);
+                _values[node.Output[o]] = outputs[o].detach().clone().DetachFromDisposeScope();
+                if (Layout.Contains(node.OpType) && _weights.Contains(node.Input[0]) && _values[node.Output[o]].is_floating_point())
+                {
+                    _weights.Add(node.Output[o]);
+                }
             }
         }
 
