@@ -10,7 +10,7 @@ namespace DTSKD.Benchmarks.Tests;
 
 /// <summary>
 /// docs/slurm's scripts as written, on a one-node Slurm started here (Debian's slurm-wlm and munge, which .ci/run
-/// installs; a stock configuration: MpiDefault=none): the study's job array and the merge that waits for it, and a
+/// installs; a stock configuration: MpiDefault=none; its own munged): the study's job array and the merge that waits for it, and a
 /// data-parallel training of two ranks started by srun --mpi=pmix.
 /// </summary>
 public sealed class SlurmTests : IDisposable
@@ -46,7 +46,7 @@ public sealed class SlurmTests : IDisposable
         return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 
-    private async Task<(int Code, string Output)> Run(string program, IEnumerable<string> args, IReadOnlyDictionary<string, string> environment)
+    private async Task<(int Code, string Output)> Run(string program, IEnumerable<string> args, IReadOnlyDictionary<string, string> environment, TimeSpan? limit = null)
     {
         // Submitted jobs write their slurm-<job>.out where they were submitted: here.
         var info = new ProcessStartInfo(program, args) { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = _dir.FullName };
@@ -55,26 +55,48 @@ public sealed class SlurmTests : IDisposable
             info.Environment[name] = value;
         }
 
+        // A Slurm command that cannot reach its daemon retries for minutes: every command has a deadline.
         using var process = Process.Start(info)!;
         var output = process.StandardOutput.ReadToEndAsync();
         var errors = process.StandardError.ReadToEndAsync();
-        await process.WaitForExitAsync();
+        using var deadline = new CancellationTokenSource(limit ?? TimeSpan.FromSeconds(60));
+        try
+        {
+            await process.WaitForExitAsync(deadline.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            process.Kill(entireProcessTree: true);
+            await process.WaitForExitAsync();
+            return (-1, $"{Path.GetFileName(program)} did not answer in {limit ?? TimeSpan.FromSeconds(60)}");
+        }
+
         return (process.ExitCode, (await output).Trim() + (await errors).Trim());
     }
 
-    /// <summary>munged (once per machine), then slurmctld and slurmd of a configuration of their own, on free ports.</summary>
+    /// <summary>
+    /// A munged, slurmctld and slurmd of the test's own (key, socket, configuration and ports in its folder), so that the
+    /// machine's munge, running, stopped or stale, plays no part.
+    /// </summary>
     private async Task<Dictionary<string, string>> StartSlurm()
     {
-        if (!File.Exists("/run/munge/munge.socket.2"))
+        var socket = Path.Combine(_dir.FullName, "munge.socket");
+        var key = Path.Combine(_dir.FullName, "munge.key");
+        (await Run(Tool("mungekey"), ["--create", $"--keyfile={key}"], new Dictionary<string, string>())).Code.Should().Be(0, "munge needs a key");
+        var munged = new ProcessStartInfo(Tool("munged"),
+            ["--foreground", "--force", $"--socket={socket}", $"--key-file={key}", $"--pid-file={_dir.FullName}/munged.pid",
+             $"--log-file={_dir.FullName}/munged.log", $"--seed-file={_dir.FullName}/munged.seed"]) { RedirectStandardError = true };
+        var munge = Process.Start(munged)!;
+        _daemons.Add(munge);
+        var clock = Stopwatch.StartNew();
+        while ((await Run(Tool("munge"), ["--no-input", $"--socket={socket}"], new Dictionary<string, string>(), TimeSpan.FromSeconds(10))).Code != 0)
         {
-            if (!File.Exists("/etc/munge/munge.key"))
+            if (munge.HasExited || clock.Elapsed > TimeSpan.FromSeconds(30))
             {
-                (await Run(Tool("mungekey"), ["--create"], new Dictionary<string, string>())).Code.Should().Be(0, "munge needs a key");
+                throw new TimeoutException($"the test's munged did not come up: {(munge.HasExited ? await munge.StandardError.ReadToEndAsync() : "no answer in 30 s")}");
             }
 
-            Directory.CreateDirectory("/run/munge");
-            var (started, output) = await Run(Tool("munged"), ["--force"], new Dictionary<string, string>());
-            started.Should().Be(0, output);
+            await Task.Delay(200);
         }
 
         var host = (await Run("/bin/hostname", ["-s"], new Dictionary<string, string>())).Output;
@@ -93,6 +115,7 @@ public sealed class SlurmTests : IDisposable
             SlurmUser=root
             SlurmdUser=root
             AuthType=auth/munge
+            AuthInfo=socket={socket}
             StateSaveLocation={_dir.FullName}/state
             SlurmdSpoolDir={_dir.FullName}/spool
             SlurmctldPidFile={_dir.FullName}/slurmctld.pid
@@ -119,9 +142,10 @@ public sealed class SlurmTests : IDisposable
             _daemons.Add(Process.Start(info)!);
         }
 
-        for (var i = 0; i < 60; i++)
+        clock.Restart();
+        while (clock.Elapsed < TimeSpan.FromSeconds(90))
         {
-            var (code, state) = await Run(Tool("sinfo"), ["-h", "-o", "%t"], environment);
+            var (code, state) = await Run(Tool("sinfo"), ["-h", "-o", "%t"], environment, TimeSpan.FromSeconds(15));
             if (code == 0 && state.Trim() == "idle")
             {
                 return environment;
@@ -130,7 +154,8 @@ public sealed class SlurmTests : IDisposable
             await Task.Delay(1000);
         }
 
-        throw new TimeoutException($"the test Slurm did not come up: {File.ReadAllText(Path.Combine(_dir.FullName, "slurmctld.log"))[^2000..]}");
+        var log = File.ReadAllText(Path.Combine(_dir.FullName, "slurmctld.log"));
+        throw new TimeoutException($"the test Slurm did not come up in 90 s: {log[Math.Max(0, log.Length - 2000)..]}");
     }
 
     /// <summary>Waits until none of the jobs is queued or running; returns each job's final state.</summary>
