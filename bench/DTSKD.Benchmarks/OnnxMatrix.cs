@@ -110,6 +110,8 @@ public static class OnnxMatrix
         PretrainedNetwork network;
         try
         {
+            // Every row's new layers start from the same draw, whatever rows ran before it in this process.
+            manual_seed(1);
             network = OnnxImport.Load(entry.File, new MultiBranchModelOptions { ClassCount = 10, NeckWidth = 64 }, options);
         }
         catch (Exception ex) when (ex is InvalidDataException or NotSupportedException or ArgumentException)
@@ -129,7 +131,15 @@ public static class OnnxMatrix
         using (var loss = DualTeacherLoss.For(model, dataset.Count))
         using (var trainer = new Trainer(model, loss, dataset, held, new PadCropFlip(network.Mean, network.Std, padding: entry.Size / 8), recipe))
         {
-            trainer.Run();
+            try
+            {
+                trainer.Run();
+            }
+            catch (TrainingDivergedException ex)
+            {
+                // A row of the matrix, not the end of it: the file is reported with what the trainer said.
+                return Failed("fine-tuning diverged: " + ex.Message.Split(". ")[0], difference, before, branches: model.BranchCount);
+            }
         }
 
         var after = Loss(model, train.Images, train.Labels);

@@ -103,6 +103,21 @@ public sealed class PretrainedRunTests : SampleTestBase
     }
 
     [Fact]
+    public async Task A_divergence_from_a_file_without_batch_norms_names_them_and_the_export_that_keeps_them()
+    {
+        var folder = WriteImageFolder("photos", trainPerClass: 8, valPerClass: 4);
+        var file = Path.Combine(Dir.FullName, "folded.onnx");
+        File.Copy(Path.Combine(AppContext.BaseDirectory, "TestData", "torchvision", "shufflenet_v2-opset17-eval.onnx"), file);
+
+        var (code, output, errors) = await Run([.. Common(folder, "folded"), "--pretrained", file, "--epochs", "1", "--batch-size", "8", "--lr", "1e6"]);
+
+        code.Should().Be(Sample.Diverged, output);
+        errors.TrimEnd().Split('\n').Should().ContainSingle().Which.Should()
+            .StartWith("error: The training loss became NaN or infinite at epoch 0 (0-based)")
+            .And.EndWith("no epoch had finished, so there is no checkpoint. The pretrained file has no batch norms (an eval-mode export folds them): export it with them kept (docs/pretrained.md), or lower --lr.");
+    }
+
+    [Fact]
     public async Task A_file_torch_onnx_wrote_trains_with_no_other_flag_and_with_the_branches_asked_for()
     {
         var folder = WriteImageFolder("photos", trainPerClass: 8, valPerClass: 4);

@@ -130,7 +130,7 @@ internal sealed class TrainCommand(IAnsiConsole console, TextWriter errors, Samp
             using (trainer)
             {
                 var started = Start(args, run, trainer, data, preprocessing, precision, log);
-                trained = started != Sample.Ok ? started : Train(run, trainer, model.BranchCount + 1);
+                trained = started != Sample.Ok ? started : Train(run, trainer, model.BranchCount + 1, pretrained);
             }
 
             // After the trainer has given the model back in float32: the best epoch's weights, as the release keeps them.
@@ -272,7 +272,7 @@ internal sealed class TrainCommand(IAnsiConsole console, TextWriter errors, Samp
     }
 
     /// <summary>Trains with the progress view, the run's outputs and TensorBoard as callbacks, then writes the report.</summary>
-    private int Train(Preflight.Cleared run, Trainer trainer, int heads)
+    private int Train(Preflight.Cleared run, Trainer trainer, int heads, PretrainedNetwork? pretrained)
     {
         var (config, folder) = (run.Config, run.Folder);
         var outputs = new ExperimentOutputs(folder.Path, config);
@@ -309,7 +309,11 @@ internal sealed class TrainCommand(IAnsiConsole console, TextWriter errors, Samp
         catch (TrainingDivergedException ex)
         {
             var kept = File.Exists(folder.LastCheckpoint) ? $"'{folder.LastCheckpoint}' holds the last good epoch" : "no epoch had finished, so there is no checkpoint";
-            return Fail(Sample.Diverged, $"{ex.Message.Split(" the last checkpoint", 2)[0].TrimEnd(';', ' ')}; {kept}.");
+            // A file exported in eval mode has no batch norms to hold its activations in range: the likely cause, and its remedy.
+            var folded = pretrained?.Notes.Any(n => n.StartsWith("The file has no batch norms", StringComparison.Ordinal)) == true
+                ? " The pretrained file has no batch norms (an eval-mode export folds them): export it with them kept (docs/pretrained.md), or lower --lr."
+                : "";
+            return Fail(Sample.Diverged, $"{ex.Message.Split(" the last checkpoint", 2)[0].TrimEnd(';', ' ')}; {kept}.{folded}");
         }
         catch (TrainingDataException ex)
         {
