@@ -50,9 +50,11 @@ public sealed class PretrainedRunTests : SampleTestBase
         code.Should().Be(Sample.Ok, output + errors);
         output.Should().Contain($"Pretrained: 120 tensors of '{Weights}' (the backbone); new: ")
             .And.Contain("note: The file's 10-class classifier was left out: fc is new, for 3 classes.")
-            .And.Contain("lr 0.01 ");
+            .And.Contain("lr 0.01 ")
+            .And.Contain("note: --pretrained trains with cross-entropy (--objective ce) unless an objective is given");
         var run = Path.Combine(Dir.FullName, "experiments", "ft");
         var config = ExperimentOutputs.ReadConfig(run);
+        config.Objective.Should().Be("ce", "a pretrained start fine-tunes with cross-entropy unless an objective is given");
         (config.Pretrained, config.ClassifierType, config.BaseWidth, config.Stem, config.BatchSize, config.Lr).Should().Be((Weights, "resnet18_dtskd", 16, "imagenet", 32, 0.01));
         config.Mean.Should().Equal(0.485, 0.456, 0.406);
         config.Std.Should().Equal(0.229, 0.224, 0.225);
@@ -77,13 +79,14 @@ public sealed class PretrainedRunTests : SampleTestBase
     {
         File.Exists(MlNetResNet18).Should().BeTrue("the test project downloads Microsoft.ML.DnnImageFeaturizer.ResNet18 0.23.1 at restore");
         var folder = WriteImageFolder("photos", trainPerClass: 8, valPerClass: 4);
-        var (code, output, errors) = await Run([.. Common(folder, "onnx"), "--pretrained", MlNetResNet18, "--freeze", "stage1", "--freeze-bn", "--epochs", "1", "--batch-size", "12"]);
+        var (code, output, errors) = await Run([.. Common(folder, "onnx"), "--pretrained", MlNetResNet18, "--freeze", "stage1", "--freeze-bn", "--epochs", "1", "--batch-size", "12", "--objective", "dtskd"]);
 
         code.Should().Be(Sample.Ok, output + errors);
+        output.Should().NotContain("--pretrained trains with cross-entropy");
         output.Should().Contain("Recognised ML.NET's ResNet18.onnx").And.Contain($"of '{MlNetResNet18}'").And.Contain("note: The network takes BGR images");
         var run = Path.Combine(Dir.FullName, "experiments", "onnx");
         var config = ExperimentOutputs.ReadConfig(run);
-        (config.ClassifierType, config.Pretrained, config.Freeze, config.FreezeBn).Should().Be(("onnx", MlNetResNet18, "stage1", true));
+        (config.ClassifierType, config.Pretrained, config.Freeze, config.FreezeBn, config.Objective).Should().Be(("onnx", MlNetResNet18, "stage1", true, "dtskd"));
 
         var (evaluated, evaluation, _) = await Run("evaluate", "--run", run);
         evaluated.Should().Be(Sample.Ok);

@@ -243,7 +243,13 @@ public static class SampleCommandLine
 
         var given = root.Options.Where(o => result.GetResult(o) is { Implicit: false }).Select(o => o.Name).ToHashSet(StringComparer.Ordinal);
         var (resolved, pretrainedError) = PretrainedStart.Resolve(config, given);
-        return resolved is null ? (null, pretrainedError, false) : (new SampleRequest(resolved, null) { Given = given, Notes = notes }, null, false);
+        if (resolved is null)
+        {
+            return (null, pretrainedError, false);
+        }
+
+        IReadOnlyList<string> allNotes = PretrainedStart.DefaultsToCrossEntropy(resolved, given) ? [.. notes, PretrainedStart.FineTuningObjectiveNote] : notes;
+        return (new SampleRequest(resolved, null) { Given = given, Notes = allNotes }, null, false);
     }
 
     /// <summary>The package versions a run uses (DTSKD.Core and TorchSharp).</summary>
