@@ -249,6 +249,7 @@ public static class SampleCommandLine
         }
 
         IReadOnlyList<string> allNotes = PretrainedStart.DefaultsToCrossEntropy(resolved, given) ? [.. notes, PretrainedStart.FineTuningObjectiveNote] : notes;
+        allNotes = SampleRecipe.ShortBudgetNote(resolved, given) is { } shortBudget ? [.. allNotes, shortBudget] : allNotes;
         return (new SampleRequest(resolved, null) { Given = given, Notes = allNotes }, null, false);
     }
 

@@ -19,7 +19,7 @@ internal static class PretrainedStart
     private static readonly string[] TuningOptions = ["--freeze", "--freeze-bn", "--backbone-lr-factor", "--warmup-epochs", "--branch-points", "--branches"];
 
     /// <summary>The options that shape a distilling objective: one of them given asks for DTSKD, not the fine-tuning default.</summary>
-    private static readonly string[] DistillationOptions =
+    internal static readonly string[] DistillationOptions =
     [
         "--hskd", "--backbone-weight", "--b1-weight", "--b2-weight", "--b3-weight", "--ce-weight", "--kd-weight", "--temperature",
         "--coeff-decay", "--cos-max", "--cos-min", "--alpha-t", "--teachers-from-epoch", "--detach-branches",

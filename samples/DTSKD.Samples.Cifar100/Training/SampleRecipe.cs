@@ -13,6 +13,19 @@ public static class SampleRecipe
     public static IMultiBranchObjective Objective(ExperimentConfig config, IMultiBranchModel model, int sampleCount, Device device) =>
         ObjectiveSpec.Parse(config.Objective).Create(model, sampleCount, device, LossOptions(config, device, model.BranchCount));
 
+    /// <summary>
+    /// The note for a run of the paper's objective, left at its default, on fewer epochs than the paper's: on small sets
+    /// its T² form fell below cross-entropy at every shorter budget measured (docs/results.md). Null when the objective or
+    /// a loss flag was chosen, when resuming, and on the paper's budget.
+    /// </summary>
+    public static string? ShortBudgetNote(ExperimentConfig config, IReadOnlySet<string> given) =>
+        config.Objective == ObjectiveSpec.Recipe && config.Epochs < ExperimentConfig.RecipeEpochs && !config.Resume
+            && !given.Contains("--objective") && !PretrainedStart.DistillationOptions.Any(given.Contains)
+            ? $"--epochs {config.Epochs} with the paper's objective, which is meant for {ExperimentConfig.RecipeEpochs}: on small sets its T² form fell below " +
+              "cross-entropy at every shorter budget measured (docs/results.md#the-training-budget-1000-images-40-100-and-200-epochs). " +
+              "Compare --objective \"dtskd[t2=off]\" and --objective ce on your data."
+            : null;
+
     /// <summary>The loss options: the release's flags, one to one, for a model of <paramref name="branchCount"/> branches.</summary>
     /// <exception cref="ArgumentException">The branch weights do not fit the model's branches (named).</exception>
     public static DualTeacherLossOptions LossOptions(ExperimentConfig config, Device device, int branchCount) => new()
